@@ -1,0 +1,52 @@
+"""Build script: the package plus the private C++ extension ``simplepose._grouping``.
+
+``pip install -e .`` compiles ``csrc/src/*.cpp`` with pybind11 (C++17); nothing else is
+needed. ``DEBUG=1 pip install -e .`` builds with ``-g -Og`` for gdb/valgrind.
+"""
+
+import os
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import find_packages, setup
+
+debug = os.environ.get("DEBUG", "0") == "1"
+extra_compile_args = ["-g", "-Og"] if debug else ["-O3"]
+
+ext_modules = [
+    Pybind11Extension(
+        "simplepose._grouping",
+        sorted(glob("csrc/src/*.cpp")),  # sorted: reproducible builds
+        include_dirs=["csrc/include"],
+        cxx_std=17,
+        extra_compile_args=extra_compile_args,
+    )
+]
+
+setup(
+    name="simplepose",
+    version="0.1.0",
+    description="Multi-person 2D pose estimation: SimplePose (bottom-up) and CPN/MSPN/RSN (top-down)",
+    long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["simplepose", "simplepose.*"]),
+    package_data={"simplepose": ["weights/*.safetensors", "weights/*.json", "assets/*"]},
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": build_ext},
+    install_requires=[
+        "numpy>=1.23",
+        "opencv-python-headless>=4.6",
+        "pycocotools>=2.0.6",
+        "numba>=0.58",
+        "torch>=2.1",
+        "safetensors>=0.4",
+        "onnxruntime>=1.16",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+        "matplotlib>=3.6",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    zip_safe=False,
+)

@@ -1,0 +1,56 @@
+"""Shared test fixtures: paths to the committed sample and to ../shared (CI has it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SAMPLE_ANN = REPO / "tests" / "data" / "coco_sample" / "annotations.json"
+VAL_ANN = SHARED / "data" / "coco" / "annotations" / "person_keypoints_val2017_subset.json"
+VAL_IMAGES = SHARED / "data" / "coco" / "val2017"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the slow end-to-end tests (CI does)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``slow`` tests unless --slow; skip ``gpu`` tests when no CUDA device is present."""
+    if not config.getoption("--slow"):
+        skip_slow = pytest.mark.skip(reason="slow: run with --slow")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip_slow)
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:  # do not pay for importing torch
+        return
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in gpu_items:
+        item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def sample_ann():
+    from simplepose.data.coco import load_coco_keypoints
+
+    return load_coco_keypoints(SAMPLE_ANN)
+
+
+@pytest.fixture(scope="session")
+def val_ann():
+    if not VAL_ANN.exists():
+        pytest.skip(f"shared val annotations not found at {VAL_ANN}")
+    from simplepose.data.coco import load_coco_keypoints
+
+    return load_coco_keypoints(VAL_ANN)
