@@ -2,9 +2,21 @@
 top-down (CPN, MSPN, RSN), with one data, evaluation and visualisation path.
 
 Importing the package is cheap: neither torch, CUDA nor the compiled grouping extension is
-loaded until a submodule that needs them is used.
+loaded until something that needs them is used (``simplepose.Predictor`` included).
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "Predictor", "Person"]
+
+
+def __getattr__(name):  # PEP 562: lazy top-level API
+    if name == "Predictor":
+        from .predictor import Predictor
+
+        return Predictor
+    if name == "Person":
+        from .structures import Person
+
+        return Person
+    raise AttributeError(f"module 'simplepose' has no attribute {name!r}")

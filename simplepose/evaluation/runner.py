@@ -42,9 +42,10 @@ def run_oracle(kind: str, ann: CocoKeypoints | str, progress: bool = True, **opt
     """Run an oracle over every image of ``ann``.
 
     Args:
-        kind: ``"bottomup"`` (SimplePose maps at the inference resolution, C++ grouping).
-        options: ``box_size`` (int), ``backend`` (``"cpp"``/``"reference"``),
-            ``params`` (GroupingParams), ``codec`` (SimplePoseCodec).
+        kind: ``"bottomup"`` (SimplePose maps at the inference resolution, C++ grouping) or
+            ``"topdown"`` (targets on ground-truth box crops, top-down decode).
+        options: passed to the oracle; bottom-up: ``box_size``, ``backend``, ``params``,
+            ``codec``; top-down: ``flip``, ``codec``.
 
     Returns:
         (results list, KeypointMetrics, seconds).
@@ -56,8 +57,12 @@ def run_oracle(kind: str, ann: CocoKeypoints | str, progress: bool = True, **opt
         from ..oracle.bottomup import run_bottomup_oracle
 
         results = run_bottomup_oracle(ann, progress=progress, **options)
+    elif kind == "topdown":
+        from ..oracle.topdown import run_topdown_oracle
+
+        results = run_topdown_oracle(ann, progress=progress, **options)
     else:
-        raise ValueError(f"unknown oracle {kind!r}; available: bottomup")
+        raise ValueError(f"unknown oracle {kind!r}; available: bottomup, topdown")
     seconds = time.perf_counter() - start
     return results, evaluate_keypoints(ann, results), seconds
 
@@ -76,3 +81,93 @@ def save_run(results, metrics: KeypointMetrics, results_path, metrics_path, **me
 
 def dumps_params(obj) -> str:
     return json.dumps(obj, sort_keys=True)
+
+
+# ------------------------------------------------------------------ model evaluation
+def shard(items: list, rank: int, world: int) -> list:
+    """Round-robin share of ``items`` for ``rank`` of ``world`` processes."""
+    return items[rank::world]
+
+
+def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None = None, skip_bad: bool = False,
+                  image_ids=None, progress: bool = True) -> tuple[list[dict], list[str]]:
+    """Predict every image of ``ann`` (or ``image_ids``) and return (COCO results, bad images).
+
+    Args:
+        predictor: a :class:`simplepose.Predictor`.
+        boxes: top-down only: ``{image_id: (boxes_xywh (N, 4), scores (N,))}``; images without
+            an entry get no boxes (top-down) -- or the detector's when ``boxes`` is None.
+        skip_bad: report and skip missing/corrupt images instead of failing the run.
+    """
+    from tqdm import tqdm
+
+    from ..data.coco import load_image
+    from ..errors import InputError
+
+    ids = ann.image_ids if image_ids is None else list(image_ids)
+    results, bad = [], []
+    for image_id in tqdm(ids, desc="evaluate", unit="img", disable=not progress):
+        path = ann.image_path(image_id, images_dir)
+        try:
+            image = load_image(path)
+        except InputError as exc:
+            if not skip_bad:
+                raise
+            LOG.warning("skipping %s", exc)
+            bad.append(str(path))
+            continue
+        if boxes is not None and predictor.mode == "topdown":
+            xywh, scores = boxes.get(image_id, (None, None))
+            if xywh is None or len(xywh) == 0:
+                continue
+            people = predictor.predict(image, xywh, scores)
+        else:
+            people = predictor.predict(image)
+        results.extend(p.to_coco(image_id) for p in people)
+    if bad:
+        LOG.warning("%d image(s) could not be read and were skipped", len(bad))
+    return results, bad
+
+
+def gather_results(results: list, bad: list) -> tuple[list, list]:
+    """All ranks' results on rank 0 (identity without torch.distributed)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return results, bad
+    if not (dist.is_available() and dist.is_initialized()):
+        return results, bad
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, (results, bad))
+    merged_results = [r for part, _ in gathered for r in part]
+    merged_bad = [b for _, part in gathered for b in part]
+    return merged_results, merged_bad
+
+
+def write_test_dev_submission(results: list, info: CocoKeypoints, out_dir, name: str, processed_ids) -> tuple[Path, Path]:
+    """Write ``person_keypoints_test-dev2017_<name>_results.json`` and its zip for the COCO
+    evaluation server, after checking that every image id of the info file was processed and
+    that no result names an image outside it."""
+    import zipfile
+
+    from ..errors import InputError
+    from ..utils.io import atomic_path
+
+    expected, processed = set(info.image_ids), set(processed_ids)
+    missing = expected - processed
+    if missing:
+        raise InputError(f"{len(missing)} image(s) of the image-info file were not processed, e.g. {sorted(missing)[:5]}")
+    stray = {r["image_id"] for r in results} - expected
+    if stray:
+        raise InputError(f"results name {len(stray)} image id(s) not in the image-info file, e.g. {sorted(stray)[:5]}")
+    without = len(expected - {r["image_id"] for r in results})
+    if without:
+        LOG.info("%d of %d images have no detected person", without, len(expected))
+    out_dir = Path(out_dir)
+    json_path = out_dir / f"person_keypoints_test-dev2017_{name}_results.json"
+    write_results(results, json_path)
+    zip_path = json_path.with_suffix(".zip")
+    with atomic_path(zip_path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.write(json_path, arcname=json_path.name)
+    return json_path, zip_path
