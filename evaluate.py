@@ -97,10 +97,12 @@ def run(args) -> int:
     if args.oracle:
         return run_oracle(args, ann, runner, format_metrics_table)
 
-    rank, world = init_distributed()
-    predictor = build_predictor(args)
+    rank, world, local_rank = init_distributed()
+    predictor = build_predictor(args, local_rank if world > 1 else None)
     boxes = load_boxes(args, ann)
-    ids = runner.shard(ann.image_ids, rank, world)
+    # a detection file may cover only part of a split: score the images it covers
+    image_ids = sorted(boxes) if args.boxes else ann.image_ids
+    ids = runner.shard(image_ids, rank, world)
     results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
     results, bad = runner.gather_results(results, bad)
     if rank != 0:
@@ -110,7 +112,7 @@ def run(args) -> int:
         json_path, zip_path = runner.write_test_dev_submission(results, ann, args.out_dir, args.name, processed)
         print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}")
         return 0
-    metrics = evaluate_keypoints(ann, results)
+    metrics = evaluate_keypoints(ann, results, image_ids=image_ids)
     out = args.results_out or runner.default_results_path(args.metrics)
     runner.save_run(
         results, metrics, out, args.metrics, ann=args.ann, images=args.images, model=predictor.model_name,
@@ -139,9 +141,13 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
     return report(metrics, args.metrics, format_metrics_table)
 
 
-def build_predictor(args):
+def build_predictor(args, local_rank: int | None = None):
+    import torch
+
     from simplepose import Predictor
 
+    if args.device is None and local_rank is not None and torch.cuda.is_available():
+        args.device = f"cuda:{local_rank}"  # one GPU per torchrun process
     options = {}
     if args.flip:
         options["flip"] = True
@@ -174,15 +180,14 @@ def _image_id_of(path: str, ann, images_dir) -> int:
     return names.get(Path(path).name, -1)
 
 
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size) under torchrun; (0, 1) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
+def init_distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, 0
     from simplepose.engine.dist import init_distributed as init
 
     info = init()
-    return info.rank, info.world_size
+    return info.rank, info.world_size, info.local_rank
 
 
 def report(metrics, metrics_path, format_metrics_table) -> int:

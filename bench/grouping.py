@@ -96,8 +96,11 @@ def main(argv=None) -> int:
     codec, params = SimplePoseCodec(), GroupingParams()
     ids = ann.image_ids[: args.limit] if args.limit else ann.image_ids
     cpp_ms, ref_ms, counts = [], [], []
-    codec.decode(render_oracle_sample(ann, ids[0], codec).maps, render_oracle_sample(ann, ids[0], codec).geometry)  # warm-up
-    for i, image_id in enumerate(ids):
+    from tqdm import tqdm
+
+    warm = render_oracle_sample(ann, ids[0], codec)
+    codec.decode(warm.maps, warm.geometry)  # loads the extension outside the timings
+    for image_id in tqdm(ids, desc="decode", unit="img"):
         sample = render_oracle_sample(ann, image_id, codec)
         t_cpp, people = time_call(lambda: codec.decode(sample.maps, sample.geometry, params, "cpp"), args.cpp_repeats)
         t_ref, ref_people = time_call(lambda: codec.decode(sample.maps, sample.geometry, params, "reference"), 1)
@@ -106,8 +109,6 @@ def main(argv=None) -> int:
         cpp_ms.append(t_cpp)
         ref_ms.append(t_ref)
         counts.append(len(people))
-        print(f"\r{i + 1}/{len(ids)} images", end="", flush=True)
-    print()
     cpp_ms, ref_ms, counts = np.array(cpp_ms), np.array(ref_ms), np.array(counts)
     summary = {
         "images": len(ids),

@@ -37,8 +37,12 @@ def test_registry_and_spec_constants():
     assert [m.kernels[i] for i in m.level_targets] == [15, 11, 9, 7]
     assert [m.kernels[i] for i in m.last_stage_targets] == [11, 9, 7, 5]
     assert build_codec("rsn_256x192").kernels == m.kernels
-    with pytest.raises(InputError):
-        build_codec("cpn_128x96")
+    small = build_codec("rsn_128x96")  # other sizes: the 256x192 kernels scaled with the height
+    assert small.heatmap_hw == (32, 24) and small.kernels == (7, 5, 5, 3, 3) and small.decode_kernel == 3
+    assert build_codec("cpn_384x288").decode_kernel == 21  # reference sizes keep SPEC's kernels
+    for bad in ("cpn_130x96", "foo_256x192", "rsn_256", "mspn"):
+        with pytest.raises(InputError):
+            build_codec(bad)
 
 
 @pytest.mark.parametrize("name", sorted(CODECS))

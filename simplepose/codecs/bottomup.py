@@ -87,8 +87,26 @@ def _check_maps(maps: np.ndarray, channels: int, name: str) -> np.ndarray:
     return maps
 
 
+class _GroupingDecoder:
+    """Decode shared by the bottom-up codecs: ``split`` the maps, group, map to COCO-17."""
+
+    def decode(
+        self,
+        maps: np.ndarray,
+        geometry: BottomUpGeometry,
+        params: GroupingParams = GroupingParams(),
+        backend: str = "cpp",
+    ) -> list[Person]:
+        """(C, H, W) maps on the geometry's heatmap grid -> people in original px."""
+        keypoint_maps, limb_maps = self.split(maps)
+        sx, sy = geometry.heatmap_to_original_scale
+        limbs = self.layout.limbs_array
+        result = group(keypoint_maps, limb_maps, limbs, params, sx, sy, geometry.orig_h, backend)
+        return people_from_grouping(result, geometry, self.layout)
+
+
 @dataclass(frozen=True)
-class SimplePoseCodec:
+class SimplePoseCodec(_GroupingDecoder):
     """SimplePose targets (SPEC 3.4) and their decoding.
 
     Attributes:
@@ -144,22 +162,9 @@ class SimplePoseCodec:
         as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
         return as32(maps[k0:k1]), as32(maps[l0:l1])
 
-    def decode(
-        self,
-        maps: np.ndarray,
-        geometry: BottomUpGeometry,
-        params: GroupingParams = GroupingParams(),
-        backend: str = "cpp",
-    ) -> list[Person]:
-        """(50, H, W) maps on the geometry's heatmap grid -> people in original px."""
-        keypoint_maps, limb_maps = self.split(maps)
-        sx, sy = geometry.heatmap_to_original_scale
-        result = group(keypoint_maps, limb_maps, self.layout.limbs_array, params, sx, sy, geometry.orig_h, backend)
-        return people_from_grouping(result, geometry, self.layout)
-
 
 @dataclass(frozen=True)
-class OpenPosePafCodec:
+class OpenPosePafCodec(_GroupingDecoder):
     """OpenPose CMU-18 heatmaps + PAFs in the channel order of the mobilenet_thin graph.
 
     Attributes:
@@ -198,16 +203,3 @@ class OpenPosePafCodec:
         xy = np.asarray(self.layout.extra["paf_xy"]) + 19
         heat = np.ascontiguousarray(maps[:18], dtype=np.float32)
         return heat, np.ascontiguousarray(maps[xy], dtype=np.float32)
-
-    def decode(
-        self,
-        maps: np.ndarray,
-        geometry: BottomUpGeometry,
-        params: GroupingParams = GroupingParams(),
-        backend: str = "cpp",
-    ) -> list[Person]:
-        """(57, H, W) maps on the geometry's heatmap grid -> people in original px."""
-        heat, pafs = self.split(maps)
-        sx, sy = geometry.heatmap_to_original_scale
-        result = group(heat, pafs, self.layout.limbs_array, params, sx, sy, geometry.orig_h, backend)
-        return people_from_grouping(result, geometry, self.layout)

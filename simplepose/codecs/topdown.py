@@ -451,6 +451,20 @@ _CPN_KERNELS = {(256, 192): (15, 11, 9, 7), (384, 288): (23, 17, 13, 9)}  # SPEC
 _MSPN_KERNELS = {(256, 192): (15, 11, 9, 7, 5), (384, 288): (23, 17, 13, 9, 7)}
 
 
+def _scaled_kernel(ksize: int, input_h: int) -> int:
+    """A 256-high kernel size scaled to another input height: the nearest odd size >= 3."""
+    return max(3, 2 * int(round((ksize * input_h / 256.0 - 1.0) / 2.0)) + 1)
+
+
+def _kernels(table: dict, ihw: tuple[int, int], extra: tuple[int, ...] = ()) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Target kernels (and ``extra`` kernels such as the decode kernel) for an input size: the
+    table's at the reference sizes, else the 256x192 ones scaled with the input height."""
+    if ihw in table:  # reference sizes: SPEC's kernels, decode kernel unchanged
+        return table[ihw], extra
+    base = table[(256, 192)]
+    return tuple(_scaled_kernel(k, ihw[0]) for k in base), tuple(_scaled_kernel(k, ihw[0]) for k in extra)
+
+
 def cpn_codec(
     input_hw=(256, 192), tfcpn_kernel_order: bool = False, **options
 ) -> TopDownHeatmapCodec:
@@ -462,17 +476,16 @@ def cpn_codec(
     ``options`` override any other field (``reference_refine``, ``reference_border``, ...).
     """
     ihw, hhw = _hw(input_hw)
-    if ihw not in _CPN_KERNELS:
-        raise InputError(f"CPN is defined for input sizes {sorted(_CPN_KERNELS)}, got {ihw}")
+    kernels, (decode_kernel,) = _kernels(_CPN_KERNELS, ihw, (21,))
     fields = dict(
         name=f"cpn_{ihw[0]}x{ihw[1]}",
         input_hw=ihw,
         heatmap_hw=hhw,
-        kernels=_CPN_KERNELS[ihw],
+        kernels=kernels,
         level_targets=(3, 2, 1, 0) if tfcpn_kernel_order else (0, 1, 2, 3),
         last_stage_targets=None,
         refine_target=3,
-        decode_kernel=21,
+        decode_kernel=decode_kernel,
         normalize_before_blur=True,
     )
     fields.update(options)
@@ -486,17 +499,16 @@ def mspn_codec(input_hw=(256, 192), name: str = "mspn", **options) -> TopDownHea
     (11/9/7/5, coarse-to-fine, SPEC 5.4); the final prediction's target is kernel 4.
     """
     ihw, hhw = _hw(input_hw)
-    if ihw not in _MSPN_KERNELS:
-        raise InputError(f"MSPN/RSN are defined for input sizes {sorted(_MSPN_KERNELS)}, got {ihw}")
+    kernels, (decode_kernel,) = _kernels(_MSPN_KERNELS, ihw, (5,))
     fields = dict(
         name=f"{name}_{ihw[0]}x{ihw[1]}",
         input_hw=ihw,
         heatmap_hw=hhw,
-        kernels=_MSPN_KERNELS[ihw],
+        kernels=kernels,
         level_targets=(0, 1, 2, 3),
         last_stage_targets=(1, 2, 3, 4),
         refine_target=4,
-        decode_kernel=5,
+        decode_kernel=decode_kernel,
         normalize_before_blur=False,
     )
     fields.update(options)
@@ -518,10 +530,19 @@ CODECS = {
 }
 
 
+_FAMILIES = {"cpn": cpn_codec, "mspn": mspn_codec, "rsn": rsn_codec}
+
+
 def build_codec(name: str, **options) -> TopDownHeatmapCodec:
-    """Codec by name (a key of :data:`CODECS`), with optional field overrides."""
+    """Codec by name: a key of :data:`CODECS`, or ``<cpn|mspn|rsn>_<H>x<W>`` for any input
+    size divisible by 4 (kernels scaled from the 256x192 ones), with field overrides."""
+    if name in CODECS:
+        return CODECS[name](**options)
+    family, _, size = name.partition("_")
     try:
-        builder = CODECS[name]
-    except KeyError:
-        raise InputError(f"unknown top-down codec {name!r}; known: {sorted(CODECS)}") from None
-    return builder(**options)
+        hw = tuple(int(v) for v in size.split("x"))
+        if family not in _FAMILIES or len(hw) != 2:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"unknown top-down codec {name!r}; use <cpn|mspn|rsn>_<H>x<W>, e.g. {sorted(CODECS)}") from None
+    return _FAMILIES[family](hw, **options)

@@ -130,18 +130,13 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
 
 
 def gather_results(results: list, bad: list) -> tuple[list, list]:
-    """All ranks' results on rank 0 (identity without torch.distributed)."""
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover
+    """All ranks' results on every rank (identity outside torch.distributed)."""
+    from ..engine import dist
+
+    if not dist.is_dist():
         return results, bad
-    if not (dist.is_available() and dist.is_initialized()):
-        return results, bad
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, (results, bad))
-    merged_results = [r for part, _ in gathered for r in part]
-    merged_bad = [b for _, part in gathered for b in part]
-    return merged_results, merged_bad
+    gathered = dist.all_gather_object((results, bad))
+    return [r for part, _ in gathered for r in part], [b for _, part in gathered for b in part]
 
 
 def write_test_dev_submission(results: list, info: CocoKeypoints, out_dir, name: str, processed_ids) -> tuple[Path, Path]:

@@ -70,6 +70,7 @@ __all__ = [
     "TopDownPipeline",
     "boxes_xywh_to_xyxy",
     "crop_affines",
+    "default_input_convention",
     "default_padding",
     "TOPDOWN_TEST_PADDING",
     "heatmaps_to_people",
@@ -148,6 +149,8 @@ def default_padding(codec: TopDownHeatmapCodec, padding=None) -> tuple[float, fl
 
 
 def default_input_convention(codec: TopDownHeatmapCodec) -> InputConvention:
+    """The training input convention of the codec's family: CPN -> :data:`CPN_INPUT`, MSPN /
+    RSN -> :data:`MSPN_INPUT`."""
     return CPN_INPUT if _family(codec) == "cpn" else MSPN_INPUT
 
 
@@ -289,7 +292,8 @@ def _oks_nms_people(people: list[Person], thresh: float) -> list[Person]:
     kpts = np.stack([p.keypoints for p in people])
     scores = np.array([p.score for p in people])
     boxes = np.stack([p.box for p in people])
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
+    areas = wh[:, 0] * wh[:, 1]
     keep = oks_nms(kpts, scores, areas, thresh=thresh)
     return [people[i] for i in keep]
 

@@ -1,0 +1,191 @@
+"""Top-down oracle (SPEC 11): for every person box, render the ground truth of that person into
+the codec's final target map (what the network's final output is trained to be), then decode it
+through the same crop geometry and the same decode / inverse-affine / scoring function as
+:class:`~simplepose.inference.topdown.TopDownPipeline`, and write COCO results.
+
+Frames: GT keypoints (original px) are mapped into the crop (input px) with the pipeline's own
+matrix (:func:`~simplepose.inference.topdown.crop_affines`) and encoded by the codec on the
+heatmap px grid; :func:`~simplepose.inference.topdown.heatmaps_to_people` decodes with the
+inverse matrix back to original px.
+
+Only the box's own person is rendered, as in training; its labelled keypoints that fall outside
+the crop get no target (SPEC 5.1 step 6), exactly as a network would have been trained.
+
+With ``flip=True`` the mirrored crop's map is rendered too: the person's keypoints mirrored as
+the pipeline mirrors its crop (``x -> W_in - x``; ``W_in - 1 - x`` with ``reference_flip``) with
+left/right swapped, which is what a network trained with flip augmentation outputs there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..codecs.topdown import TopDownHeatmapCodec, build_codec
+from ..data.boxes import gt_boxes, gt_instances
+from ..data.coco import CocoKeypoints
+from ..data.topdown_transforms import apply_affine
+from ..errors import InputError
+from ..inference.topdown import boxes_xywh_to_xyxy, crop_affines, heatmaps_to_people
+from ..structures import Person
+
+__all__ = ["render_topdown_targets", "oracle_people", "run_topdown_oracle", "match_boxes_to_gt"]
+
+LOG = logging.getLogger(__name__)
+
+
+def render_topdown_targets(
+    codec: TopDownHeatmapCodec,
+    keypoints_input,
+    flip: bool = False,
+    reference_flip: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Final-output targets of N crops.
+
+    Args:
+        codec: the representation; the map of kernel ``codec.refine_target`` is rendered (CPN
+            RefineNet gk7; MSPN/RSN last stage finest unit, k = 5).
+        keypoints_input: (N, K, 3) keypoints ``(x, y, v)`` in input px; ``v > 0`` = labelled
+            (N = 0 allowed). A person with all ``v = 0`` gets empty maps.
+        flip: also render the mirrored crops' maps.
+        reference_flip: mirror as ``x -> W_in - 1 - x`` (``cv2.flip`` of the crop) instead of
+            ``x -> W_in - x``.
+
+    Returns:
+        ``(maps (N, K, H_out, W_out) float32, flip_maps (same) or None)``, peak 255.
+    """
+    kp = np.asarray(keypoints_input, dtype=np.float64)
+    n, k = kp.shape[:2]
+    ho, wo = codec.heatmap_hw
+    maps = np.zeros((n, k, ho, wo), dtype=np.float32)
+    fmaps = np.zeros_like(maps) if flip else None
+    w_in = codec.input_size[0]
+    mirror = w_in - 1.0 if reference_flip else float(w_in)
+    fidx = list(codec.flip_index)
+    for i in range(n):
+        maps[i] = codec.encode(kp[i, :, :2], kp[i, :, 2])[0][codec.refine_target]
+        if flip:
+            kf = kp[i, fidx].copy()
+            kf[:, 0] = mirror - kf[:, 0]
+            fmaps[i] = codec.encode(kf[:, :2], kf[:, 2])[0][codec.refine_target]
+    return maps, fmaps
+
+
+def _box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4), (M, 4) ``(x, y, w, h)`` -> (N, M) IoU."""
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    iw, ih = np.clip(iw, 0, None), np.clip(ih, 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match_boxes_to_gt(boxes_xywh, gt_xywh, min_iou: float = 0.5) -> np.ndarray:
+    """For each box, the index of the GT box with the highest IoU (>= ``min_iou``), else -1.
+
+    Several boxes may match one GT person (as several detections of one person would each
+    show that person centred in their crop).
+    """
+    b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+    g = np.asarray(gt_xywh, dtype=np.float64).reshape(-1, 4)
+    if b.shape[0] == 0 or g.shape[0] == 0:
+        return np.full(b.shape[0], -1, dtype=np.int64)
+    iou = _box_iou_xywh(b, g)
+    best = iou.argmax(axis=1)
+    return np.where(iou[np.arange(b.shape[0]), best] >= min_iou, best, -1).astype(np.int64)
+
+
+def oracle_people(
+    ann: CocoKeypoints,
+    image_id: int,
+    codec: TopDownHeatmapCodec,
+    boxes_xywh=None,
+    box_scores=None,
+    flip: bool = False,
+    padding=None,
+    reference_flip: bool = False,
+    min_iou: float = 0.5,
+) -> list[Person]:
+    """Oracle people of one image.
+
+    Args:
+        ann: ground truth.
+        image_id: the image.
+        codec: the representation and decoder.
+        boxes_xywh: (N, 4) boxes in original px, or None for the GT boxes of
+            :func:`~simplepose.data.boxes.gt_boxes` (each renders its own person). Other boxes
+            render the GT person they overlap most (IoU >= ``min_iou``), or nothing.
+        box_scores: (N,) scores (default 1).
+        flip, padding, reference_flip: as :class:`~simplepose.inference.topdown.TopDownPipeline`.
+
+    Returns:
+        One :class:`Person` per box, in original px.
+    """
+    gt_b, gt_k = gt_instances(ann, image_id)
+    if boxes_xywh is None:
+        boxes, people_kp = gt_b, gt_k
+    else:
+        boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+        match = match_boxes_to_gt(boxes, gt_b, min_iou)
+        people_kp = np.zeros((boxes.shape[0], gt_k.shape[1] if gt_k.size else 17, 3))
+        people_kp[match >= 0] = gt_k[match[match >= 0]]
+    scores = np.ones(boxes.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
+    if boxes.shape[0] == 0:
+        return []
+    mats, invs = crop_affines(boxes, codec, padding)
+    kp_in = people_kp.copy()
+    kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], mats)
+    maps, fmaps = render_topdown_targets(codec, kp_in, flip, reference_flip)
+    return heatmaps_to_people(codec, maps, invs, boxes_xywh_to_xyxy(boxes), scores, fmaps)
+
+
+def run_topdown_oracle(
+    ann: CocoKeypoints,
+    codec: TopDownHeatmapCodec | str | None = None,
+    boxes="gt",
+    flip: bool = False,
+    progress: bool = False,
+    padding=None,
+    reference_flip: bool = False,
+    min_iou: float = 0.5,
+) -> list[dict]:
+    """COCO keypoint results of the top-down oracle over the images of ``boxes``.
+
+    Args:
+        ann: ground truth.
+        codec: a codec or codec name (default ``"mspn_256x192"``).
+        boxes: ``"gt"`` (every image of ``ann``, GT boxes, score 1) or a
+            ``{image_id: (boxes_xywh, scores)}`` dict (e.g. from
+            :func:`~simplepose.data.boxes.load_detections`).
+        flip: flip test (SPEC 2.4).
+        progress: tqdm bar.
+        padding, reference_flip, min_iou: see :func:`oracle_people`.
+
+    Returns:
+        List of COCO result dicts (``Person.to_coco``).
+    """
+    from tqdm import tqdm
+
+    if codec is None:
+        codec = build_codec("mspn_256x192")
+    elif isinstance(codec, str):
+        codec = build_codec(codec)
+    use_gt = isinstance(boxes, str)
+    if use_gt and boxes != "gt":
+        raise InputError(f"boxes must be 'gt' or a dict of boxes, got {boxes!r}")
+    box_dict = gt_boxes(ann) if use_gt else boxes
+    results = []
+    for image_id in tqdm(sorted(box_dict), desc="topdown oracle", disable=not progress, unit="img"):
+        b, s = box_dict[image_id]
+        people = oracle_people(
+            ann, image_id, codec, None if use_gt else b, None if use_gt else s,
+            flip=flip, padding=padding, reference_flip=reference_flip, min_iou=min_iou,
+        )  # fmt: skip
+        results.extend(p.to_coco(image_id) for p in people)
+    LOG.info("top-down oracle (%s, flip=%s): %d people on %d images",
+             codec.name, flip, len(results), len(box_dict))  # fmt: skip
+    return results
