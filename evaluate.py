@@ -41,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--images", help="folder of the images named in the annotation file")
     p.add_argument("--metrics", help="where to write the metrics JSON (required with --ann)")
     p.add_argument("--results-out", help="where to write results JSON (default: <metrics>_results.json)")
+    p.add_argument("--image-ids", type=int, nargs="+", help="evaluate only these images of the file")
     p.add_argument("--name", default="simplepose", help="test-dev: the <name> in the submission file name")
     p.add_argument("--out-dir", default=".", help="test-dev: folder of the submission files")
     g = p.add_argument_group("inference")
@@ -100,8 +101,9 @@ def run(args) -> int:
     rank, world, local_rank = init_distributed()
     predictor = build_predictor(args, local_rank if world > 1 else None)
     boxes = load_boxes(args, ann)
-    # a detection file may cover only part of a split: score the images it covers
-    image_ids = sorted(boxes) if args.boxes else ann.image_ids
+    image_ids = selected_image_ids(args, ann)
+    if args.boxes:  # a detection file may cover only part of a split: score the images it covers
+        image_ids = [i for i in image_ids if i in boxes]
     ids = runner.shard(image_ids, rank, world)
     results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
     results, bad = runner.gather_results(results, bad)
@@ -139,6 +141,15 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
     runner.save_run(results, metrics, out, args.metrics, ann=args.ann, oracle=args.oracle, seconds=round(seconds, 2), **meta)
     print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
+
+
+def selected_image_ids(args, ann) -> list[int]:
+    if not args.image_ids:
+        return ann.image_ids
+    unknown = sorted(set(args.image_ids) - set(ann.image_ids))
+    if unknown:
+        raise ValueError(f"--image-ids {unknown[:5]} are not images of the annotation file")
+    return sorted(set(args.image_ids))
 
 
 def build_predictor(args, local_rank: int | None = None):

@@ -97,6 +97,12 @@ class DataConfig:
     workers: int = 2  # DataLoader workers per process
     batch_size: int = 4  # per process (per GPU)
     seed: int = 0  # augmentation seed; every sample's RNG is seeded by (seed, epoch, index)
+    image_ids: Optional[list[int]] = None  # train on these images only (None: all)
+    # bottom-up samples: "person" (SPEC 3.2 crops around each main person) or "image" (the
+    # whole image at the inference geometry, no augmentation: memorisation / sanity runs)
+    crop: Literal["person", "image"] = "person"
+    # top-down crop padding [x, y] around the box (None: the dataset's MSPN training padding)
+    padding: Optional[list[float]] = None
 
 
 @dataclass

@@ -174,12 +174,15 @@ def build_train_dataset(cfg: Config):
         from simplepose.data.bottomup_dataset import BottomUpDataset
 
         return BottomUpDataset(
-            ann, images, input_size=cfg.data.input_size, stride=4,
-            augment=cfg.data.augment, seed=cfg.data.seed,
+            ann, images, input_size=cfg.data.input_size, stride=4, augment=cfg.data.augment,
+            seed=cfg.data.seed, image_ids=cfg.data.image_ids, crop=cfg.data.crop,
         )
     from simplepose.data.topdown_dataset import TopDownDataset
 
-    return TopDownDataset(ann, images, _codec(cfg), augment=cfg.data.augment, seed=cfg.data.seed)
+    extra = {} if cfg.data.padding is None else {"padding": tuple(cfg.data.padding)}
+    return TopDownDataset(
+        ann, images, _codec(cfg), augment=cfg.data.augment, seed=cfg.data.seed, image_ids=cfg.data.image_ids, **extra
+    )
 
 
 def _loss_name(cfg: Config) -> str:
