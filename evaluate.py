@@ -2,7 +2,7 @@
 
   # a trained or converted checkpoint on a COCO split (bottom-up or top-down)
   python evaluate.py --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json [--flip] [--scales 1 0.5]
-  # top-down with detector boxes, ground-truth boxes or the bundled-format ONNX detector
+  # top-down with detector boxes, ground-truth boxes or the bundled RTMDet-nano person detector
   python evaluate.py --checkpoint CKPT --boxes det.json --ann ANN.json --images DIR --metrics m.json
   python evaluate.py --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
   # the bundled pretrained model
@@ -54,7 +54,8 @@ def parse_args(argv=None):
     boxes = t.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
     boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
-    boxes.add_argument("--detector", help="person detector ONNX (RTMDet-nano format) run on each image")
+    boxes.add_argument("--detector", nargs="?", const="bundled",
+                       help="run a person detector on each image: the bundled RTMDet-nano (no value) or an ONNX file of that format")
     t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
     o = p.add_argument_group("oracle")
     o.add_argument("--backend", choices=["cpp", "reference"], default="cpp", help="bottom-up grouping implementation")

@@ -32,7 +32,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["simplepose", "simplepose.*"]),
-    package_data={"simplepose": ["weights/*.safetensors", "weights/NOTICE", "assets/*"]},
+    package_data={"simplepose": ["weights/*.safetensors", "weights/*.onnx", "weights/NOTICE"]},
     ext_modules=ext_modules,
     cmdclass={"build_ext": build_ext},
     install_requires=[

@@ -79,6 +79,11 @@ def letterbox(image_bgr: np.ndarray, size: int = 320) -> tuple[np.ndarray, float
     return canvas, ratio
 
 
+def bundled_detector_path() -> Path:
+    """Path of the bundled RTMDet-nano ONNX file (Apache-2.0; see simplepose/weights/NOTICE)."""
+    return Path(__file__).resolve().parent / "weights" / "rtmdet_nano_person.onnx"
+
+
 class PersonDetector:
     """RTMDet-nano person detector running on onnxruntime.
 
@@ -93,6 +98,11 @@ class PersonDetector:
         InputError: the file exists but onnxruntime cannot load it, or its inputs / outputs are
             not those of an mmdeploy detection export.
     """
+
+    @classmethod
+    def bundled(cls, score_threshold: float = 0.3, **kwargs) -> "PersonDetector":
+        """The RTMDet-nano person detector shipped in ``simplepose/weights`` (no download)."""
+        return cls(bundled_detector_path(), score_threshold=score_threshold, **kwargs)
 
     def __init__(
         self, onnx_path, score_threshold: float = 0.3, input_size: int = 320, providers=None

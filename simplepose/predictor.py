@@ -65,14 +65,16 @@ class Predictor:
         return cls._bottomup(build_model(name, pretrained=True), name, select_device(device), **options)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | None = None, detector=None, **options) -> "Predictor":
+    def from_checkpoint(cls, path, device: str | None = None, detector="bundled", **options) -> "Predictor":
         """A simplepose checkpoint (``.safetensors`` written by training or conversion).
 
         Args:
             path: the checkpoint; its metadata names the model and its configuration.
             device: ``"cpu"``, ``"cuda[:i]"`` or ``None`` (auto).
-            detector: top-down only: a :class:`~simplepose.detect.PersonDetector` or the path of
-                its ONNX file, used when :meth:`predict` gets no boxes.
+            detector: top-down only, used when :meth:`predict` gets no boxes: ``"bundled"`` (the
+                RTMDet-nano person detector shipped with simplepose), a
+                :class:`~simplepose.detect.PersonDetector`, the path of an ONNX file of that
+                format, or ``None`` (boxes must then be passed to :meth:`predict`).
             options: pipeline options (bottom-up: ``box_size``, ``scales``, ``flip``, ``params``;
                 top-down: ``flip``, ``batch_size``, ...).
         """
@@ -107,7 +109,7 @@ class Predictor:
             return self.pipeline.predict(image)
         if boxes is None:
             if self.detector is None:
-                raise InputError("a top-down model needs boxes or a detector (Predictor.from_checkpoint(..., detector=ONNX))")
+                raise InputError("a top-down model needs boxes or a detector (Predictor.from_checkpoint(..., detector='bundled'))")
             xyxy, scores = self.detector.detect(image)
             boxes = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]) if len(xyxy) else np.zeros((0, 4))
             box_scores = scores
@@ -127,4 +129,4 @@ def _as_detector(detector):
         return detector
     from .detect import PersonDetector
 
-    return PersonDetector(detector)
+    return PersonDetector.bundled() if detector == "bundled" else PersonDetector(detector)

@@ -292,3 +292,24 @@ def test_dataloader_workers_give_the_same_samples(sample_ann):
     assert torch.cat([b["image_id"] for b in batches]).tolist() == [
         ds.samples[i][0] for i in range(len(ds))
     ]
+
+
+def test_whole_image_mode_matches_the_inference_geometry_and_the_oracle(sample_ann):
+    """crop='image' renders exactly the maps the bottom-up oracle (and so inference) uses."""
+    from simplepose.errors import InputError
+    from simplepose.oracle.bottomup import render_oracle_sample
+
+    _need_images()
+    ds = BottomUpDataset(sample_ann, VAL_IMAGES, input_size=256, augment=False, crop="image", renderer="numpy")
+    assert len(ds) == 3  # one sample per image with a labelled person
+    for index in range(len(ds)):
+        sample = ds[index]
+        oracle = render_oracle_sample(sample_ann, sample["image_id"], box_size=256)
+        g = oracle.geometry
+        assert sample["image"].shape == (3, g.pad_h, g.pad_w)
+        np.testing.assert_allclose(sample["matrix"], g.original_to_input_matrix())
+        np.testing.assert_allclose(sample["targets"][:48], oracle.maps[:48], atol=1e-5)  # limbs + keypoints
+        pad = sample["image"][:, g.in_h + 1 :, :]
+        assert pad.size == 0 or np.allclose(pad, 128 / 255)  # the inference pad value
+    with pytest.raises(InputError, match="augment=False"):
+        BottomUpDataset(sample_ann, VAL_IMAGES, crop="image", augment=True)
