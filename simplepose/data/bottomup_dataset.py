@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,8 @@ import numpy as np
 
 from simplepose.codecs.bottomup import ABSENT, SimplePoseCodec, coco_to_internal
 from simplepose.codecs.render_numba import HAVE_NUMBA, encode_simplepose
-from simplepose.data.coco import CocoKeypoints, load_coco_keypoints, load_image
+from simplepose.data.coco import load_image
+from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.masks import annotation_mask
 from simplepose.errors import InputError
 
@@ -71,38 +71,6 @@ _ERODE_KERNEL = np.ones((3, 3), np.uint8)
 
 
 # ----------------------------------------------------------------------------- helpers
-class LRUCache:
-    """A tiny least-recently-used cache (per process; each DataLoader worker has its own)."""
-
-    def __init__(self, maxsize: int):
-        self.maxsize = int(maxsize)
-        self._data: OrderedDict = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        if key in self._data:
-            self._data.move_to_end(key)
-            self.hits += 1
-            return self._data[key]
-        self.misses += 1
-        return None
-
-    def put(self, key, value) -> None:
-        if self.maxsize <= 0:
-            return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
 def select_main_persons(
     anns: list[dict],
     min_keypoints: int = 5,
@@ -311,12 +279,6 @@ def _pack_bgra(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return packed
 
 
-def _as_coco(ann_file_or_coco) -> CocoKeypoints:
-    if isinstance(ann_file_or_coco, CocoKeypoints):
-        return ann_file_or_coco
-    return load_coco_keypoints(ann_file_or_coco)
-
-
 class _StageTimer:
     """Accumulates wall and thread-CPU time per named stage (only when profiling is on)."""
 
@@ -339,22 +301,8 @@ def _no_timer(name: str):
     yield
 
 
-class BadImageLog:
-    """Images that could not be read; shared logic of the bottom-up and top-down datasets."""
-
-    def __init__(self):
-        self.bad: dict[int, str] = {}
-        self.events = 0
-
-    def record(self, image_id: int, path, exc: Exception) -> None:
-        self.events += 1
-        if image_id not in self.bad:
-            LOG.warning("skipping unreadable image %s (image id %d): %s", path, image_id, exc)
-        self.bad[image_id] = str(path)
-
-
 # ----------------------------------------------------------------------------- dataset
-class BottomUpDataset:
+class BottomUpDataset(EpochSeeded):
     """SimplePose training samples, one per main person (SPEC 3.2 - 3.4).
 
     Args:
@@ -408,7 +356,7 @@ class BottomUpDataset:
             raise InputError(f"input_size {input_size} must be a multiple of the stride {stride}")
         if codec.stride != stride:
             raise InputError(f"codec stride {codec.stride} != dataset stride {stride}")
-        self.coco = _as_coco(ann_file_or_coco)
+        self.coco = as_coco(ann_file_or_coco)
         self.images_dir = Path(images_dir)
         self.input_size = int(input_size)
         self.stride = int(stride)
@@ -451,24 +399,6 @@ class BottomUpDataset:
     # ------------------------------------------------------------------ bookkeeping
     def __len__(self) -> int:
         return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation stream of ``epoch`` (call before each epoch)."""
-        self.epoch = int(epoch)
-
-    @property
-    def num_bad_images(self) -> int:
-        return len(self._bad.bad)
-
-    @property
-    def bad_images(self) -> dict[int, str]:
-        """``{image_id: path}`` of the images that failed to load (this process)."""
-        return dict(self._bad.bad)
-
-    def rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
-        """The generator of sample ``index`` in ``epoch`` (default: the current epoch)."""
-        e = self.epoch if epoch is None else int(epoch)
-        return np.random.default_rng([self.seed, e, int(index)])
 
     def sample_aug(self, index: int, epoch: int | None = None) -> BottomUpAugDraw:
         """The augmentation drawn for sample ``index`` (identity when ``augment=False``)."""

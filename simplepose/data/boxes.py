@@ -9,7 +9,6 @@ categories other than the annotation's person category are skipped.
 
 from __future__ import annotations
 
-import json
 import logging
 import numbers
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from simplepose.data.coco import CocoKeypoints
 from simplepose.data.topdown_transforms import sanitize_boxes
 from simplepose.errors import AnnotationError, InputError
+from simplepose.utils.io import read_json
 
 __all__ = ["BoxesByImage", "load_detections", "gt_boxes", "gt_instances", "count_boxes"]
 
@@ -55,18 +55,7 @@ def _record_problem(rec) -> str | None:
 
 
 def _read_records(path: Path) -> list:
-    if not path.is_file():
-        raise AnnotationError(f"detections file {path} does not exist or is not a file")
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(
-            f"detections file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg})"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"detections file {path} cannot be read: {exc}") from exc
+    data = read_json(path, "detections")
     if not isinstance(data, list):
         raise AnnotationError(
             f"detections file {path}: top level must be a list of COCO detection results "

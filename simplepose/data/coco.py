@@ -26,7 +26,6 @@ has 80 categories); only person annotations are kept.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 
 from simplepose.errors import AnnotationError, InputError
 from simplepose.skeleton import COCO_KEYPOINTS
+from simplepose.utils.io import read_json
 
 __all__ = [
     "CocoKeypoints",
@@ -132,22 +132,7 @@ class CocoKeypoints:
 def _read_json_object(path) -> tuple[Path, dict]:
     """Read a JSON file whose top level must be an object; AnnotationError otherwise."""
     path = Path(path)
-    if not path.exists():
-        raise AnnotationError(f"annotation file {path} does not exist")
-    if not path.is_file():
-        raise AnnotationError(f"annotation file {path} is not a regular file")
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(
-            f"annotation file {path} is not valid JSON (line {exc.lineno}, column "
-            f"{exc.colno}: {exc.msg})"
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(f"annotation file {path} is not UTF-8 text: {exc}") from exc
-    except OSError as exc:
-        raise AnnotationError(f"annotation file {path} cannot be read: {exc}") from exc
+    data = read_json(path, "annotation")
     if not isinstance(data, dict):
         raise AnnotationError(
             f"annotation file {path}: top level must be a JSON object with 'images', "

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from simplepose.codecs.topdown import TopDownHeatmapCodec
-from simplepose.data.bottomup_dataset import BadImageLog, LRUCache, _as_coco
+from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.coco import load_image
 from simplepose.data.topdown_transforms import (
     MSPN_TRAIN_PADDING,
@@ -90,7 +90,7 @@ class TopDownSampleParams:
                 f"aug={self.aug}, half_body={self.half_body})")  # fmt: skip
 
 
-class TopDownDataset:
+class TopDownDataset(EpochSeeded):
     """Top-down instance crops with multi-kernel heatmap targets.
 
     Args:
@@ -134,7 +134,7 @@ class TopDownDataset:
         y_ext: float = 0.8,
         image_cache_size: int = 4,
     ):
-        self.coco = _as_coco(ann_file_or_coco)
+        self.coco = as_coco(ann_file_or_coco)
         self.images_dir = Path(images_dir)
         self.codec = codec
         self.augment = bool(augment)
@@ -172,22 +172,6 @@ class TopDownDataset:
     # ------------------------------------------------------------------ bookkeeping
     def __len__(self) -> int:
         return len(self.instances)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the augmentation stream of ``epoch`` (call before each epoch)."""
-        self.epoch = int(epoch)
-
-    @property
-    def num_bad_images(self) -> int:
-        return len(self._bad.bad)
-
-    @property
-    def bad_images(self) -> dict[int, str]:
-        return dict(self._bad.bad)
-
-    def rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
-        e = self.epoch if epoch is None else int(epoch)
-        return np.random.default_rng([self.seed, e, int(index)])
 
     def keypoints(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(keypoints (17, 2) original px, visible (17,) COCO v)`` of instance ``index``."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 import numbers
@@ -29,6 +28,7 @@ import numpy as np
 from simplepose.data.coco import NUM_KEYPOINTS, CocoKeypoints, load_coco_keypoints
 from simplepose.errors import AnnotationError, InputError
 from simplepose.utils.io import atomic_write_json
+from simplepose.utils.io import read_json
 
 __all__ = [
     "STAT_NAMES",
@@ -220,18 +220,7 @@ def load_results(path) -> list[dict]:
             non-numeric or non-finite values.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"results file {path} does not exist or is not a file")
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(
-            f"results file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg})"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"results file {path} cannot be read: {exc}") from exc
+    data = read_json(path, "results")
     return _check_result_list(data, str(path))
 
 

@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json"]
 
 
 @contextmanager
@@ -53,3 +53,26 @@ def atomic_write_text(path, text: str) -> None:
 
 def atomic_write_json(path, obj, indent: int | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def read_json(path, what: str):
+    """Parse a JSON file; AnnotationError naming ``what`` (e.g. "results"), the path and the
+    problem for a missing, non-regular, unreadable or invalid file."""
+    from ..errors import AnnotationError
+
+    path = Path(path)
+    if not path.exists():
+        raise AnnotationError(f"{what} file {path} does not exist")
+    if not path.is_file():
+        raise AnnotationError(f"{what} file {path} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(
+            f"{what} file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise AnnotationError(f"{what} file {path} cannot be read: {exc}") from exc
