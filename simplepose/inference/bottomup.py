@@ -61,7 +61,12 @@ def _tensor_output(out):
 
 BOTTOMUP_SPECS: dict[str, BottomUpSpec] = {
     "imhn": BottomUpSpec(SimplePoseCodec(), 1.0 / 255.0, 128.0, 64, _imhn_output),
-    "openpose_mobilenet_thin": BottomUpSpec(OpenPosePafCodec(), 1.0, 0.0, 8, _tensor_output, box_size=368),
+    # Tuned on the shared val subset with bench/tune_openpose.py (AP 0.299 -> 0.364; 0.320 at 368).
+    "openpose_mobilenet_thin": BottomUpSpec(
+        OpenPosePafCodec(), 1.0, 0.0, 8, _tensor_output, box_size=432,
+        params=GroupingParams(peak_threshold=0.03, limb_sample_threshold=0.02, limb_pass_ratio=0.6,
+                              min_parts=4, min_mean_score=0.3),
+    ),
 }
 
 

@@ -1,0 +1,608 @@
+"""What ``demo.py`` runs: images / folders / videos / webcams -> people -> drawn output + JSON.
+
+Sources (:func:`open_source`): an image file, a folder of images, a video file, or
+``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
+(``cv2.VideoWriter``, mp4v), plus optional per-frame JSON
+``[{"frame": i, "image": name, "people": [{"keypoints": 51 floats, "score", "box": xyxy}]}]``
+written atomically at the end.
+
+Videos and webcams run as a 4-stage pipeline of threads joined by bounded queues, so that
+decoding, inference, grouping and drawing overlap and memory stays bounded::
+
+    reader -> [q] -> preprocess + network (x workers) -> [q] -> assignment -> [q] -> render + write (caller)
+
+Every stage but the network is one thread and every queue is FIFO; with several network
+workers the assignment stage puts frames back in order, so output frames keep their input
+order.
+A failing stage sets a shared stop flag and its error is re-raised in the caller; every
+blocking ``get``/``put`` polls that flag, and threads are joined with a timeout, so neither
+an error nor Ctrl-C can hang the run. Image folders run frame by frame: a bad image is
+logged, recorded in :attr:`DemoReport.bad` and skipped.
+
+Library code: it logs and raises :class:`~simplepose.errors.InputError` with one clear line;
+``demo.py`` turns those into an exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .structures import Person
+from .utils.io import atomic_path, atomic_write_json
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "STAGES",
+    "DemoReport",
+    "FrameSource",
+    "InferenceStages",
+    "auto_workers",
+    "build_predictor",
+    "open_source",
+    "plan_outputs",
+    "people_to_json",
+    "run_demo",
+]
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
+STAGES = ("read", "preprocess", "network", "assignment", "render")
+_SENTINEL = object()
+_POLL_S = 0.1
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class DemoReport:
+    """What a run did.
+
+    Attributes:
+        frames: frames (images) processed.
+        bad: ``"path: reason"`` of each image that could not be read (folders only).
+        seconds: wall time from the first read to the last write.
+        stage_ms: summed busy time per stage (:data:`STAGES`) in ms; with the video
+            pipeline the stages overlap, so their sum exceeds the wall time.
+        outputs: files written.
+        people: people found over all frames.
+    """
+
+    frames: int = 0
+    bad: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    outputs: list[str] = field(default_factory=list)
+    people: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def per_frame_ms(self) -> dict[str, float]:
+        n = max(self.frames, 1)
+        return {k: v / n for k, v in self.stage_ms.items()}
+
+
+def people_to_json(people: list[Person]) -> list[dict]:
+    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``."""
+    return [
+        {
+            "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
+            "score": round(float(p.score), 4),
+            "box": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
+        }
+        for p in people
+    ]
+
+
+# ---------------------------------------------------------------------------- sources
+@dataclass
+class FrameSource:
+    """An input: ``kind`` is ``"image"``, ``"folder"``, ``"video"`` or ``"webcam"``.
+
+    Attributes:
+        name: what the user passed.
+        paths: image files (image / folder kinds).
+        capture: the opened ``cv2.VideoCapture`` (video / webcam kinds).
+        fps: the video's frame rate (25 when unknown).
+        total: number of frames when known (None for webcams).
+    """
+
+    kind: str
+    name: str
+    paths: list[Path] = field(default_factory=list)
+    capture: object = None
+    fps: float = 25.0
+    total: int | None = None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.kind in ("video", "webcam")
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+def _quiet_opencv() -> None:
+    """Silence OpenCV's own warnings (failed camera probes etc.): we raise one clear error."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # pragma: no cover - old OpenCV
+        pass
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send fd 2 to /dev/null while OpenCV/FFmpeg probe an input: their C-level messages
+    ("moov atom not found", camera probe warnings) would duplicate our one-line error."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no fd 2
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
+    """Open an image file, a folder of images, a video file or ``webcam:N``.
+
+    Raises:
+        InputError: the path does not exist, the folder has no images, the video or webcam
+            cannot be opened or yields no frame.
+    """
+    _quiet_opencv()
+    spec = str(spec)
+    if spec.startswith("webcam:"):
+        index = spec.split(":", 1)[1]
+        if not index.isdigit():
+            raise InputError(f"webcam index must be a number, got {spec!r} (use webcam:0)")
+        with _native_stderr_silenced():
+            cap = cv2.VideoCapture(int(index))
+        if not cap.isOpened():
+            cap.release()
+            raise InputError(f"webcam {index} cannot be opened (no such camera, or it is busy)")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        return FrameSource("webcam", spec, capture=cap, fps=fps, total=max_frames)
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not paths:
+            raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        paths = paths[:max_frames] if max_frames else paths
+        return FrameSource("folder", spec, paths=paths, total=len(paths))
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return FrameSource("image", spec, paths=[path], total=1)
+    with _native_stderr_silenced():
+        cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputError(f"video {path} cannot be opened (not a video, or an unsupported codec)")
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 25.0
+    total = count if count > 0 else None
+    if max_frames:
+        total = min(total, max_frames) if total else max_frames
+    return FrameSource("video", spec, capture=cap, fps=fps, total=total)
+
+
+# ---------------------------------------------------------------------------- predictor
+def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
+                    detector: str | None = None, device: str | None = None, box_size: int | None = None):
+    """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
+
+    Args:
+        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint).
+        checkpoint: a simplepose checkpoint (bottom-up or top-down).
+        mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
+        detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
+        box_size: bottom-up input height.
+    """
+    from .checkpoint import read_metadata
+    from .predictor import TOPDOWN_MODELS, Predictor
+
+    if mode == "topdown" and not checkpoint:
+        raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
+    if detector and not Path(detector).is_file():
+        raise InputError(f"detector {detector} does not exist")
+    if checkpoint and not Path(checkpoint).is_file():
+        raise InputError(f"checkpoint {checkpoint} does not exist")
+    if not checkpoint:
+        options = {"box_size": box_size} if box_size else {}
+        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
+    topdown = read_metadata(checkpoint).get("simplepose_model") in TOPDOWN_MODELS
+    options = {"box_size": box_size} if box_size and not topdown else {}
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
+    if mode and predictor.mode != mode:
+        raise InputError(f"checkpoint {checkpoint} is a {predictor.mode} model ({predictor.model_name}), not {mode}")
+    return predictor
+
+
+class InferenceStages:
+    """The predictor split into pipeline stages: :meth:`infer` (preprocess + network) and
+    :meth:`assign` (decode/grouping), each returning its timings.
+
+    Bottom-up at one scale without flip runs the pipeline's own ``preprocess`` and the model
+    under ``torch.inference_mode()``, optionally in channels-last layout (faster for the
+    depthwise convs of OpenPose on CPU, same values to float rounding), then the codec's
+    C++ decode. Other configurations (multi-scale, flip, top-down) run
+    ``pipeline.maps_batch`` / ``predictor.predict`` whole.
+
+    Args:
+        predictor: a :class:`~simplepose.Predictor`.
+        channels_last: use channels-last layout for the network (CPU default).
+        threads: ``torch.set_num_threads`` value (0 keeps torch's default).
+    """
+
+    def __init__(self, predictor, channels_last: bool | None = None, threads: int = 0):
+        import torch
+
+        self.torch = torch
+        self.predictor = predictor
+        pipe = predictor.pipeline
+        self.split = predictor.mode == "bottomup" and tuple(pipe.scales) == (1.0,) and not pipe.flip
+        if threads:
+            torch.set_num_threads(int(threads))
+        device = str(getattr(pipe, "device", "cpu"))
+        self.channels_last = (device == "cpu") if channels_last is None else bool(channels_last)
+        if self.split and self.channels_last:
+            pipe.model.to(memory_format=torch.channels_last)
+
+    def infer(self, frame: np.ndarray) -> tuple[object, float, float]:
+        """(payload for :meth:`assign`, preprocess ms, network ms)."""
+        t0 = time.perf_counter()
+        if not self.split:
+            if self.predictor.mode == "bottomup":
+                payload = self.predictor.pipeline.maps_batch([frame])[0]
+            else:
+                payload = self.predictor.predict(frame)
+            return payload, 0.0, (time.perf_counter() - t0) * 1e3
+        torch, pipe = self.torch, self.predictor.pipeline
+        h, w = frame.shape[:2]
+        geometry = pipe.geometry(w, h)
+        x = pipe.preprocess(frame, geometry)[None]
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            xt = torch.from_numpy(x).to(pipe.device)
+            if self.channels_last:
+                xt = xt.contiguous(memory_format=torch.channels_last)
+            maps = pipe.spec.select_output(pipe.model(xt))[0].float().cpu().numpy()
+        return (maps, geometry), (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+
+    def assign(self, payload) -> tuple[list[Person], float]:
+        """(people in original px, assignment ms)."""
+        if self.predictor.mode != "bottomup":
+            return payload, 0.0
+        t0 = time.perf_counter()
+        maps, geometry = payload
+        pipe = self.predictor.pipeline
+        people = pipe.spec.codec.decode(np.ascontiguousarray(maps), geometry, pipe.params)
+        return people, (time.perf_counter() - t0) * 1e3
+
+
+# ---------------------------------------------------------------------------- sinks
+def _check_parent(path: Path, what: str) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {what} {path}: folder {parent} does not exist")
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    ok, buf = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise InputError(f"cannot encode {path} (unsupported image extension {path.suffix!r})")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(buf.tobytes())
+
+
+def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
+    """Validate the output paths before any work; returns the resolved image/video output."""
+    if json_path:
+        _check_parent(Path(json_path), "JSON")
+    if not output:
+        return None
+    out = Path(output)
+    if source.kind == "folder":
+        if out.exists() and not out.is_dir():
+            raise InputError(f"output {out} must be a folder for a folder input")
+        _check_parent(out, "output folder")
+        out.mkdir(exist_ok=True)
+        return out
+    if out.is_dir():
+        stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
+        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+    _check_parent(out, "output")
+    if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
+    if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise InputError(f"output {out} of an image must be an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder")
+    return out
+
+
+# ---------------------------------------------------------------------------- runners
+def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
+             kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
+             progress: bool = True, channels_last: bool | None = None, threads: int = 0,
+             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None) -> DemoReport:
+    """Run ``predictor`` over ``source``, draw the people, write the outputs.
+
+    Args:
+        predictor: a :class:`~simplepose.Predictor`.
+        source: from :func:`open_source` (closed here).
+        output: image file / folder / video file for the drawn frames (None: no drawing).
+        json_path: per-frame people JSON, written atomically when the run ends (also after an
+            error, with the frames done so far).
+        max_frames: stop after this many frames.
+        queue_size: bound of each inter-stage queue (video pipeline).
+        workers: preprocess + network threads of the video pipeline. Several workers run
+            frames concurrently (single-threaded each unless ``threads`` is given; can help
+            on a CPU shared with other processes); the assignment stage restores the
+            frame order. Frames in flight stay bounded by ``3 * queue_size + workers``.
+            0 (auto): one worker (see :func:`auto_workers`).
+        on_frame: optional ``callback(index, frame_bgr, people)`` after each frame is drawn.
+
+    Returns:
+        :class:`DemoReport`.
+    """
+    out = plan_outputs(source, output, json_path)
+    workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
+    stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
+    records: list[dict] = []
+    report = DemoReport()
+    try:
+        if source.is_stream:
+            _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames,
+                        progress, queue_size, on_frame, max(1, int(workers)))
+        else:
+            _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame)
+    finally:
+        source.close()
+        if json_path and (records or report.frames):
+            atomic_write_json(json_path, records)
+            report.outputs.append(str(json_path))
+    return report
+
+
+def _render(frame, people, kpt_threshold, draw_boxes, hud, fps):
+    from .visualize import draw_hud, draw_people
+
+    canvas = draw_people(frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False)
+    if hud:
+        draw_hud(canvas, len(people), fps)
+    return canvas
+
+
+def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
+    from tqdm import tqdm
+
+    from .data.coco import load_image
+
+    start = time.perf_counter()
+    for index, path in enumerate(tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)):
+        t0 = time.perf_counter()
+        try:
+            frame = load_image(path)
+        except InputError as exc:
+            if source.kind != "folder":
+                raise
+            LOG.warning("skipping %s", exc)
+            report.bad.append(str(exc))
+            continue
+        t1 = time.perf_counter()
+        payload, pre_ms, net_ms = stages.infer(frame)
+        people, assign_ms = stages.assign(payload)
+        t2 = time.perf_counter()
+        if out is not None:
+            target = out / path.name if source.kind == "folder" else out
+            _write_image(target, _render(frame, people, kpt_threshold, draw_boxes, hud, None))
+            report.outputs.append(str(target))
+        if on_frame:
+            on_frame(index, frame, people)
+        for k, v in zip(STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)):
+            report.stage_ms[k] += v
+        records.append({"frame": index, "image": path.name, "people": people_to_json(people)})
+        report.frames += 1
+        report.people += len(people)
+    report.seconds = time.perf_counter() - start
+    if report.bad:
+        LOG.warning("%d of %d image(s) could not be read", len(report.bad), len(source.paths))
+
+
+class _Stop(Exception):
+    """Raised inside a stage when the shared stop flag is set."""
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            q.put(item, timeout=_POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+
+
+def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
+                queue_size, on_frame, workers=1):
+    from tqdm import tqdm
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    q_read, q_maps, q_people = (queue.Queue(maxsize=max(1, queue_size)) for _ in range(3))
+    times = {s: 0.0 for s in STAGES}
+    cap = source.capture
+
+    def stage(fn: Callable[[], Iterator], q_out: queue.Queue, name: str):
+        def body():
+            try:
+                for item in fn():
+                    _put(q_out, item, stop)
+                _put(q_out, _SENTINEL, stop)
+            except _Stop:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                LOG.debug("stage %s failed", name, exc_info=True)
+                errors.append(exc)
+                stop.set()
+        return threading.Thread(target=body, name=f"demo-{name}", daemon=True)
+
+    def read():
+        index = 0
+        while not max_frames or index < max_frames:
+            t0 = time.perf_counter()
+            ok, frame = cap.read()
+            times["read"] += (time.perf_counter() - t0) * 1e3
+            if not ok or frame is None:
+                if index == 0:
+                    raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+                return
+            yield index, frame
+            index += 1
+
+    lock = threading.Lock()
+
+    def add_time(key: str, ms: float) -> None:
+        with lock:
+            times[key] += ms
+
+    def infer():
+        # with several workers the reader's single sentinel is passed on to the next worker
+        while (item := _get(q_read, stop)) is not _SENTINEL:
+            index, frame = item
+            payload, pre_ms, net_ms = stages.infer(frame)
+            add_time("preprocess", pre_ms)
+            add_time("network", net_ms)
+            yield index, frame, payload
+        _put(q_read, _SENTINEL, stop)
+
+    def assign():
+        # workers may finish out of order: hold early frames until their predecessors arrive
+        pending, expected, done = {}, 0, 0
+        while done < workers:
+            item = _get(q_maps, stop)
+            if item is _SENTINEL:
+                done += 1
+                continue
+            pending[item[0]] = item
+            while expected in pending:
+                index, frame, payload = pending.pop(expected)
+                people, ms = stages.assign(payload)
+                add_time("assignment", ms)
+                yield index, frame, people
+                expected += 1
+        if pending:  # a gap means a frame was lost: never drop silently
+            raise RuntimeError(f"demo pipeline lost frame {expected} (have {sorted(pending)[:5]})")
+
+    threads = [stage(read, q_read, "read")]
+    threads += [stage(infer, q_maps, f"infer{i}") for i in range(workers)]
+    threads += [stage(assign, q_people, "assign")]
+    writer = None
+    start = time.perf_counter()
+    last, fps = None, None
+    bar = tqdm(total=source.total, desc="demo", unit="frame", disable=not progress)
+    try:
+        for t in threads:
+            t.start()
+        while True:
+            try:
+                item = q_people.get(timeout=_POLL_S)
+            except queue.Empty:
+                if errors:
+                    raise errors[0]
+                if not any(t.is_alive() for t in threads) and q_people.empty():
+                    raise errors[0] if errors else RuntimeError("demo pipeline stopped without finishing")
+                continue
+            if item is _SENTINEL:
+                break
+            index, frame, people = item
+            t0 = time.perf_counter()
+            now = t0
+            if last is not None:
+                inst = 1.0 / max(now - last, 1e-6)
+                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
+            last = now
+            if out is not None:
+                canvas = _render(frame, people, kpt_threshold, draw_boxes, hud, fps)
+                if writer is None:
+                    writer = _open_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
+                writer.write(canvas)
+            if on_frame:
+                on_frame(index, frame, people)
+            times["render"] += (time.perf_counter() - t0) * 1e3
+            records.append({"frame": index, "people": people_to_json(people)})
+            report.frames += 1
+            report.people += len(people)
+            bar.update(1)
+        if errors:
+            raise errors[0]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5.0)
+            if t.is_alive():
+                LOG.warning("thread %s did not stop within 5 s", t.name)
+        bar.close()
+        report.seconds = time.perf_counter() - start
+        report.stage_ms = dict(times)
+        if writer is not None:
+            writer.release()
+            report.outputs.append(str(out))
+
+
+def _open_writer(path: Path, fps: float, width: int, height: int):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
+    if not writer.isOpened():
+        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
+    return writer
+
+
+def auto_workers(predictor, workers: int = 0, threads: int = 0) -> tuple[int, int]:
+    """(network workers, torch threads) for the video pipeline; 0 workers means auto = 1.
+
+    Measured with bench/demo.py on vtest.avi on a shared 2-core CPU: one worker with 2 torch
+    threads was x1.19 / x1.13 faster than 2 single-threaded workers at input 320 / 432, and
+    x0.82 at 256 under heavier load; so auto is one worker, and ``workers=2, threads=1`` is
+    the option to try when other processes compete for the cores. Several workers always
+    use one torch thread each unless ``threads`` says otherwise.
+    """
+    if not workers or int(workers) <= 1:
+        return 1, int(threads)
+    return int(workers), int(threads) or 1
