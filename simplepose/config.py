@@ -12,7 +12,8 @@ Schema (defaults in the dataclasses below)::
     data:   task (bottomup | topdown), train_ann, train_images, val_ann, val_images,
             input_size (bottom-up square side), input_hw (top-down [H, W]), codec (top-down
             codec name, e.g. rsn_256x192), augment, workers, batch_size (per process), seed
-            (augmentation seed: per-sample RNG = (seed, epoch, index))
+            (augmentation seed: per-sample RNG = (seed, epoch, index)), image_ids (subset),
+            crop (bottom-up: person | image), padding (top-down crop padding [x, y])
     loss:   name (auto | focal_l2 | cpn | coarse_to_fine), gamma, batch_normalizer,
             scale_weights, stack_weights (focal L2); top_k, global_level_mean (CPN);
             use_ohkm, coarse_weight (MSPN / RSN)
@@ -21,8 +22,8 @@ Schema (defaults in the dataclasses below)::
             warmup_epochs, warmup_iters, warmup_factor, step_epochs, step_gamma,
             late_step_epoch, late_step_epochs, milestones, epochs, max_iters
     train:  output_dir, grad_accum_steps, amp (off | bf16 | fp16), sync_bn,
-            checkpoint_every_iters, log_every, max_iters_per_epoch, skip_loss_above, device,
-            progress
+            checkpoint_every_iters, checkpoint_every_epochs, log_every, max_iters_per_epoch,
+            skip_loss_above, device, progress
 
 Rules:
 
@@ -157,7 +158,8 @@ class TrainConfig:
     grad_accum_steps: int = 1  # micro-batches per optimiser step
     amp: Literal["off", "bf16", "fp16"] = "off"  # fp16 needs CUDA (GradScaler)
     sync_bn: bool = False  # convert BatchNorm to SyncBatchNorm (CUDA + world > 1 only)
-    checkpoint_every_iters: int = 0  # 0 = only at epoch end
+    checkpoint_every_iters: int = 0  # also every N iterations (0 = off)
+    checkpoint_every_epochs: int = 1  # also at the end of every N-th epoch (0 = never)
     log_every: int = 20  # iterations between metrics.csv rows
     max_iters_per_epoch: int = 0  # 0 = full epochs; > 0 caps them (smoke runs)
     skip_loss_above: Optional[float] = 2e5  # skip a batch whose loss exceeds this; null = never
@@ -298,6 +300,7 @@ def validate(cfg: Config) -> None:
         "optim.max_iters": cfg.optim.max_iters,
         "optim.epochs": cfg.optim.epochs,
         "train.checkpoint_every_iters": cfg.train.checkpoint_every_iters,
+        "train.checkpoint_every_epochs": cfg.train.checkpoint_every_epochs,
         "train.max_iters_per_epoch": cfg.train.max_iters_per_epoch,
         "optim.warmup_epochs": cfg.optim.warmup_epochs,
         "optim.warmup_iters": cfg.optim.warmup_iters,

@@ -643,7 +643,9 @@ class Trainer:
                     epoch_done = self.step_in_epoch >= self.iters_per_epoch
                     if epoch_done:
                         self.epoch, self.step_in_epoch = self.epoch + 1, 0
-                    if epoch_done or (every and self.iteration % every == 0):
+                    per_epoch = cfg.train.checkpoint_every_epochs
+                    at_epoch_end = epoch_done and per_epoch and self.epoch % per_epoch == 0
+                    if at_epoch_end or (every and self.iteration % every == 0):
                         self.save_checkpoint()
                     if epoch_done:
                         break
