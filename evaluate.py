@@ -85,8 +85,20 @@ def main(argv=None) -> int:
         return 2
 
 
+def check_output_folders(args) -> None:
+    """Fail before any work when an output would land in a folder that does not exist."""
+    for flag, path in (("--metrics", args.metrics), ("--results-out", args.results_out), ("--out-dir", args.out_dir)):
+        if path is None:
+            continue
+        folder = Path(path) if flag == "--out-dir" else (Path(path).parent if str(Path(path).parent) else Path("."))
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{flag} {path}: folder {folder} does not exist")
+
+
 def run(args) -> int:
     from simplepose.data.coco import load_coco_keypoints, load_image_info
+
+    check_output_folders(args)
     from simplepose.evaluation import evaluate_keypoints, format_metrics_table
     from simplepose.evaluation import runner
 
