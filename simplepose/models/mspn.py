@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simplepose.models.resnet import ConvBN
+from simplepose.models.resnet import ConvBN, kaiming_init
 
 __all__ = [
     "conv_bn_relu",
@@ -299,12 +299,7 @@ class MSPN(nn.Module):
 
     def reset_parameters(self) -> None:
         """Reference init: Kaiming-normal (fan_out) convs, BN weight 1 and bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor, return_stages: bool | None = None):
         output_shape = self.output_shape or (x.shape[-2] // 4, x.shape[-1] // 4)

@@ -33,6 +33,17 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 
+
+def kaiming_init(module: nn.Module) -> None:
+    """Kaiming-normal (fan_out) convs, BN weight 1 / bias 0: torchvision's ResNet scheme, also
+    the MSPN/RSN reference init."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
 class ConvBN(nn.Module):
     """``conv -> BatchNorm2d -> optional ReLU``, parameters under ``.conv`` and ``.bn``.
 
@@ -207,13 +218,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def reset_parameters(self) -> None:
-        """Kaiming-normal (fan_out) convs, BN weight 1 / bias 0 (torchvision's scheme)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
