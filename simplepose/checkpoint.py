@@ -280,13 +280,22 @@ def load_state_dict_any(path):
         LOG.warning(
             "%s: unknown suffix %r, reading it as a torch file (weights_only)", path, path.suffix
         )
+    return torch_load_safe(path, "torch weights file")
+
+
+def torch_load_safe(path, what: str):
+    """``torch.load(path, weights_only=True)`` on CPU: tensors and plain containers only.
+
+    A pickle that needs any other object is refused (never executed) and every failure is a
+    :class:`CheckpointError` naming ``path`` and ``what`` was expected.
+    """
     try:
         return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
             f"{path}: refusing to unpickle objects other than tensors and plain "
             f"containers (weights_only=True): {first}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable torch weights file ({exc})") from None
+        raise CheckpointError(f"{path} is not a readable {what} ({exc})") from None

@@ -54,3 +54,25 @@ def val_ann():
     from simplepose.data.coco import load_coco_keypoints
 
     return load_coco_keypoints(VAL_ANN)
+
+
+def _tiny_checkpoint(tmp_path_factory, name: str, **kwargs):
+    """A simplepose checkpoint of a small, randomly initialised ``name`` model."""
+    from simplepose.checkpoint import save_model
+    from simplepose.models import build_model
+
+    path = tmp_path_factory.mktemp("ckpt") / f"{name}_tiny.safetensors"
+    save_model(path, name, kwargs, build_model(name, **kwargs).state_dict())
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_imhn_checkpoint(tmp_path_factory):
+    """1-stack narrow IMHN (bottom-up)."""
+    return _tiny_checkpoint(tmp_path_factory, "imhn", num_stacks=1, inp_dim=32, increase=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_rsn_checkpoint(tmp_path_factory):
+    """RSN-18, 1 stage, 128x96 input (top-down)."""
+    return _tiny_checkpoint(tmp_path_factory, "rsn18", num_stages=1, input_size=(128, 96))

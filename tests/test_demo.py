@@ -265,24 +265,12 @@ def test_max_frames_and_source_kinds(tmp_path):
 
 
 # ------------------------------------------------------------------ top-down end to end
-@pytest.fixture(scope="module")
-def topdown_checkpoint(tmp_path_factory):
-    """A tiny RSN-18 (random weights; the memorised one needs minutes of training)."""
-    from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
-
-    kwargs = dict(num_stages=1, input_size=(128, 96))
-    path = tmp_path_factory.mktemp("td") / "rsn18_tiny.safetensors"
-    save_model(path, "rsn18", kwargs, build_model("rsn18", **kwargs).state_dict())
-    return path
-
-
-def test_topdown_demo_with_bundled_detector(tmp_path, topdown_checkpoint):
+def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint):
     """demo.py --mode topdown runs the bundled RTMDet-nano and the top-down model end to end."""
     src = DEMO_DIR / "rtmlib_demo.jpg"
     image = src if src.exists() else REPO / "assets" / "sample_group.jpg"
     out, js = tmp_path / "td.jpg", tmp_path / "td.json"
-    proc = run_demo_cli("--input", str(image), "--mode", "topdown", "--checkpoint", str(topdown_checkpoint),
+    proc = run_demo_cli("--input", str(image), "--mode", "topdown", "--checkpoint", str(tiny_rsn_checkpoint),
                         "--output", str(out), "--json", str(js))
     assert proc.returncode == 0, proc.stderr
     drawn, original = cv2.imread(str(out)), cv2.imread(str(image))
@@ -293,8 +281,8 @@ def test_topdown_demo_with_bundled_detector(tmp_path, topdown_checkpoint):
     assert all(len(p["keypoints"]) == 51 and len(p["box"]) == 4 for p in people)
 
 
-def test_topdown_checkpoint_refused_as_bottomup(tmp_path, topdown_checkpoint):
+def test_topdown_checkpoint_refused_as_bottomup(tmp_path, tiny_rsn_checkpoint):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), synthetic_image())
-    proc = run_demo_cli("--input", str(img), "--mode", "bottomup", "--checkpoint", str(topdown_checkpoint))
+    proc = run_demo_cli("--input", str(img), "--mode", "bottomup", "--checkpoint", str(tiny_rsn_checkpoint))
     assert_one_line_error(proc, 2, "is a topdown model")

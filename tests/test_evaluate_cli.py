@@ -17,31 +17,9 @@ def run_evaluate(*args):
     return subprocess.run(env_args, capture_output=True, text=True, cwd=REPO)
 
 
-@pytest.fixture(scope="module")
-def tiny_imhn(tmp_path_factory):
-    from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
-
-    kwargs = dict(num_stacks=1, inp_dim=32, increase=16)
-    path = tmp_path_factory.mktemp("ckpt") / "imhn_tiny.safetensors"
-    save_model(path, "imhn", kwargs, build_model("imhn", **kwargs).state_dict())
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_rsn(tmp_path_factory):
-    from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
-
-    kwargs = dict(num_stages=1, input_size=(128, 96))
-    path = tmp_path_factory.mktemp("ckpt") / "rsn_tiny.safetensors"
-    save_model(path, "rsn18", kwargs, build_model("rsn18", **kwargs).state_dict())
-    return path
-
-
-def test_bottomup_checkpoint_writes_results_and_metrics(tmp_path, tiny_imhn):
+def test_bottomup_checkpoint_writes_results_and_metrics(tmp_path, tiny_imhn_checkpoint):
     metrics = tmp_path / "m.json"
-    proc = run_evaluate("--checkpoint", tiny_imhn, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES,
+    proc = run_evaluate("--checkpoint", tiny_imhn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES,
                         "--metrics", metrics, "--box-size", 128, "--flip")
     assert proc.returncode == 0, proc.stderr
     record = json.loads(metrics.read_text())
@@ -49,12 +27,12 @@ def test_bottomup_checkpoint_writes_results_and_metrics(tmp_path, tiny_imhn):
     assert (tmp_path / "m_results.json").exists()
 
 
-def test_test_dev_submission(tmp_path, tiny_imhn):
+def test_test_dev_submission(tmp_path, tiny_imhn_checkpoint):
     sample = json.loads(SAMPLE_ANN.read_text())
     info = {k: sample[k] for k in ("info", "licenses", "images", "categories") if k in sample}
     info_path = tmp_path / "image_info_test-dev2017.json"
     info_path.write_text(json.dumps(info))
-    proc = run_evaluate("--checkpoint", tiny_imhn, "--image-info", info_path, "--images", VAL_IMAGES,
+    proc = run_evaluate("--checkpoint", tiny_imhn_checkpoint, "--image-info", info_path, "--images", VAL_IMAGES,
                         "--name", "tiny", "--out-dir", tmp_path, "--box-size", 128)
     assert proc.returncode == 0, proc.stderr
     result_json = tmp_path / "person_keypoints_test-dev2017_tiny_results.json"
@@ -66,20 +44,20 @@ def test_test_dev_submission(tmp_path, tiny_imhn):
         assert json.loads(zf.read(result_json.name)) == results
 
 
-def test_test_dev_missing_image_fails_unless_skipped(tmp_path, tiny_imhn):
+def test_test_dev_missing_image_fails_unless_skipped(tmp_path, tiny_imhn_checkpoint):
     sample = json.loads(SAMPLE_ANN.read_text())
     sample["images"][0]["file_name"] = "does_not_exist.jpg"
     info = {k: sample[k] for k in ("images", "categories")}
     info_path = tmp_path / "info.json"
     info_path.write_text(json.dumps(info))
-    args = ("--checkpoint", tiny_imhn, "--image-info", info_path, "--images", VAL_IMAGES, "--out-dir", tmp_path, "--box-size", 128)
+    args = ("--checkpoint", tiny_imhn_checkpoint, "--image-info", info_path, "--images", VAL_IMAGES, "--out-dir", tmp_path, "--box-size", 128)
     proc = run_evaluate(*args)
     assert proc.returncode == 2 and "does_not_exist.jpg" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_evaluate(*args, "--skip-bad")  # skipped images leave the submission incomplete
     assert proc.returncode == 2 and "not processed" in proc.stderr
 
 
-def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn):
+def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn_checkpoint):
     sample = json.loads(SAMPLE_ANN.read_text())
     dets = [
         {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
@@ -89,22 +67,22 @@ def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn):
     det_path = tmp_path / "dets.json"
     det_path.write_text(json.dumps(dets))
     metrics = tmp_path / "td.json"
-    proc = run_evaluate("--checkpoint", tiny_rsn, "--boxes", det_path, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
+    proc = run_evaluate("--checkpoint", tiny_rsn_checkpoint, "--boxes", det_path, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(metrics.read_text())
     assert record["model"] == "rsn18" and record["num_images"] == 2  # the images the file covers
     results = json.loads((tmp_path / "td_results.json").read_text())
     assert len(results) == len(dets) - 1
-    proc = run_evaluate("--checkpoint", tiny_rsn, "--gt-boxes", "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
+    proc = run_evaluate("--checkpoint", tiny_rsn_checkpoint, "--gt-boxes", "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
     assert proc.returncode == 0, proc.stderr
-    proc = run_evaluate("--checkpoint", tiny_rsn, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
+    proc = run_evaluate("--checkpoint", tiny_rsn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
     assert proc.returncode == 2 and "needs --boxes" in proc.stderr
 
 
 @pytest.mark.slow
-def test_sharded_evaluation_under_torchrun_equals_single_process(tmp_path, tiny_imhn):
+def test_sharded_evaluation_under_torchrun_equals_single_process(tmp_path, tiny_imhn_checkpoint):
     single, sharded = tmp_path / "single.json", tmp_path / "sharded.json"
-    common = ["--checkpoint", tiny_imhn, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--box-size", 128, "--quiet"]
+    common = ["--checkpoint", tiny_imhn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--box-size", 128, "--quiet"]
     proc = run_evaluate(*common[:-1], "--metrics", single)
     assert proc.returncode == 0, proc.stderr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -83,16 +83,10 @@ def test_pipeline_rejects_bad_images():
         BottomUpPipeline(MapsModel(np.zeros((50, 2, 2), np.float32)), spec, scales=(0.0,))
 
 
-def test_predictor_with_tiny_imhn_checkpoint(tmp_path):
+def test_predictor_with_tiny_imhn_checkpoint(tiny_imhn_checkpoint):
     from simplepose import Predictor
-    from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
 
-    kwargs = dict(num_stacks=1, inp_dim=32, increase=16)
-    model = build_model("imhn", **kwargs)
-    path = tmp_path / "tiny.safetensors"
-    save_model(path, "imhn", kwargs, model.state_dict())
-    predictor = Predictor.from_checkpoint(path, device="cpu", box_size=128, flip=True, scales=(1.0, 0.5))
+    predictor = Predictor.from_checkpoint(tiny_imhn_checkpoint, device="cpu", box_size=128, flip=True, scales=(1.0, 0.5))
     assert predictor.mode == "bottomup" and predictor.model_name == "imhn"
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (90, 120, 3), dtype=np.uint8) for _ in range(2)]

@@ -6,17 +6,6 @@ import pytest
 from conftest import SHARED
 
 
-@pytest.fixture(scope="module")
-def tiny_rsn_checkpoint(tmp_path_factory):
-    from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
-
-    kwargs = dict(num_stages=1, input_size=(128, 96))
-    path = tmp_path_factory.mktemp("ckpt") / "rsn.safetensors"
-    save_model(path, "rsn18", kwargs, build_model("rsn18", **kwargs).state_dict())
-    return path
-
-
 def test_bundled_detector_ships_with_the_package():
     from simplepose.detect import PersonDetector, bundled_detector_path
 

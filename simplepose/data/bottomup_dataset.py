@@ -550,27 +550,8 @@ class BottomUpDataset(EpochSeeded):
             in [0, 1] (0 = not supervised); ``image_id`` int; ``matrix`` (2, 3) float64,
             original px -> input px.
         """
-        if isinstance(index, tuple):
-            epoch, index = index
-        else:
-            epoch = None
-        n = len(self.samples)
-        index = int(index)
-        if not -n <= index < n:
-            raise IndexError(f"sample index {index} out of range for {n} samples")
-        index %= n
-        for attempt in range(n):
-            i = (index + attempt) % n
-            image_id = self.samples[i][0]
-            if image_id in self._bad.bad:
-                continue
-            try:
-                packed = self._image(image_id)
-            except (InputError, OSError) as exc:
-                self._bad.record(image_id, self.coco.image_path(image_id, self.images_dir), exc)
-                continue
-            return self._render(i, self.sample_aug(i, epoch), packed)
-        raise InputError(f"no readable image among the {n} samples of {self.coco.source}")
+        i, epoch, packed = self._readable(index, self.samples, "samples")
+        return self._render(i, self.sample_aug(i, epoch), packed)
 
     def get(self, index: int, draw: BottomUpAugDraw = IDENTITY_AUG) -> dict:
         """Sample ``index`` under an explicit augmentation ``draw`` (no bad-image fallback:

@@ -69,7 +69,35 @@ class BadImageLog:
 
 class EpochSeeded:
     """Per-sample randomness drawn from ``(seed, epoch, index)`` only, so a sample is the same
-    in any process, worker or resumed run. Needs ``self.seed``, ``self.epoch``, ``self._bad``."""
+    in any process, worker or resumed run. Needs ``self.seed``, ``self.epoch``, ``self._bad``,
+    and for :meth:`_readable` also ``self.coco``, ``self.images_dir`` and ``self._image``."""
+
+    def _readable(self, key, entries: list, what: str):
+        """Resolve a dataset key to ``(index, epoch, image)``: ``key`` is an index or an
+        ``(epoch, index)`` pair (which carries the epoch into persistent workers). An
+        unreadable image is logged and counted once, and the next entry is used instead, so a
+        bad file never stops an epoch.
+
+        Raises:
+            IndexError: the index is out of range. InputError: no entry has a readable image.
+        """
+        from ..errors import InputError
+
+        epoch, index = key if isinstance(key, tuple) else (None, key)
+        n = len(entries)
+        index = int(index)
+        if not -n <= index < n:
+            raise IndexError(f"{what[:-1]} index {index} out of range for {n} {what}")
+        for attempt in range(n):
+            i = (index % n + attempt) % n
+            image_id = entries[i][0]
+            if image_id in self._bad.bad:
+                continue
+            try:
+                return i, epoch, self._image(image_id)
+            except (InputError, OSError) as exc:
+                self._bad.record(image_id, self.coco.image_path(image_id, self.images_dir), exc)
+        raise InputError(f"no readable image among the {n} {what} of {self.coco.source}")
 
     def set_epoch(self, epoch: int) -> None:
         """Select the augmentation stream of ``epoch`` (call before each epoch)."""

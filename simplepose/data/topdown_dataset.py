@@ -220,27 +220,8 @@ class TopDownDataset(EpochSeeded):
             1 occluded, 2 visible); ``image_id`` int; ``ann_id`` int; ``matrix`` (2, 3)
             float64 original px -> input px.
         """
-        if isinstance(index, tuple):
-            epoch, index = index
-        else:
-            epoch = None
-        n = len(self.instances)
-        index = int(index)
-        if not -n <= index < n:
-            raise IndexError(f"instance index {index} out of range for {n} instances")
-        index %= n
-        for attempt in range(n):
-            i = (index + attempt) % n
-            image_id = self.instances[i][0]
-            if image_id in self._bad.bad:
-                continue
-            try:
-                img = self._image(image_id)
-            except (InputError, OSError) as exc:
-                self._bad.record(image_id, self.coco.image_path(image_id, self.images_dir), exc)
-                continue
-            return self._render(i, self.sample_params(i, epoch), img)
-        raise InputError(f"no readable image among the {n} instances of {self.coco.source}")
+        i, epoch, img = self._readable(index, self.instances, "instances")
+        return self._render(i, self.sample_params(i, epoch), img)
 
     def get(self, index: int, params: TopDownSampleParams) -> dict:
         """Instance ``index`` cropped with explicit ``params`` (no bad-image fallback)."""

@@ -43,7 +43,6 @@ import csv
 import logging
 import math
 import os
-import pickle
 import random
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from simplepose.checkpoint import torch_load_safe
 from simplepose.config import Config, config_to_dict, save_config
 from simplepose.engine import dist as sdist
 from simplepose.engine.schedule import lr_from_config
@@ -244,16 +244,7 @@ def load_training_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"training checkpoint {path} does not exist")
-    try:
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(
-            f"{path}: refusing to load a checkpoint that needs objects other than tensors and "
-            f"plain containers (weights_only=True): {first}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable training checkpoint ({exc})") from None
+    state = torch_load_safe(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a simplepose training checkpoint "
                               f"(format {CHECKPOINT_FORMAT!r})")
