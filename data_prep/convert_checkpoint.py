@@ -27,6 +27,7 @@ try:
     from simplepose.checkpoint import build_and_load, load_state_dict_any, save_model
     from simplepose.convert import CONVERTERS, convert_state_dict
     from simplepose.errors import SimplePoseError
+    from simplepose.spec import get_spec
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise SystemExit(
         f"cannot import simplepose ({_exc}); run `pip install -e .` in the repository root "
@@ -104,12 +105,12 @@ def main(argv=None) -> int:
         raw = load_state_dict_any(args.input)
         converted = convert_state_dict(args.source, raw)
         name, kwargs = resolve_model(args.source, args.model, args.model_kwargs, converted)
-        model = build_and_load(name, kwargs, converted, source=f"converted {args.input}")
+        spec = get_spec(name).with_kwargs(**kwargs)
+        model = build_and_load(spec, converted, source=f"converted {args.input}")
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         save_model(
             args.output,
-            name,
-            kwargs,
+            spec,
             model.state_dict(),
             verify=False,
             extra_meta={"converted_from": args.source, "source_file": args.input.name},

@@ -1,36 +1,25 @@
-"""Model registry: ``build_model(name, **overrides)``.
-
-The registry maps a name to ``"module:function"`` so that building one model imports only
-its own module (and torch), never every model file.
-"""
+"""Networks. ``build_model(name, **overrides)`` builds the model registered as ``name`` in
+:mod:`simplepose.spec` (the one registry of models); building one model imports only its own
+module (and torch), never every model file."""
 
 from __future__ import annotations
 
-import importlib
-
-__all__ = ["MODELS", "build_model", "available_models"]
-
-MODELS: dict[str, str] = {
-    # bottom-up
-    "imhn": "simplepose.models.imhn:build_imhn",
-    "openpose_mobilenet_thin": "simplepose.models.openpose:build_openpose_mobilenet_thin",
-    # top-down
-    "cpn50": "simplepose.models.cpn:build_cpn50",
-    "cpn101": "simplepose.models.cpn:build_cpn101",
-    "mspn": "simplepose.models.mspn:build_mspn",
-    "rsn18": "simplepose.models.rsn:build_rsn18",
-    "rsn50": "simplepose.models.rsn:build_rsn50",
-}
+__all__ = ["available_models", "build_model"]
 
 
 def available_models() -> list[str]:
-    return sorted(MODELS)
+    """Names of the registered models (:func:`simplepose.spec.available_specs`)."""
+    from simplepose.spec import available_specs
+
+    return available_specs()
 
 
 def build_model(name: str, **overrides):
-    """Build the model registered as ``name`` with keyword ``overrides`` of its defaults."""
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(available_models())}")
-    module_name, func_name = MODELS[name].split(":")
-    builder = getattr(importlib.import_module(module_name), func_name)
-    return builder(**overrides)
+    """Build the model registered as ``name`` with keyword ``overrides`` of its spec's kwargs.
+
+    Raises:
+        InputError: ``name`` is not registered (the message lists the known names).
+    """
+    from simplepose.spec import get_spec
+
+    return get_spec(name).build_model(**overrides)
