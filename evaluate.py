@@ -208,7 +208,7 @@ def init_distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, 0
-    from simplepose.engine.dist import init_distributed as init
+    from simplepose.dist import init_distributed as init
 
     info = init()
     return info.rank, info.world_size, info.local_rank

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
 
-    from simplepose.engine import dist
+    from simplepose import dist
     from simplepose.engine.trainer import Trainer
 
     info = None

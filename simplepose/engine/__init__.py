@@ -1,2 +1,3 @@
-"""Training engine: distributed helpers (:mod:`.dist`), LR schedules (:mod:`.schedule`) and the
-training loop (:mod:`.trainer`). Imported lazily by the scripts; nothing here runs at import."""
+"""Training engine: LR schedules (:mod:`.schedule`) and the training loop (:mod:`.trainer`).
+The distributed helpers live in :mod:`simplepose.dist` (evaluation uses them too). Imported
+lazily by the scripts; nothing here runs at import."""

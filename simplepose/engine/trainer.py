@@ -1,6 +1,6 @@
 """The training loop: one :class:`Trainer` for bottom-up (IMHN) and top-down (CPN, MSPN, RSN).
 
-Per process (torchrun launches one per GPU, see :mod:`simplepose.engine.dist`):
+Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
 
 1. seed python / numpy / torch with ``cfg.seed``, build the model with
    ``build_model(cfg.model.name, **cfg.model.kwargs)`` (identical on every rank), optionally
@@ -52,9 +52,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from simplepose import dist as sdist
 from simplepose.checkpoint import torch_load_safe
 from simplepose.config import Config, config_to_dict, save_config
-from simplepose.engine import dist as sdist
 from simplepose.engine.schedule import lr_from_config
 from simplepose.errors import CheckpointError, InputError
 from simplepose.utils.io import atomic_path
@@ -275,7 +275,7 @@ class Trainer:
             :func:`build_train_dataset`. It must return dicts with ``image`` and ``targets``
             plus ``mask_miss`` (bottom-up) or ``target_weight`` (top-down), and may have
             ``set_epoch(epoch)``.
-        dist_info: from :func:`simplepose.engine.dist.init_distributed` (called when None).
+        dist_info: from :func:`simplepose.dist.init_distributed` (called when None).
 
     Use :meth:`resume` (optional) then :meth:`fit`.
     """
