@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simplepose.codecs.bottomup import OpenPosePafCodec, SimplePoseCodec, coco_to_internal
-from simplepose.decode.geometry import BottomUpGeometry
+from simplepose.geometry import BottomUpGeometry
 from simplepose.inference.bottomup import BottomUpPipeline, flip_channel_index
 from synthetic import PERSON
 

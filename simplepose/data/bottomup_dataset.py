@@ -50,6 +50,7 @@ from simplepose.data.coco import load_image
 from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.masks import annotation_mask
 from simplepose.errors import InputError
+from simplepose.geometry import BottomUpGeometry, apply_affine
 
 __all__ = [
     "BottomUpAugParams",
@@ -412,8 +413,6 @@ class BottomUpDataset(EpochSeeded):
     # ------------------------------------------------------------------ geometry
     def geometry(self, index: int):
         """``crop='image'``: the inference geometry of the sample's image (SPEC 3.8)."""
-        from ..decode.geometry import BottomUpGeometry
-
         h, w = self.coco.image_size(self.samples[index][0])
         return BottomUpGeometry.for_image(w, h, box_size=self.input_size, stride=self.stride)
 
@@ -447,8 +446,7 @@ class BottomUpDataset(EpochSeeded):
         Joints outside the input are kept (the renderer clips them)."""
         image_id, _ = self.samples[index]
         joints = self.image_joints(image_id)
-        m = np.asarray(matrix, dtype=np.float64)
-        joints[..., :2] = joints[..., :2] @ m[:, :2].T + m[:, 2]
+        joints[..., :2] = apply_affine(joints[..., :2], matrix)
         unlabelled = joints[..., 2] >= ABSENT
         joints[..., :2][unlabelled] = 0.0
         if flip:
@@ -523,7 +521,7 @@ class BottomUpDataset(EpochSeeded):
         ch, cw = crop.shape
         corners = np.array([[x0 - 1, y0 - 1], [x0 + cw, y0 - 1], [x0 - 1, y0 + ch],
                             [x0 + cw, y0 + ch]], dtype=np.float64)  # fmt: skip
-        pts = corners @ matrix[:, :2].T + matrix[:, 2]
+        pts = apply_affine(corners, matrix)
         lo = np.floor(pts.min(axis=0)) - 1
         hi = np.ceil(pts.max(axis=0)) + 2
         cx0, cy0 = (max(int(v) // st, 0) for v in lo)

@@ -1,5 +1,4 @@
-"""COCO keypoint evaluation: results files, the pycocotools COCOeval wrapper, and pose /
-box NMS (SPEC 1.2-1.3).
+"""COCO keypoint evaluation: results files and the pycocotools COCOeval wrapper (SPEC 1.2).
 
 Importing this package does not import pycocotools; :func:`evaluate_keypoints` does.
 """
@@ -13,7 +12,6 @@ from simplepose.evaluation.coco import (
     make_result,
     write_results,
 )
-from simplepose.evaluation.nms import box_iou, oks_iou, oks_nms, soft_nms, soft_oks_nms
 
 __all__ = [
     "STAT_NAMES",
@@ -23,9 +21,4 @@ __all__ = [
     "load_results",
     "make_result",
     "write_results",
-    "box_iou",
-    "oks_iou",
-    "oks_nms",
-    "soft_nms",
-    "soft_oks_nms",
 ]

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..codecs.bottomup import OpenPosePafCodec, SimplePoseCodec
-from ..decode.geometry import BottomUpGeometry
+from ..geometry import BottomUpGeometry
 from ..decode.params import GroupingParams
 from ..errors import InputError
 from ..structures import Person

@@ -55,10 +55,10 @@ from ..data.topdown_transforms import (
     CPN_TEST_PADDING,
     MSPN_TEST_PADDING,
     box_to_center_scale,
-    invert_affine,
     warp_image,
 )
 from ..errors import InputError
+from ..geometry import invert_affine, xywh_to_xyxy
 from ..structures import Person
 
 __all__ = [
@@ -68,7 +68,6 @@ __all__ = [
     "TOPDOWN_MODEL_SPECS",
     "TopDownModelSpec",
     "TopDownPipeline",
-    "boxes_xywh_to_xyxy",
     "crop_affines",
     "default_input_convention",
     "default_padding",
@@ -198,12 +197,6 @@ TOPDOWN_MODEL_SPECS: dict[str, TopDownModelSpec] = {
 
 
 # ------------------------------------------------------------------------- geometry
-def boxes_xywh_to_xyxy(boxes_xywh) -> np.ndarray:
-    """(N, 4) ``(x, y, w, h)`` -> (N, 4) ``(x1, y1, x2, y2)``, original px."""
-    b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
-
-
 def crop_affines(
     boxes_xywh, codec: TopDownHeatmapCodec, padding=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +280,7 @@ def _oks_nms_people(people: list[Person], thresh: float) -> list[Person]:
     """HRNet-style OKS-NMS over one image's people (areas = box areas)."""
     if len(people) < 2:
         return people
-    from ..evaluation.nms import oks_nms
+    from ..decode.nms import oks_nms
 
     kpts = np.stack([p.keypoints for p in people])
     scores = np.array([p.score for p in people])
@@ -492,7 +485,7 @@ class TopDownPipeline:
             heat, heat_flip = maps[: len(crops)], maps[len(crops):]
         else:
             heat, heat_flip = self.forward(crops), None
-        people = heatmaps_to_people(self.codec, heat, invs, boxes_xywh_to_xyxy(b), s, heat_flip)
+        people = heatmaps_to_people(self.codec, heat, invs, xywh_to_xyxy(b), s, heat_flip)
         if self.use_oks_nms:
             people = _oks_nms_people(people, self.oks_thresh)
         return people
