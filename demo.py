@@ -9,7 +9,7 @@
       --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
-(read | preprocess + network | assignment | draw + write); see ``simplepose/demo_runner.py``.
+(read | preprocess + network | assignment | draw + write); see :mod:`simplepose.demo`.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed); 2 an error stopped the run (bad
@@ -64,18 +64,18 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    from simplepose import demo_runner
+    from simplepose import demo as sdemo
 
     if args.box_size is not None and args.box_size < 8:
         raise ValueError(f"--box-size must be >= 8, got {args.box_size}")
-    source = demo_runner.open_source(args.input, max_frames=args.max_frames)
+    source = sdemo.open_source(args.input, max_frames=args.max_frames)
     try:
-        demo_runner.plan_outputs(source, args.output, args.json)  # fail before loading the model
-        predictor = demo_runner.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
+        sdemo.plan_outputs(source, args.output, args.json)  # fail before loading the model
+        predictor = sdemo.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
     except BaseException:
         source.close()
         raise
-    report = demo_runner.run_demo(
+    report = sdemo.run_demo(
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,

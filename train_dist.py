@@ -6,7 +6,7 @@
     torchrun --standalone --nproc_per_node=4 train_dist.py --config configs/imhn_512_coco.yaml \\
         --resume                      # continue from <output_dir>/last.pt (or --resume PATH)
 
-The library does the work (:mod:`simplepose.config`, :mod:`simplepose.engine.trainer`); this
+The library does the work (:mod:`simplepose.config`, :mod:`simplepose.engine.loop`); this
 script parses arguments, sets up logging, and turns bad input into a one-line error (exit 2).
 """
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         return _fail(str(exc))
 
     from simplepose import dist
-    from simplepose.engine.trainer import Trainer
+    from simplepose.engine.loop import Trainer
 
     info = None
     try:

@@ -75,10 +75,10 @@ def main(argv=None) -> int:
     import cv2
     import torch
 
-    from simplepose import demo_runner
+    from simplepose import demo as sdemo
 
     load_before = os.getloadavg()
-    predictor = demo_runner.build_predictor(box_size=args.box_size, device="cpu")
+    predictor = sdemo.build_predictor(box_size=args.box_size, device="cpu")
     pipe = predictor.pipeline
     cap = cv2.VideoCapture(args.input)
     ok, frame = cap.read()
@@ -107,12 +107,12 @@ def main(argv=None) -> int:
         for workers in args.workers:
             n_threads = 1 if workers > 1 else threads
             if args.warmup:
-                src = demo_runner.open_source(args.input, max_frames=args.warmup)
-                demo_runner.run_demo(predictor, src, output=str(Path(tmp) / "warm.mp4"), progress=False,
+                src = sdemo.open_source(args.input, max_frames=args.warmup)
+                sdemo.run_demo(predictor, src, output=str(Path(tmp) / "warm.mp4"), progress=False,
                                      channels_last=channels_last, threads=n_threads, workers=workers)
-            source = demo_runner.open_source(args.input, max_frames=args.frames or None)
+            source = sdemo.open_source(args.input, max_frames=args.frames or None)
             out = Path(tmp) / f"bench_{workers}.mp4"
-            report = demo_runner.run_demo(predictor, source, output=str(out), max_frames=args.frames or None,
+            report = sdemo.run_demo(predictor, source, output=str(out), max_frames=args.frames or None,
                                           channels_last=channels_last, threads=n_threads, workers=workers)
             written = out.stat().st_size if out.exists() else 0
             per_frame = report.per_frame_ms()
