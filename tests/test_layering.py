@@ -31,8 +31,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oracle",),
     ("evaluation",),
     ("predictor",),
-    ("engine", "demo", "demo_runner"),
+    ("engine", "demo"),
     ("cli",),
+    ("__main__",),
     ("__init__",),
 )
 
