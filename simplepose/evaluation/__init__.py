@@ -9,7 +9,6 @@ from simplepose.evaluation.coco import (
     evaluate_keypoints,
     format_metrics_table,
     load_results,
-    make_result,
     write_results,
 )
 
@@ -19,6 +18,5 @@ __all__ = [
     "evaluate_keypoints",
     "format_metrics_table",
     "load_results",
-    "make_result",
     "write_results",
 ]

@@ -55,6 +55,7 @@ from ..data.topdown_transforms import box_to_center_scale, warp_image
 from ..errors import InputError
 from ..geometry import invert_affine, xywh_to_xyxy
 from ..structures import Person
+from ..utils.image import check_image
 from .topdown_constants import (
     TOPDOWN_MODEL_SPECS,
     default_input_convention,
@@ -345,9 +346,7 @@ class TopDownPipeline:
         """
         from ..data.topdown_transforms import sanitize_boxes
 
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            got = image_bgr.shape if isinstance(image_bgr, np.ndarray) else type(image_bgr).__name__
-            raise InputError(f"TopDownPipeline.predict: need an (H, W, 3) BGR image, got {got}")
+        image_bgr = check_image(image_bgr, "TopDownPipeline.predict")
         b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
         s = np.ones(b.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
         b, s, _ = sanitize_boxes(b, s.reshape(-1))
