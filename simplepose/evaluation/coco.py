@@ -2,7 +2,8 @@
 
 A results file is a JSON list of records
 ``{"image_id": int, "category_id": 1, "keypoints": [x1, y1, v1, ..., x17, y17, v17],
-"score": float}`` with keypoints in original-image pixels. The evaluator ignores the ``v``
+"score": float}`` with keypoints in original-image pixels (K triplets for an annotation file
+of another layout, e.g. 14 for CrowdPose; the OKS sigmas are then the layout's). The evaluator ignores the ``v``
 values and keeps, per image, the 20 highest-scoring records (``maxDets = 20``).
 
 :func:`evaluate_keypoints` runs pycocotools' ``COCOeval(..., "keypoints")`` on indexes
@@ -77,7 +78,7 @@ class KeypointMetrics:
 
 
 # ----------------------------------------------------------------------- result records
-def _record_problem(rec) -> str | None:
+def _record_problem(rec, num_keypoints: int = NUM_KEYPOINTS) -> str | None:
     """What is wrong with one result record, or None when it is valid."""
     if not isinstance(rec, Mapping):
         return f"must be an object, got {type(rec).__name__}"
@@ -93,11 +94,16 @@ def _record_problem(rec) -> str | None:
         kps = kps.ravel().tolist()
     if not isinstance(kps, Sequence) or isinstance(kps, (str, bytes)):
         return (
-            f"'keypoints' must be a list of {3 * NUM_KEYPOINTS} numbers, "
+            f"'keypoints' must be a list of {3 * num_keypoints} numbers, "
             f"got {type(kps).__name__}"
         )
-    if len(kps) != 3 * NUM_KEYPOINTS:
-        return f"'keypoints' must hold {3 * NUM_KEYPOINTS} numbers (17 x, y, v), got {len(kps)}"
+    if len(kps) != 3 * num_keypoints:
+        got = len(kps)
+        hint = f" ({got // 3} keypoints)" if got % 3 == 0 else ""
+        return (
+            f"'keypoints' must hold {3 * num_keypoints} numbers ({num_keypoints} x, y, v), "
+            f"got {got}{hint}"
+        )
     # Fast path for plain ints and floats (what json.load gives); the loop below names
     # the offending value and also accepts numpy scalars.
     plain = set(map(type, kps)) <= _PLAIN_NUMBER_TYPES and all(map(math.isfinite, kps))
@@ -128,7 +134,9 @@ def _plain_record(rec: Mapping) -> dict:
     }
 
 
-def _check_result_list(results, source: str | None) -> list[dict]:
+def _check_result_list(
+    results, source: str | None, num_keypoints: int = NUM_KEYPOINTS
+) -> list[dict]:
     """Validate a list of records; return plain copies of their four standard keys.
 
     ``source`` is the file name for records read from disk (AnnotationError) or None for
@@ -140,7 +148,7 @@ def _check_result_list(results, source: str | None) -> list[dict]:
         raise exc(f"{where}: must be a list of result records, got {type(results).__name__}")
     out = []
     for i, rec in enumerate(results):
-        problem = _record_problem(rec)
+        problem = _record_problem(rec, num_keypoints)
         if problem is not None:
             if source:
                 raise AnnotationError(f"results file {source}: record {i}: {problem}")
@@ -149,15 +157,18 @@ def _check_result_list(results, source: str | None) -> list[dict]:
     return out
 
 
-def make_result(image_id: int, keypoints, score: float, category_id: int = 1) -> dict:
+def make_result(
+    image_id: int, keypoints, score: float, category_id: int = 1, num_keypoints: int = NUM_KEYPOINTS
+) -> dict:
     """One COCO keypoint result record.
 
     Args:
         image_id: the COCO image id.
-        keypoints: (17, 3) array-like of ``(x, y, v)`` in original-image pixels (v is
+        keypoints: (K, 3) array-like of ``(x, y, v)`` in original-image pixels (v is
             written as given; the evaluator ignores it).
         score: the person's confidence; COCOeval ranks by it.
         category_id: the person category id (1 in COCO).
+        num_keypoints: K (17 for COCO).
 
     Returns:
         ``{"image_id", "category_id", "keypoints" (51 floats), "score"}``.
@@ -172,9 +183,10 @@ def make_result(image_id: int, keypoints, score: float, category_id: int = 1) ->
         kps = np.asarray(keypoints, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"make_result: keypoints are not numeric: {exc}") from exc
-    if kps.shape != (NUM_KEYPOINTS, 3):
+    if kps.shape != (num_keypoints, 3):
         raise InputError(
-            f"make_result: keypoints must have shape (17, 3) (x, y, v), got {kps.shape}"
+            f"make_result: keypoints must have shape ({num_keypoints}, 3) (x, y, v), "
+            f"got {kps.shape}"
         )
     if not np.isfinite(kps).all():
         bad = np.unique(np.nonzero(~np.isfinite(kps))[0]).tolist()
@@ -191,7 +203,7 @@ def make_result(image_id: int, keypoints, score: float, category_id: int = 1) ->
     }
 
 
-def write_results(results, path) -> None:
+def write_results(results, path, num_keypoints: int = NUM_KEYPOINTS) -> None:
     """Write result records to a JSON file atomically (temp file, fsync, rename).
 
     Records are validated first and written with their four standard keys as plain JSON
@@ -201,12 +213,12 @@ def write_results(results, path) -> None:
         InputError: a record is malformed (the message gives its index).
         FileNotFoundError: the destination folder does not exist.
     """
-    plain = _check_result_list(results, None)
+    plain = _check_result_list(results, None, num_keypoints)
     atomic_write_json(path, plain)
     LOG.info("wrote %d keypoint results to %s", len(plain), path)
 
 
-def load_results(path) -> list[dict]:
+def load_results(path, num_keypoints: int = NUM_KEYPOINTS) -> list[dict]:
     """Read and validate a COCO keypoint results file.
 
     Returns:
@@ -221,7 +233,7 @@ def load_results(path) -> list[dict]:
     """
     path = Path(path)
     data = read_json(path, "results")
-    return _check_result_list(data, str(path))
+    return _check_result_list(data, str(path), num_keypoints)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -280,10 +292,16 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
 
     if not isinstance(ann, CocoKeypoints):
         ann = load_coco_keypoints(ann)
-    if isinstance(results, (str, Path)):
-        records = load_results(results)
-    else:
-        records = _check_result_list(results, None)
+    k = ann.layout.num_keypoints
+    try:
+        if isinstance(results, (str, Path)):
+            records = load_results(results, k)
+        else:
+            records = _check_result_list(results, None, k)
+    except (AnnotationError, InputError) as exc:
+        if ann.layout.name == "coco17":
+            raise
+        raise type(exc)(f"{exc} (the {ann.layout.name} layout of {ann.source})") from None
 
     ids = _select_image_ids(ann, image_ids)
     id_set = set(ids)
@@ -327,6 +345,7 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
                  "categories": gt_dataset["categories"]}
             )
         coco_eval = COCOeval(coco_gt, coco_dt, "keypoints")
+        coco_eval.params.kpt_oks_sigmas = ann.layout.sigmas_array
         coco_eval.params.imgIds = ids
         coco_eval.params.catIds = [person_id]
         coco_eval.evaluate()
