@@ -53,6 +53,7 @@ __all__ = [
     "InputNorm",
     "PoseModelSpec",
     "available_specs",
+    "build_model",
     "codec_from_dict",
     "codec_to_dict",
     "get_spec",
@@ -173,29 +174,25 @@ OUTPUT_ADAPTERS: dict[str, Callable] = {
 
 # ---------------------------------------------------------------------- keypoint layouts
 def keypoint_names(layout: str) -> tuple[str, ...]:
-    """The keypoint names of the layout called ``layout`` in :mod:`simplepose.skeleton`.
+    """The keypoint names of the layout called ``layout`` (:func:`simplepose.skeleton.get_layout`)."""
+    from .skeleton import get_layout
 
-    ``"coco17"`` is COCO's 17 keypoints; other names resolve through ``skeleton.get_layout``
-    when the skeleton module provides it.
-    """
-    from . import skeleton
-
-    getter = getattr(skeleton, "get_layout", None)
-    if getter is not None:
-        return tuple(getter(layout).keypoints)
-    if layout == "coco17":
-        return tuple(skeleton.COCO_KEYPOINTS)
-    raise InputError(f"unknown keypoint layout {layout!r}; known: coco17")
+    return tuple(get_layout(layout).keypoints)
 
 
 def _bottomup_layout(name: str):
-    """The :class:`~simplepose.skeleton.BottomUpLayout` whose ``name`` is ``name``."""
+    """The :class:`~simplepose.skeleton.BottomUpLayout` called ``name``: a module-level one of
+    :mod:`simplepose.skeleton` (``simplepose18``, ``openpose18``) or the SimplePose-style
+    layout of a keypoint layout (``simplepose_<layout>``, :func:`~simplepose.skeleton.bottomup_layout`)."""
     from . import skeleton
 
     layouts = {v.name: v for v in vars(skeleton).values() if isinstance(v, skeleton.BottomUpLayout)}
-    if name not in layouts:
-        raise InputError(f"unknown bottom-up layout {name!r}; known: {sorted(layouts)}")
-    return layouts[name]
+    if name in layouts:
+        return layouts[name]
+    if name.startswith("simplepose_"):
+        return skeleton.bottomup_layout(name[len("simplepose_"):])
+    raise InputError(f"unknown bottom-up layout {name!r}; known: {sorted(layouts)} or "
+                     "simplepose_<keypoint layout>")
 
 
 # ----------------------------------------------------------------------------- codecs
@@ -324,6 +321,10 @@ class PoseModelSpec:
         if kind not in expected:
             raise InputError(f"spec {self.name!r}: a {self.paradigm} model needs a codec of type "
                              f"{' or '.join(expected)}, got {kind!r}")
+        num_keypoints = len(keypoint_names(self.keypoints))
+        if self.paradigm == "topdown" and len(self.codec.get("flip_index", ())) != num_keypoints:
+            raise InputError(f"spec {self.name!r}: codec flip_index has {len(self.codec.get('flip_index', ()))} "
+                             f"entries for the {num_keypoints} keypoints of {self.keypoints}")
         if self.paradigm == "topdown":
             hw = self.kwargs.get("input_size")
             if hw is not None and [int(v) for v in hw] != [int(v) for v in self.codec["input_hw"]]:
@@ -352,6 +353,13 @@ class PoseModelSpec:
     def select_output(self, output):
         """The maps the codec decodes, from the network's forward output."""
         return OUTPUT_ADAPTERS[self.output_adapter](output)
+
+    @property
+    def layout(self):
+        """The :class:`~simplepose.skeleton.KeypointLayout` of the returned people."""
+        from .skeleton import get_layout
+
+        return get_layout(self.keypoints)
 
     @property
     def input_hw(self) -> tuple[int, int] | None:
@@ -496,6 +504,15 @@ def available_specs() -> list[str]:
     """Sorted names of the registered models."""
     _ensure_builtins()
     return sorted(_REGISTRY)
+
+
+def build_model(name: str, **overrides):
+    """Build the model registered as ``name`` with keyword ``overrides`` of its spec's kwargs.
+
+    Raises:
+        InputError: ``name`` is not registered (the message lists the known names).
+    """
+    return get_spec(name).build_model(**overrides)
 
 
 def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=None) -> PoseModelSpec:

@@ -85,7 +85,7 @@ def _grad_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> 
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                           LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from simplepose.engine import dist
+    from simplepose import dist
     from simplepose.engine.loop import Trainer
 
     try:

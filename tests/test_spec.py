@@ -163,3 +163,20 @@ def test_a_registered_variant_trains_checkpoints_evaluates_and_demos(tmp_path, t
     (frame,) = json.loads(people_json.read_text())
     assert frame["image"] == image.name and len(frame["people"]) >= 1
     assert (tmp_path / "drawn.jpg").stat().st_size > 0
+
+
+def test_a_keypoint_layout_is_a_spec_field():
+    """An MPII-16 variant of a top-down model: layout name, codec flip permutation and the
+    builder's keypoint count, nothing else."""
+    from simplepose.skeleton import get_layout
+
+    rsn = get_spec("rsn18")
+    with pytest.raises(InputError, match="17 entries for the 16 keypoints of mpii16"):
+        rsn.replace(keypoints="mpii16")
+    mpii = get_layout("mpii16")
+    spec = rsn.replace(name="rsn18_mpii", keypoints="mpii16",
+                       codec={**rsn.codec, "flip_index": list(mpii.flip_index)}).with_kwargs(num_keypoints=16)
+    assert spec.layout is mpii and spec.build_codec().num_keypoints == 16
+    assert PoseModelSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(InputError, match="unknown keypoint layout"):
+        rsn.replace(keypoints="coco18")

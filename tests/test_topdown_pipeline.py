@@ -173,7 +173,7 @@ def test_predict_edge_cases_and_oks_nms():
     # a degenerate box is dropped (sanitize_boxes warns), not crashed on
     assert len(pipeline.predict(img, [[250, 150, 100, 120], [0, 0, 0, 10]], [1.0, 1.0])) == 1
     with pytest.raises(InputError):
-        pipeline.predict(img[..., 0], [[250, 150, 100, 120]])
+        pipeline.predict(img[..., :2], [[250, 150, 100, 120]])
     # two near-identical boxes give the same pose; OKS-NMS keeps the better-scored one
     boxes = [[250, 150, 100, 120], [251, 150, 100, 120]]
     assert len(pipeline.predict(img, boxes, [0.9, 0.8])) == 2
@@ -207,7 +207,7 @@ def test_select_heatmap_adapters():
 
 def test_tiny_rsn18_end_to_end(one_thread):
     """Random-weight RSN-18 with flip test: shapes, frames and batching (4 crops, batch 3)."""
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     torch.manual_seed(0)
     model = build_model("rsn18", num_stages=1, input_size=(128, 96)).train()
@@ -250,7 +250,7 @@ def test_from_checkpoint(tmp_path, one_thread):
 
 @pytest.mark.slow
 def test_cpn_and_mspn_run(one_thread):
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     model = build_model("mspn", num_stages=1)
     pipeline = TopDownPipeline.from_spec(model, get_spec("mspn"), flip=True)
@@ -261,7 +261,7 @@ def test_cpn_and_mspn_run(one_thread):
 
 @pytest.mark.slow
 def test_cpn_output_adapter_runs(one_thread):
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     model = build_model("cpn50")
     pipeline = TopDownPipeline.from_spec(model, get_spec("cpn50"), flip=True)

@@ -1,6 +1,6 @@
 """The training loop: one :class:`Trainer` for bottom-up (IMHN) and top-down (CPN, MSPN, RSN).
 
-Per process (torchrun launches one per GPU, see :mod:`simplepose.engine.dist`):
+Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
 
 1. seed python / numpy / torch with ``cfg.seed``, build the model of the config's
    :class:`~simplepose.spec.PoseModelSpec` (:func:`~simplepose.engine.builders.build_spec`;
@@ -47,8 +47,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from simplepose import dist as sdist
 from simplepose.config import Config, config_to_dict, save_config
-from simplepose.engine import dist as sdist
 from simplepose.engine.builders import (
     build_loss,
     build_optimizer,
@@ -102,7 +102,7 @@ class Trainer:
             :func:`build_train_dataset`. It must return dicts with ``image`` and ``targets``
             plus ``mask_miss`` (bottom-up) or ``target_weight`` (top-down), and may have
             ``set_epoch(epoch)``.
-        dist_info: from :func:`simplepose.engine.dist.init_distributed` (called when None).
+        dist_info: from :func:`simplepose.dist.init_distributed` (called when None).
 
     Use :meth:`resume` (optional) then :meth:`fit`.
     """

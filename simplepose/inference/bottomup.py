@@ -28,11 +28,12 @@ import cv2
 import numpy as np
 
 from ..codecs.bottomup import SimplePoseCodec
-from ..decode.geometry import BottomUpGeometry
 from ..decode.params import GroupingParams
 from ..errors import InputError
+from ..geometry import BottomUpGeometry
 from ..spec import PoseModelSpec
 from ..structures import Person
+from ..utils.image import check_image
 
 __all__ = ["BottomUpInputs", "BottomUpPipeline", "flip_channel_index"]
 
@@ -193,8 +194,7 @@ class BottomUpPipeline:
 
     def prepare_batch(self, images: Sequence[np.ndarray]) -> BottomUpInputs:
         """Step 1 for several images of one size (they share every geometry)."""
-        for i, im in enumerate(images):
-            _check_image(im, i)
+        images = [check_image(im, f"image {i}") for i, im in enumerate(images)]
         if not images:
             raise InputError("prepare_batch needs at least one image")
         h, w = images[0].shape[:2]
@@ -262,8 +262,7 @@ class BottomUpPipeline:
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         """People in each image; images of one size share a forward pass."""
-        for i, im in enumerate(images):
-            _check_image(im, i)
+        images = [check_image(im, f"image {i}") for i, im in enumerate(images)]
         out: list = [None] * len(images)
         groups: dict[tuple, list[int]] = {}
         for i, im in enumerate(images):
@@ -274,10 +273,3 @@ class BottomUpPipeline:
                 out[i] = people
         return out
 
-
-def _check_image(image, index: int) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        desc = f"shape {getattr(image, 'shape', None)} dtype {getattr(image, 'dtype', None)}"
-        raise InputError(f"image {index} must be a BGR uint8 (H, W, 3) array, got {desc}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"image {index} is empty (shape {image.shape})")

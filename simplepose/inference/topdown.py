@@ -57,15 +57,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codecs.topdown import TopDownHeatmapCodec
-from ..data.topdown_transforms import box_to_center_scale, invert_affine, warp_image
+from ..data.topdown_transforms import box_to_center_scale, warp_image
 from ..errors import InputError
+from ..geometry import invert_affine, xywh_to_xyxy
 from ..spec import TOPDOWN_TEST_PADDING, InputNorm, PoseModelSpec, available_specs, get_spec
 from ..structures import Person
+from ..utils.image import check_image
 
 __all__ = [
     "TopDownInputs",
     "TopDownPipeline",
-    "boxes_xywh_to_xyxy",
     "crop_affines",
     "default_input_norm",
     "default_padding",
@@ -115,12 +116,6 @@ def default_input_norm(codec: TopDownHeatmapCodec) -> InputNorm:
 
 
 # ------------------------------------------------------------------------- geometry
-def boxes_xywh_to_xyxy(boxes_xywh) -> np.ndarray:
-    """(N, 4) ``(x, y, w, h)`` -> (N, 4) ``(x1, y1, x2, y2)``, original px."""
-    b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
-
-
 def crop_affines(
     boxes_xywh, codec: TopDownHeatmapCodec, padding=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +199,7 @@ def _oks_nms_people(people: list[Person], thresh: float) -> list[Person]:
     """HRNet-style OKS-NMS over one image's people (areas = box areas)."""
     if len(people) < 2:
         return people
-    from ..evaluation.nms import oks_nms
+    from ..decode.nms import oks_nms
 
     kpts = np.stack([p.keypoints for p in people])
     scores = np.array([p.score for p in people])
@@ -383,7 +378,7 @@ class TopDownPipeline:
         if sanitize:
             b, s, _ = sanitize_boxes(b, s)
         mats, invs = crop_affines(b, self.codec, self.padding)
-        return TopDownInputs(None, invs, mats, boxes_xywh_to_xyxy(b), s, self.flip)
+        return TopDownInputs(None, invs, mats, xywh_to_xyxy(b), s, self.flip)
 
     def prepare(self, image_bgr: np.ndarray, boxes_xywh=None, box_scores=None) -> TopDownInputs:
         """Step 1: the crops of one image's person boxes.
@@ -393,9 +388,7 @@ class TopDownPipeline:
             boxes_xywh: (N, 4) person boxes ``(x, y, w, h)`` in original px.
             box_scores: (N,) box confidences (default 1).
         """
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            got = image_bgr.shape if isinstance(image_bgr, np.ndarray) else type(image_bgr).__name__
-            raise InputError(f"TopDownPipeline: need an (H, W, 3) BGR image, got {got}")
+        image_bgr = check_image(image_bgr, "TopDownPipeline.predict")
         if boxes_xywh is None:
             raise InputError("TopDownPipeline.prepare needs person boxes (x, y, w, h)")
         plan = self.plan(boxes_xywh, box_scores)

@@ -15,8 +15,8 @@ import numpy as np
 from ..codecs.bottomup import SimplePoseCodec, coco_to_internal
 from ..data.coco import CocoKeypoints
 from ..data.masks import person_masks
-from ..decode.geometry import BottomUpGeometry
 from ..decode.params import GroupingParams
+from ..geometry import BottomUpGeometry
 from ..structures import Person
 
 __all__ = [
