@@ -17,7 +17,9 @@ about a model, so none of them keeps its own table:
   :func:`simplepose.engine.builders.build_loss`);
 * ``inference``: default inference options (bottom-up: ``box_size``, ``pad_multiple``,
   grouping ``params``; top-down: test ``padding`` and the family's ``reference_padding``);
-* ``pretrained``: the builder can load weights bundled with the package (``pretrained=True``).
+* ``pretrained``: the builder can load weights bundled with the package (``pretrained=True``);
+* ``convert_from``: the released-checkpoint layouts (:data:`simplepose.convert.CONVERTERS`)
+  whose weights convert into this model.
 
 A spec is frozen and serialisable (:meth:`PoseModelSpec.to_dict` / :meth:`~PoseModelSpec.from_dict`,
 plain JSON values). Checkpoints store it whole (:mod:`simplepose.checkpoint`), so a model
@@ -59,6 +61,7 @@ __all__ = [
     "get_spec",
     "keypoint_names",
     "register_spec",
+    "registered_specs",
     "resolve_spec",
     "select_heatmap",
     "unregister_spec",
@@ -280,6 +283,7 @@ class PoseModelSpec:
         kwargs: builder keyword arguments (JSON values).
         inference: default inference options (JSON values, see the module docstring).
         pretrained: the builder loads bundled weights with ``pretrained=True``.
+        convert_from: released-checkpoint layouts that convert into this model.
     """
 
     name: str
@@ -293,8 +297,10 @@ class PoseModelSpec:
     kwargs: dict = field(default_factory=dict)
     inference: dict = field(default_factory=dict)
     pretrained: bool = False
+    convert_from: tuple[str, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "convert_from", tuple(str(v) for v in self.convert_from))
         for name in ("codec", "kwargs", "inference"):
             value = getattr(self, name)
             if not isinstance(value, Mapping):
@@ -506,6 +512,12 @@ def available_specs() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered_specs() -> list[PoseModelSpec]:
+    """The registered specs in registration order (the built-ins first)."""
+    _ensure_builtins()
+    return list(_REGISTRY.values())
+
+
 def build_model(name: str, **overrides):
     """Build the model registered as ``name`` with keyword ``overrides`` of its spec's kwargs.
 
@@ -571,6 +583,7 @@ def _register_builtins() -> None:
 
     # ---- bottom-up: IMHN (SPEC 3): BGR / 255, padded with 128 to multiples of 64.
     add(name="imhn", builder="simplepose.models.imhn:build_imhn", paradigm="bottomup",
+        convert_from=("simplepose",),
         codec=codec_to_dict(SimplePoseCodec()),
         input=InputNorm("bgr", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), (128.0, 128.0, 128.0)),
         output_adapter="last_stack_finest", loss="focal_l2",
@@ -589,17 +602,19 @@ def _register_builtins() -> None:
     # ---- top-down (SPEC 4-6) at 256x192; other sizes via PoseModelSpec.with_input_hw.
     # Test padding: TOPDOWN_TEST_PADDING for every family; ``padding="reference"`` selects the
     # family's reference extension.
-    for name, builder, family, norm, loss, ref_pad in (
-        ("cpn50", "simplepose.models.cpn:build_cpn50", "cpn", CPN_INPUT, "cpn", CPN_TEST_PADDING),
-        ("cpn101", "simplepose.models.cpn:build_cpn101", "cpn", CPN_INPUT, "cpn", CPN_TEST_PADDING),
+    for name, builder, family, norm, loss, ref_pad, source in (
+        ("cpn50", "simplepose.models.cpn:build_cpn50", "cpn", CPN_INPUT, "cpn", CPN_TEST_PADDING,
+         "pytorch-cpn"),
+        ("cpn101", "simplepose.models.cpn:build_cpn101", "cpn", CPN_INPUT, "cpn", CPN_TEST_PADDING,
+         "pytorch-cpn"),
         ("mspn", "simplepose.models.mspn:build_mspn", "mspn", MSPN_INPUT, "coarse_to_fine",
-         MSPN_TEST_PADDING),
+         MSPN_TEST_PADDING, "mspn"),
         ("rsn18", "simplepose.models.rsn:build_rsn18", "rsn", MSPN_INPUT, "coarse_to_fine",
-         MSPN_TEST_PADDING),
+         MSPN_TEST_PADDING, "rsn"),
         ("rsn50", "simplepose.models.rsn:build_rsn50", "rsn", MSPN_INPUT, "coarse_to_fine",
-         MSPN_TEST_PADDING),
+         MSPN_TEST_PADDING, "rsn"),
     ):
-        add(name=name, builder=builder, paradigm="topdown",
+        add(name=name, builder=builder, paradigm="topdown", convert_from=(source,),
             codec=codec_to_dict(build_codec(f"{family}_256x192")), input=norm,
             output_adapter="topdown_heatmap", loss=loss,
             inference={"padding": list(TOPDOWN_TEST_PADDING), "reference_padding": list(ref_pad)})

@@ -29,8 +29,8 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def _images(tmp_path):
-    paths = [p for p in IMAGES if p.exists()]
+def _images(tmp_path, candidates=IMAGES):
+    paths = [p for p in candidates if p.exists()]
     if not paths:
         pytest.skip("no sample images")
     folder = tmp_path / "images"
@@ -48,10 +48,10 @@ def _same_people(a, b):
         np.testing.assert_array_equal(p.box, q.box)
 
 
-def _check_demo_equals_predict(predictor, folder, tmp_path, channels_last=False):
+def _check_folder(predictor, folder):
     seen = {}
     report = sdemo.run_demo(predictor, sdemo.open_source(str(folder)), progress=False,
-                            channels_last=channels_last, on_frame=lambda i, f, p: seen.update({i: p}))
+                            channels_last=False, on_frame=lambda i, f, p: seen.update({i: p}))
     assert report.frames == len(seen) > 0
     paths = sorted(folder.iterdir())
     total = 0
@@ -59,32 +59,50 @@ def _check_demo_equals_predict(predictor, folder, tmp_path, channels_last=False)
         _same_people(people, predictor.predict(load_image(paths[index])))
         total += len(people)
     assert total > 0  # the comparison is not vacuous
-    # the threaded video pipeline: a short clip of the first image, frames as decoded
+
+
+def _check_video(predictor, image_path, tmp_path):
+    """The threaded video pipeline (2 network workers): a short clip of one image, compared
+    frame by frame as decoded."""
     video = tmp_path / "clip.avi"
-    frame = load_image(paths[0])
+    frame = load_image(image_path)
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, frame.shape[1::-1])
     for _ in range(3):
         writer.write(frame)
     writer.release()
     frames = {}
     sdemo.run_demo(predictor, sdemo.open_source(str(video)), progress=False, workers=2,
-                   channels_last=channels_last, on_frame=lambda i, f, p: frames.update({i: (f.copy(), p)}))
-    assert len(frames) == 3
+                   channels_last=False, on_frame=lambda i, f, p: frames.update({i: (f.copy(), p)}))
+    assert len(frames) == 3 and sum(len(p) for _, p in frames.values()) > 0
     for decoded, people in frames.values():
         _same_people(people, predictor.predict(decoded))
 
 
+def _bottomup():
+    return Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", box_size=256)
+
+
+def _topdown(checkpoint):
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", detector="bundled")
+    assert predictor.mode == "topdown"
+    return predictor
+
+
 def test_bottomup_demo_equals_predict(tmp_path, one_thread):
-    folder = _images(tmp_path)
-    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", box_size=256)
-    _check_demo_equals_predict(predictor, folder, tmp_path)
+    _check_folder(_bottomup(), _images(tmp_path))
 
 
 def test_topdown_demo_equals_predict(tmp_path, tiny_rsn_checkpoint, one_thread):
-    folder = _images(tmp_path)
-    predictor = Predictor.from_checkpoint(tiny_rsn_checkpoint, device="cpu", detector="bundled")
-    assert predictor.mode == "topdown"
-    _check_demo_equals_predict(predictor, folder, tmp_path)
+    _check_folder(_topdown(tiny_rsn_checkpoint), _images(tmp_path, IMAGES[:1]))
+
+
+@pytest.mark.slow
+def test_video_pipeline_equals_predict(tmp_path, tiny_rsn_checkpoint, one_thread):
+    image = next((p for p in IMAGES if p.exists()), None)
+    if image is None:
+        pytest.skip("no sample images")
+    _check_video(_bottomup(), image, tmp_path)
+    _check_video(_topdown(tiny_rsn_checkpoint), image, tmp_path)
 
 
 def test_steps_compose_to_predict(tiny_imhn_checkpoint, one_thread):

@@ -124,6 +124,7 @@ def tiny_variant():
     unregister_spec(spec.name)
 
 
+@pytest.mark.slow  # ~10 s: trains 2 iterations, evaluates 3 images, runs the detector once
 @pytest.mark.skipif(not VAL_IMAGES.exists(), reason=f"val images not found at {VAL_IMAGES}")
 def test_a_registered_variant_trains_checkpoints_evaluates_and_demos(tmp_path, tiny_variant):
     import torch
