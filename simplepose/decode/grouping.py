@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ExtensionMissingError, InputError
 from .params import GroupingParams, check_bound
+from .reference_grouping import reference_group
 
 __all__ = ["GroupingResult", "group", "load_extension"]
 
@@ -22,7 +23,8 @@ _EXTENSION = None
 
 @dataclass
 class GroupingResult:
-    """Output of a grouping run (both backends return this).
+    """Output of a grouping run: the C++ binding and the Python reference each return its
+    fields as a dict of arrays, which ``group`` wraps in this.
 
     Attributes:
         peaks: (N, 4) float64: x, y (heatmap px), score, part index; peak ids are rows.
@@ -101,10 +103,9 @@ def group(
     for name, value in (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height)):
         check_bound(value, name, name)
     if backend == "reference":
-        from .reference_grouping import reference_group  # the reference imports this module
-
         _check_reference_inputs(heatmaps, limb_maps, limbs)
-        return reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
+        out = reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
+        return GroupingResult(**out)
     if backend != "cpp":
         raise InputError(f"backend must be 'cpp' or 'reference', got {backend!r}")
     ext = load_extension()

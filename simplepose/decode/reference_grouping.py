@@ -17,7 +17,6 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from .grouping import GroupingResult
 from .params import GroupingParams
 
 __all__ = ["reference_find_peaks", "reference_group"]
@@ -253,7 +252,7 @@ def reference_group(
     scale_x: float = 1.0,
     scale_y: float = 1.0,
     image_height: float | None = None,
-) -> GroupingResult:
+) -> dict:
     """Group keypoint peaks into people.
 
     Args:
@@ -265,7 +264,8 @@ def reference_group(
         image_height: original image height (px) for the length prior; default H*scale_y.
 
     Returns:
-        GroupingResult in heatmap px.
+        The dict of arrays the binding returns (the fields of ``decode.grouping.GroupingResult``,
+        which wraps it), in heatmap px.
     """
     params = GroupingParams() if params is None else params
     num_parts, h, _ = heatmaps.shape
@@ -305,7 +305,7 @@ def _check_limits(ids_by_part, limbs, p: GroupingParams) -> None:
         )
 
 
-def _to_result(peaks, people, num_parts, p: GroupingParams) -> GroupingResult:
+def _to_result(peaks, people, num_parts, p: GroupingParams) -> dict:
     m = len(people)
     out = np.zeros((m, num_parts, 3), dtype=np.float64)
     ids = np.full((m, num_parts), -1, dtype=np.int64)
@@ -319,4 +319,4 @@ def _to_result(peaks, people, num_parts, p: GroupingParams) -> GroupingResult:
                 ids[j, part] = pid
         totals[j], counts[j] = q.total, q.count
         scores[j] = q.total / q.count if p.person_score == "mean" else 1.0 - 1.0 / q.total
-    return GroupingResult(peaks, out, ids, scores, totals, counts)
+    return {"peaks": peaks, "people": out, "part_ids": ids, "scores": scores, "totals": totals, "counts": counts}
