@@ -28,17 +28,15 @@ import numpy as np
 
 from simplepose.data.coco import NUM_KEYPOINTS, CocoKeypoints, load_coco_keypoints
 from simplepose.errors import AnnotationError, InputError
-from simplepose.utils.io import atomic_write_json
-from simplepose.utils.io import read_json
+from simplepose.utils.io import atomic_write_json, read_json
 
 __all__ = [
     "STAT_NAMES",
     "KeypointMetrics",
-    "make_result",
-    "write_results",
-    "load_results",
     "evaluate_keypoints",
     "format_metrics_table",
+    "load_results",
+    "write_results",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -157,52 +155,6 @@ def _check_result_list(
     return out
 
 
-def make_result(
-    image_id: int, keypoints, score: float, category_id: int = 1, num_keypoints: int = NUM_KEYPOINTS
-) -> dict:
-    """One COCO keypoint result record.
-
-    Args:
-        image_id: the COCO image id.
-        keypoints: (K, 3) array-like of ``(x, y, v)`` in original-image pixels (v is
-            written as given; the evaluator ignores it).
-        score: the person's confidence; COCOeval ranks by it.
-        category_id: the person category id (1 in COCO).
-        num_keypoints: K (17 for COCO).
-
-    Returns:
-        ``{"image_id", "category_id", "keypoints" (51 floats), "score"}``.
-
-    Raises:
-        InputError: wrong keypoint shape, non-finite keypoints or score, non-integer ids.
-    """
-    for name, value in (("image_id", image_id), ("category_id", category_id)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise InputError(f"make_result: {name} must be an integer, got {value!r}")
-    try:
-        kps = np.asarray(keypoints, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"make_result: keypoints are not numeric: {exc}") from exc
-    if kps.shape != (num_keypoints, 3):
-        raise InputError(
-            f"make_result: keypoints must have shape ({num_keypoints}, 3) (x, y, v), "
-            f"got {kps.shape}"
-        )
-    if not np.isfinite(kps).all():
-        bad = np.unique(np.nonzero(~np.isfinite(kps))[0]).tolist()
-        raise InputError(f"make_result: keypoints {bad} of image {image_id} are not finite")
-    if isinstance(score, bool) or not isinstance(score, numbers.Real):
-        raise InputError(f"make_result: score must be a number, got {score!r}")
-    if not math.isfinite(score):
-        raise InputError(f"make_result: score of image {image_id} is not finite: {score!r}")
-    return {
-        "image_id": int(image_id),
-        "category_id": int(category_id),
-        "keypoints": kps.ravel().tolist(),
-        "score": float(score),
-    }
-
-
 def write_results(results, path, num_keypoints: int = NUM_KEYPOINTS) -> None:
     """Write result records to a JSON file atomically (temp file, fsync, rename).
 
@@ -269,8 +221,8 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
 
     Args:
         ann: the ground truth: a :class:`CocoKeypoints` or a path to an annotation file.
-        results: a list of result records (see :func:`make_result`) or a path to a
-            results file. Only ``image_id``, ``category_id``, ``keypoints`` and ``score``
+        results: a list of result records (as :meth:`simplepose.structures.Person.to_coco`
+            writes them) or a path to a results file. Only ``image_id``, ``category_id``, ``keypoints`` and ``score``
             are passed on, so an extra ``bbox`` key cannot make pycocotools treat the
             records as box results.
         image_ids: the images to evaluate (default: every image of ``ann``). Records of
