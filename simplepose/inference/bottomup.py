@@ -76,7 +76,8 @@ def flip_channel_index(codec) -> tuple[np.ndarray, np.ndarray]:
         l0, l1 = layout.extra["limb_channels"]
         k0 = layout.extra["keypoint_channels"][0]
         perm[l0:l1] = l0 + np.asarray(layout.limb_flip)
-        perm[k0 : k0 + 20] = k0 + np.asarray(layout.extra["keypoint_bkg_flip"])
+        bkg = np.asarray(layout.extra["keypoint_bkg_flip"])  # keypoints + mask + max
+        perm[k0 : k0 + len(bkg)] = k0 + bkg
     else:
         perm[:18] = layout.keypoint_flip
         xy = np.asarray(layout.extra["paf_xy"]) + 19
