@@ -181,3 +181,25 @@ def test_a_keypoint_layout_is_a_spec_field():
     assert PoseModelSpec.from_json(spec.to_json()) == spec
     with pytest.raises(InputError, match="unknown keypoint layout"):
         rsn.replace(keypoints="coco18")
+
+
+@pytest.mark.parametrize("name", ["cpn50", "rsn18"])
+def test_training_samples_use_the_spec_normalisation(name):
+    """The top-down training crops are normalised as the spec says inference normalises them
+    (CPN: RGB minus the pixel mean; MSPN/RSN: BGR ImageNet statistics)."""
+    import numpy as np
+
+    from simplepose.config import config_from_dict
+    from simplepose.engine.builders import build_train_dataset
+
+    cfg = config_from_dict({"model": {"name": name}, "data": {
+        "task": "topdown", "train_ann": str(SAMPLE_ANN), "train_images": str(VAL_IMAGES)}})
+    dataset = build_train_dataset(cfg)
+    norm = get_spec(name).input
+    assert dataset.to_rgb == (norm.channel_order == "rgb")
+    # dataset: x * a + b with x in 0..255; spec: (x - mean) / std
+    x = np.array([0.0, 128.0, 255.0])
+    for c in range(3):
+        want = (x - norm.mean[c]) / norm.std[c]
+        got = x * dataset._norm_a[c, 0, 0] + dataset._norm_b[c, 0, 0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
