@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +40,22 @@ from .inference.onnx_backend import (
     output_names,
 )
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "load_for_export", "main", "parity", "model_metadata"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "example_input",
+    "export_onnx",
+    "load_for_export",
+    "main",
+    "model_metadata",
+    "normalise_images",
+    "parity",
+]
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 13  # the network ops (Resize, Pad with tensor pads, ...) need at least this
-#: parity tolerance: |onnx - torch| <= ATOL * max(1, |torch|) elementwise
+#: parity tolerance: max |onnx - torch| <= ATOL * max(1, max |torch|) per output
 ATOL = 1e-4
 
 
@@ -153,11 +163,10 @@ def example_input(input_spec: dict, height: int | None = None, width: int | None
                   batch: int = 2, seed: int = 0) -> np.ndarray:
     """A float32 (batch, 3, H, W) example: random BGR 0..255 normalised as the spec says.
 
-    Bottom-up default size: 3 x 4 blocks of the stride multiple, at least 368 x 432 for a
-    stride-8 network; the sizes must be multiples of it, distinct, and not 1 block (an
-    example dimension of size 1 would be specialised by ``torch.export``).
+    Bottom-up default size: at least 3 x 4 blocks of the stride multiple and 368 x 432; sizes
+    must be multiples of it and at least 2 blocks (an example dimension of 1 block would be
+    specialised by ``torch.export``). Top-down: the fixed crop size.
     """
-    rng = np.random.default_rng(seed)
     hs, ws = input_spec["height"], input_spec["width"]
     if "fixed" in hs:
         h, w = height or hs["fixed"], width or ws["fixed"]
@@ -169,14 +178,22 @@ def example_input(input_spec: dict, height: int | None = None, width: int | None
         w = width or m * max(4, -(-432 // m))
         if h % m or w % m or h // m < 2 or w // m < 2:
             raise InputError(f"example height/width must be multiples of {m} and at least {2 * m}")
-    img = rng.uniform(0, 255, size=(batch, 3, h, w)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    images = list(rng.integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8))
+    return normalise_images(images, input_spec)
+
+
+def normalise_images(images, input_spec: dict) -> np.ndarray:
+    """BGR uint8 (H, W, 3) images of one size -> the float32 (N, 3, H, W) network input that
+    ``input_spec`` (the ``simplepose_input`` metadata) describes."""
+    x = np.stack(images).astype(np.float32).transpose(0, 3, 1, 2)  # BGR, 0..255
     if input_spec["normalisation"].startswith("bgr"):
-        return img * np.float32(input_spec["pixel_scale"])
+        return np.ascontiguousarray(x * np.float32(input_spec["pixel_scale"]))
     if input_spec["channel_order"] == "rgb":
-        img = img[:, ::-1]
+        x = x[:, ::-1]
     mean = np.asarray(input_spec["pixel_mean"], np.float32)[None, :, None, None]
     std = np.asarray(input_spec["pixel_std"], np.float32)[None, :, None, None]
-    return np.ascontiguousarray((img - mean) / std, dtype=np.float32)
+    return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------ export
@@ -191,6 +208,17 @@ def _dynamic_shapes(input_spec: dict, example: np.ndarray):
             blocks = Dim(f"{key}_blocks", min=2, max=max(4096 // m, example.shape[axis] // m))
             dims[axis] = blocks * m if m > 1 else blocks
     return (dims,)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check_opset(opset: int) -> int:
@@ -248,13 +276,16 @@ def export_onnx(module, name: str, kwargs: dict, output, *, checkpoint_meta=None
     LOG.info("exporting %s %s at opset %d (%d outputs)", name, kwargs, opset, len(names))
     log = io.StringIO()
     try:
-        with contextlib.redirect_stdout(log), torch.no_grad():  # the exporter prints progress
+        # the exporter prints progress and warns about things that do not concern these models
+        with contextlib.redirect_stdout(log), torch.no_grad(), warnings.catch_warnings(), \
+                _quiet("torch.onnx._internal.exporter._registration"):
+            warnings.simplefilter("ignore", FutureWarning)
             program = torch.onnx.export(
                 module, (x,), dynamo=True, input_names=["input"], output_names=names,
                 dynamic_shapes=_dynamic_shapes(in_spec, example), opset_version=opset,
                 external_data=False, verbose=False,
             )
-    except Exception as exc:  # torch.export / onnxscript raise many types; summarise in one line
+    except Exception as exc:  # noqa: BLE001 - torch.export / onnxscript raise many types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"cannot export {name} at opset {opset}: {first}") from None
     finally:
@@ -263,7 +294,8 @@ def export_onnx(module, name: str, kwargs: dict, output, *, checkpoint_meta=None
     got = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:
         raise InputError(
-            f"{name} cannot be exported at opset {opset}: the converter stopped at opset {got}"
+            f"{name} cannot be exported at opset {opset}: the ONNX version converter could not "
+            f"move its graph from opset {got} (use --opset {got} or another opset)"
         )
     del proto.metadata_props[:]
     for key, value in encode_metadata(meta).items():
@@ -280,14 +312,15 @@ def export_onnx(module, name: str, kwargs: dict, output, *, checkpoint_meta=None
 
 def parity(onnx_path, x: np.ndarray, reference: list[np.ndarray]) -> dict:
     """Run ``onnx_path`` with ONNX Runtime on ``x`` and compare with the flat ``reference``
-    outputs: ``max_abs_diff`` and ``max_rel_diff`` (|diff| / max(1, |ref|)), ``ok`` when the
-    latter is at most :data:`ATOL`."""
+    outputs: ``max_abs_diff``, and ``max_rel_diff``: per output, max |diff| / max(1, max |ref|)
+    (absolute for maps of unit scale, relative to the map's range where values are large, as
+    float32 rounding grows with them); ``ok`` when it is at most :data:`ATOL`."""
     from .inference.onnx_backend import OnnxRuntimeModel
 
     got = OnnxRuntimeModel(onnx_path).run(x)
     abs_diff = max(float(np.abs(g - r).max()) for g, r in zip(got, reference, strict=True))
     rel = max(
-        float((np.abs(g - r) / np.maximum(1.0, np.abs(r))).max())
+        float(np.abs(g - r).max()) / max(1.0, float(np.abs(r).max()))
         for g, r in zip(got, reference, strict=True)
     )
     return {"max_abs_diff": abs_diff, "max_rel_diff": rel, "ok": rel <= ATOL}

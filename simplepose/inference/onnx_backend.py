@@ -151,6 +151,15 @@ def decode_metadata(raw: dict[str, str], source: str = "ONNX file") -> dict:
     return meta
 
 
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """What ONNX Runtime raises for a file it cannot load (its own types, not RuntimeError)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile",
+             "NotImplemented", "RuntimeException")
+    return (RuntimeError, OSError) + tuple(getattr(state, n) for n in names if hasattr(state, n))
+
+
 def _session(path, providers=None, threads: int | None = None, options=None):
     import onnxruntime as ort
 
@@ -164,7 +173,7 @@ def _session(path, providers=None, threads: int | None = None, options=None):
         return ort.InferenceSession(
             os.fspath(path), sess_options=so, providers=providers or ["CPUExecutionProvider"]
         )
-    except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf / ... types
+    except _ort_errors() as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"{path} is not a loadable ONNX model ({first})") from None
 
@@ -172,13 +181,14 @@ def _session(path, providers=None, threads: int | None = None, options=None):
 def read_onnx_metadata(path) -> dict:
     """The decoded simplepose metadata of an exported ONNX file (see the module docstring)."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"ONNX file {path} does not exist")
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
+    except (DecodeError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not an ONNX file ({exc})") from None
     return decode_metadata({p.key: p.value for p in model.metadata_props}, str(path))
 
@@ -228,10 +238,10 @@ class OnnxRuntimeModel:
         self._hw = (spec.get("height", {}), spec.get("width", {}))
 
     # -- torch.nn.Module look-alikes used by the pipelines
-    def eval(self) -> "OnnxRuntimeModel":
+    def eval(self) -> OnnxRuntimeModel:
         return self
 
-    def to(self, device=None, *args, **kwargs) -> "OnnxRuntimeModel":
+    def to(self, device=None, *args, **kwargs) -> OnnxRuntimeModel:
         """Accepts the CPU device (the session's providers decide where it runs)."""
         if device is not None and str(device) != "cpu" and not str(device).startswith("cpu"):
             providers = self.session.get_providers()
