@@ -61,9 +61,9 @@ ATOL = 1e-4
 
 # ------------------------------------------------------------------------- model + meta
 def _is_topdown(name: str) -> bool:
-    from .predictor import TOPDOWN_MODELS
+    from .inference.topdown_constants import TOPDOWN_MODEL_SPECS
 
-    return name in TOPDOWN_MODELS
+    return name in TOPDOWN_MODEL_SPECS
 
 
 def load_for_export(model: str, model_kwargs: dict | None = None):
@@ -112,7 +112,7 @@ def _input_spec(name: str, kwargs: dict, module) -> dict:
     spec = {"name": "input", "layout": "NCHW", "dtype": "float32", "batch": "dynamic"}
     if _is_topdown(name):
         from .codecs.topdown import build_codec
-        from .inference.topdown import TOPDOWN_MODEL_SPECS, default_input_convention
+        from .inference.topdown_constants import TOPDOWN_MODEL_SPECS, default_input_convention
 
         h, w = (int(v) for v in (kwargs.get("input_size") or (256, 192)))
         conv = default_input_convention(build_codec(f"{TOPDOWN_MODEL_SPECS[name].codec_family}_{h}x{w}"))
@@ -327,9 +327,9 @@ def parity(onnx_path, x: np.ndarray, reference: list[np.ndarray]) -> dict:
 
 
 # --------------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="simplepose export", description="Export a simplepose model to ONNX (with metadata)."
+        prog=prog or "simplepose export", description="Export a simplepose model to ONNX (with metadata)."
     )
     p.add_argument("--model", required=True,
                    help="registry name (e.g. openpose_mobilenet_thin, imhn, rsn18) or a "
@@ -358,9 +358,9 @@ def _validate_paths(model: str, output: Path) -> None:
         raise InputError(f"--output {output} would overwrite the input checkpoint")
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str | None = None) -> int:
     """Command line entry point; returns the exit status (0 ok, 1 parity failed, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         output = Path(args.output)
