@@ -16,7 +16,6 @@ heatmap cell in Python. The ratio is C++ vs that plain-Python definition.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,7 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--plot", help="output PNG (default: <json stem>.png)")
     p.add_argument("--cpp-repeats", type=int, default=5, help="C++ timings per image (median kept)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)")
+    p.add_argument("--limit", type=int, dest="max_frames", help=argparse.SUPPRESS)  # old spelling
     return p.parse_args(argv)
 
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         print(f"bench/grouping.py: error: {exc}", file=sys.stderr)
         return 2
     codec, params = SimplePoseCodec(), GroupingParams()
-    ids = ann.image_ids[: args.limit] if args.limit else ann.image_ids
+    ids = ann.image_ids[: args.max_frames] if args.max_frames else ann.image_ids
     cpp_ms, ref_ms, counts = [], [], []
     from tqdm import tqdm
 
@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     codec.decode(warm.maps, warm.geometry)  # loads the extension outside the timings
     for image_id in tqdm(ids, desc="decode", unit="img"):
         sample = render_oracle_sample(ann, image_id, codec)
-        t_cpp, people = time_call(lambda: codec.decode(sample.maps, sample.geometry, params, "cpp"), args.cpp_repeats)
-        t_ref, ref_people = time_call(lambda: codec.decode(sample.maps, sample.geometry, params, "reference"), 1)
+        t_cpp, people = time_call(lambda s=sample: codec.decode(s.maps, s.geometry, params, "cpp"), args.cpp_repeats)
+        t_ref, ref_people = time_call(lambda s=sample: codec.decode(s.maps, s.geometry, params, "reference"), 1)
         if len(people) != len(ref_people):
             print(f"warning: image {image_id}: C++ and reference disagree ({len(people)} vs {len(ref_people)} people)")
         cpp_ms.append(t_cpp)

@@ -1,15 +1,19 @@
 """Run a pose model on an image, a folder of images, a video or a webcam and draw the people.
 
-  python demo.py --input photo.jpg --output photo_pose.jpg
-  python demo.py --input photos/ --output photos_pose/ --json people.json
-  python demo.py --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320   # ~13 fps on 2 cores
-  python demo.py --input webcam:0 --output cam.mp4 --max-frames 300
-  python demo.py --input clip.mp4 --checkpoint imhn.safetensors                   # bottom-up checkpoint
-  python demo.py --input clip.mp4 --mode topdown --checkpoint rsn18.safetensors \\
-      --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
+  simplepose demo --input assets/sample_group.jpg --output pose.jpg
+  simplepose demo --input assets/ --output assets_pose/ --json people.json
+  simplepose demo --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320
+  simplepose demo --input webcam:0 --max-frames 300                     # shows a window
+  simplepose demo --input VIDEO --checkpoint CKPT.safetensors --json people.json
+  simplepose demo --input VIDEO --checkpoint CKPT.safetensors --output out.mp4  # top-down CKPT:
+                                        # the bundled person detector finds the boxes
+
+(VIDEO: a video of yours; CKPT: a checkpoint written by ``simplepose train`` or
+``simplepose convert``. ``python demo.py`` takes the same options.)
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
-(read | preprocess + network | assignment | draw + write); see ``simplepose/demo_runner.py``.
+(read | preprocess + network | assignment | draw + write); see :mod:`simplepose.demo`.
+Without ``--output`` or ``--json`` the result is shown in a window, when there is a display.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed); 2 an error stopped the run (bad
@@ -23,12 +27,16 @@ import argparse
 import logging
 import sys
 
+from simplepose.cli.common import add_max_frames, run_reporting_errors
+
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="image file, folder of images, video file, or webcam:N")
     p.add_argument("--output", help="annotated image / folder / video (.mp4) to write")
     p.add_argument("--json", help="per-frame people JSON to write")
+    p.add_argument("--show", action="store_true",
+                   help="show the result in a window (the default when neither --output nor --json is given)")
     m = p.add_mutually_exclusive_group()
     m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin)")
     m.add_argument("--checkpoint", help="simplepose checkpoint (bottom-up or top-down)")
@@ -39,7 +47,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--kpt-threshold", type=float, default=0.2, help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
     p.add_argument("--no-hud", action="store_true", help="no people count / fps overlay")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    add_max_frames(p, "frames (images of a folder)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--workers", type=int, default=0,
                    help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
@@ -52,23 +60,15 @@ def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from simplepose.errors import SimplePoseError
-
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    except (SimplePoseError, OSError, ValueError, KeyError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(parser.prog, lambda: run(args))
 
 
 def run(args) -> int:
     from simplepose import demo_runner
+    from simplepose.errors import InputError
 
     if args.box_size is not None and args.box_size < 8:
-        raise ValueError(f"--box-size must be >= 8, got {args.box_size}")
+        raise InputError(f"--box-size must be >= 8, got {args.box_size}")
     source = demo_runner.open_source(args.input, max_frames=args.max_frames)
     try:
         demo_runner.plan_outputs(source, args.output, args.json)  # fail before loading the model
