@@ -47,6 +47,7 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "matplotlib>=3.6",
+        "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat)
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
     entry_points={"console_scripts": ["simplepose = simplepose.cli:main"]},

@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from simplepose import __version__
+        from importlib.metadata import PackageNotFoundError, version
 
-        print(f"simplepose {__version__}")
+        try:
+            print(f"simplepose {version('simplepose')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            print("simplepose (not installed)")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

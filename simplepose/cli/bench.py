@@ -83,7 +83,7 @@ def main(argv=None, prog: str | None = None) -> int:
     import cv2
     import torch
 
-    from simplepose import demo_runner
+    from simplepose import demo as demo_lib
     from simplepose.utils.io import atomic_write_json
 
     if args.compare_workers is None and len(args.workers) > 1:  # old spelling: --workers 1 2
@@ -94,7 +94,7 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"{parser.prog}: error: --json {args.json}: folder {json_folder} does not exist", file=sys.stderr)
         return 2
     load_before = os.getloadavg()
-    predictor = demo_runner.build_predictor(box_size=args.box_size, device="cpu")
+    predictor = demo_lib.build_predictor(box_size=args.box_size, device="cpu")
     pipe = predictor.pipeline
     cap = cv2.VideoCapture(args.input)
     ok, frame = cap.read()
@@ -121,16 +121,16 @@ def main(argv=None, prog: str | None = None) -> int:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for requested in worker_counts:
-            workers, n_threads = demo_runner.auto_workers(predictor, requested, args.threads)
+            workers, n_threads = demo_lib.auto_workers(predictor, requested, args.threads)
             n_threads = n_threads or threads
             if args.warmup:
-                src = demo_runner.open_source(args.input, max_frames=args.warmup)
-                demo_runner.run_demo(predictor, src, output=str(Path(tmp) / "warm.mp4"), progress=False,
+                src = demo_lib.open_source(args.input, max_frames=args.warmup)
+                demo_lib.run_demo(predictor, src, output=str(Path(tmp) / "warm.mp4"), progress=False,
                                      max_frames=args.warmup, channels_last=channels_last, threads=n_threads,
                                      workers=workers)
-            source = demo_runner.open_source(args.input, max_frames=args.max_frames or None)
+            source = demo_lib.open_source(args.input, max_frames=args.max_frames or None)
             out = Path(tmp) / f"bench_{workers}.mp4"
-            report = demo_runner.run_demo(predictor, source, output=str(out), max_frames=args.max_frames or None,
+            report = demo_lib.run_demo(predictor, source, output=str(out), max_frames=args.max_frames or None,
                                           channels_last=channels_last, threads=n_threads, workers=workers)
             written = out.stat().st_size if out.exists() else 0
             per_frame = report.per_frame_ms()

@@ -64,19 +64,19 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def run(args) -> int:
-    from simplepose import demo_runner
+    from simplepose import demo as demo_lib
     from simplepose.errors import InputError
 
     if args.box_size is not None and args.box_size < 8:
         raise InputError(f"--box-size must be >= 8, got {args.box_size}")
-    source = demo_runner.open_source(args.input, max_frames=args.max_frames)
+    source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
-        demo_runner.plan_outputs(source, args.output, args.json)  # fail before loading the model
-        predictor = demo_runner.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
+        demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
+        predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
     except BaseException:
         source.close()
         raise
-    report = demo_runner.run_demo(
+    report = demo_lib.run_demo(
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,

@@ -2,7 +2,7 @@
 
   V=../shared/data/coco  # the shared val subset; use your own COCO split the same way
   # the bundled pretrained model
-  simplepose evaluate --model openpose_mobilenet_thin --ann $V/annotations/person_keypoints_val2017_subset.json \
+  simplepose evaluate --model openpose_mobilenet_thin --ann $V/annotations/person_keypoints_val2017_subset.json \\
       --images $V/val2017 --metrics m.json [--flip] [--scales 1 0.5] [--max-frames 20]
   # a trained or converted checkpoint CKPT (bottom-up or top-down)
   simplepose evaluate --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json
@@ -178,7 +178,7 @@ def selected_image_ids(args, ann) -> list[int]:
 def build_predictor(args, local_rank: int | None = None):
     import torch
 
-    from simplepose import Predictor
+    from simplepose.predictor import Predictor
 
     if args.device is None and local_rank is not None and torch.cuda.is_available():
         args.device = f"cuda:{local_rank}"  # one GPU per torchrun process
@@ -222,7 +222,7 @@ def init_distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, 0
-    from simplepose.engine.dist import init_distributed as init
+    from simplepose.dist import init_distributed as init
 
     info = init()
     return info.rank, info.world_size, info.local_rank

@@ -4,7 +4,7 @@
     simplepose train --config configs/imhn_tiny.yaml --opts train.output_dir=runs/t optim.lr=1e-4
     simplepose train --nproc-per-node 2 --config configs/imhn_tiny.yaml --opts train.max_iters=4
     simplepose train --config configs/imhn_tiny.yaml --resume     # continue from <output_dir>/last.pt
-    torchrun --standalone --nproc_per_node=4 train_dist.py --config configs/imhn_512_coco.yaml \
+    torchrun --standalone --nproc_per_node=4 train_dist.py --config configs/imhn_512_coco.yaml \\
         --opts data.train_ann=ANN.json data.train_images=DIR  # ANN.json / DIR: your COCO train split
 
 ``--nproc-per-node N`` starts N processes on this machine (torchrun's standalone launcher, run
@@ -86,8 +86,8 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def train(cfg, args) -> int:
-    from simplepose.engine import dist
-    from simplepose.engine.trainer import Trainer
+    from simplepose import dist
+    from simplepose.engine.loop import Trainer
 
     info = None
     try:
