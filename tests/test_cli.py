@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from conftest import REPO
@@ -141,3 +142,29 @@ def test_train_nproc_reports_once_without_launcher_traceback(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert errors == [f"simplepose train: error: data.train_ann: annotation file {tmp_path / 'missing.json'} does not exist"]
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_without_outputs_refuses_when_no_window_can_be_shown(capsys, monkeypatch, tmp_path):
+    from simplepose.cli import demo
+    from simplepose.demo.sinks import display_problem
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display_problem() is not None
+    image = REPO / "assets" / "sample_group.jpg"
+    assert demo.main(["--input", str(image), "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "give --output FILE and/or --json FILE" in err[0]
+    assert demo.main(["--input", str(image), "--output", str(tmp_path / "o.jpg"), "--show"]) == 2
+    assert "--show: cannot show a window" in capsys.readouterr().err
+
+
+def test_demo_summary_lists_every_file_or_says_how_many_more():
+    from simplepose.cli.demo import summary
+
+    report = SimpleNamespace(frames=6, people=9, fps=2.0, outputs=[f"out/{i}.jpg" for i in range(6)])
+    lines = summary(report).splitlines()
+    assert lines[0].endswith("wrote 6 file(s)") and lines[1:] == [
+        "  -> out/0.jpg", "  -> out/1.jpg", "  -> out/2.jpg", "  ... and 3 more"]
+    report.outputs = report.outputs[:4]
+    assert summary(report).splitlines()[1:] == [f"  -> out/{i}.jpg" for i in range(4)]

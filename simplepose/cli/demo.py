@@ -27,7 +27,7 @@ import argparse
 import logging
 import sys
 
-from simplepose.cli.common import add_max_frames, run_reporting_errors
+from simplepose.cli.common import EXIT_OK, EXIT_PARTIAL, add_max_frames, run_reporting_errors
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -71,6 +71,7 @@ def run(args) -> int:
         raise InputError(f"--box-size must be >= 8, got {args.box_size}")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
+        args.show = decide_window(args)
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
         predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
     except BaseException:
@@ -80,14 +81,39 @@ def run(args) -> int:
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,
+        show=args.show,
     )  # fmt: skip
-    print(f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps; wrote {len(report.outputs)} file(s)")
-    for path in report.outputs[:3] if len(report.outputs) > 4 else report.outputs:
-        print(f"  -> {path}")
+    print(summary(report))
     if report.bad:
         print(f"{len(report.bad)} unreadable image(s) skipped:", file=sys.stderr)
         for line in report.bad:
             print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def decide_window(args) -> bool:
+    """``--show``, or no ``--output``/``--json``: a window, where one can be shown."""
+    if not args.show and (args.output or args.json):
+        return False
+    from simplepose.demo.sinks import display_problem
+    from simplepose.errors import InputError
+
+    problem = display_problem()
+    if problem and args.show:
+        raise InputError(f"--show: cannot show a window: {problem}")
+    if problem:
+        raise InputError(f"nothing to do: give --output FILE and/or --json FILE (a window needs a display: {problem})")
+    return True
+
+
+def summary(report, shown: int = 3) -> str:
+    """What the run did, and where it wrote: every file, or the first ``shown`` and a count."""
+    head = f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps"
+    lines = [f"{head}; wrote {len(report.outputs)} file(s)"]
+    listed = report.outputs if len(report.outputs) <= shown + 1 else report.outputs[:shown]
+    lines += [f"  -> {path}" for path in listed]
+    if len(listed) < len(report.outputs):
+        lines.append(f"  ... and {len(report.outputs) - len(listed)} more")
+    return "\n".join(lines)
 
