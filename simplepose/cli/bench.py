@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from simplepose.cli.common import add_alias
+from simplepose.cli.common import add_alias, setup_logging
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -80,6 +80,7 @@ def micro_benchmark(predictor, frame, repeats: int) -> list[dict]:
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    setup_logging()
     import cv2
     import torch
 

@@ -14,6 +14,7 @@ Under torchrun only rank 0 prints; the other ranks exit quietly with the same st
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -28,6 +29,7 @@ __all__ = [
     "is_quiet_rank",
     "report_error",
     "run_reporting_errors",
+    "setup_logging",
 ]
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -70,3 +72,24 @@ def run_reporting_errors(prog: str, fn: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
     except (SimplePoseError, OSError) as exc:
         return report_error(prog, str(exc) or type(exc).__name__)
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Writes log records through ``tqdm.write``, so that a progress bar is redrawn below them
+    instead of being broken in two."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise (as StreamHandler.emit)
+            self.handleError(record)
+
+
+def setup_logging(level: int = logging.WARNING, fmt: str = "%(levelname)s %(name)s: %(message)s",
+                  datefmt: str | None = None) -> None:
+    """Configure the root logger of a command (no-op when the application already did)."""
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter(fmt, datefmt))
+    logging.basicConfig(level=level, handlers=[handler])

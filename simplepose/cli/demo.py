@@ -24,10 +24,15 @@ interrupted with Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from simplepose.cli.common import EXIT_OK, EXIT_PARTIAL, add_max_frames, run_reporting_errors
+from simplepose.cli.common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_max_frames,
+    run_reporting_errors,
+    setup_logging,
+)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -59,7 +64,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     return run_reporting_errors(parser.prog, lambda: run(args))
 
 

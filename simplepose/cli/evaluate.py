@@ -27,11 +27,10 @@ and rank 0 gathers, writes and scores.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 
-from simplepose.cli.common import add_max_frames, is_quiet_rank, run_reporting_errors
+from simplepose.cli.common import add_max_frames, is_quiet_rank, run_reporting_errors, setup_logging
 from simplepose.errors import InputError
 
 
@@ -90,7 +89,7 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     return run_reporting_errors(prog or "evaluate.py", lambda: run(args))
 
 

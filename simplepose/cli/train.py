@@ -29,6 +29,7 @@ from simplepose.cli.common import (
     EXIT_USAGE,
     report_error,
     run_reporting_errors,
+    setup_logging,
 )
 from simplepose.errors import SimplePoseError
 
@@ -57,11 +58,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def _setup_logging(level: str, rank: int) -> None:
     # Non-zero ranks only report warnings and errors, so the log reads like one process.
-    logging.basicConfig(
-        level=getattr(logging, level) if rank == 0 else logging.WARNING,
-        format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    setup_logging(getattr(logging, level) if rank == 0 else logging.WARNING,
+                  f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
 def main(argv=None, prog: str | None = None) -> int:
