@@ -20,12 +20,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from simplepose.cli.common import add_alias, setup_logging
+from simplepose.cli.common import add_alias, run_reporting_errors, setup_logging
+from simplepose.errors import InputError
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -81,6 +81,10 @@ def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     setup_logging()
+    return run_reporting_errors(parser.prog, lambda: run(args))
+
+
+def run(args) -> int:
     import cv2
     import torch
 
@@ -92,8 +96,7 @@ def main(argv=None, prog: str | None = None) -> int:
     worker_counts = args.compare_workers or args.workers[:1]
     json_folder = Path(args.json).resolve().parent
     if not json_folder.is_dir():
-        print(f"{parser.prog}: error: --json {args.json}: folder {json_folder} does not exist", file=sys.stderr)
-        return 2
+        raise InputError(f"--json {args.json}: folder {json_folder} does not exist")
     load_before = os.getloadavg()
     predictor = demo_lib.build_predictor(box_size=args.box_size, device="cpu")
     pipe = predictor.pipeline
@@ -101,8 +104,7 @@ def main(argv=None, prog: str | None = None) -> int:
     ok, frame = cap.read()
     cap.release()
     if not ok:
-        print(f"{parser.prog}: error: cannot read a frame of {args.input}", file=sys.stderr)
-        return 2
+        raise InputError(f"--input {args.input}: cannot read a frame (not a video?)")
     geometry = pipe.geometry(frame.shape[1], frame.shape[0])
     print(f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input {geometry.pad_w}x{geometry.pad_h} "
           f"(box_size {pipe.box_size}); torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}")
