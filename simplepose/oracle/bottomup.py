@@ -51,7 +51,7 @@ def render_oracle_sample(
     geometry = BottomUpGeometry.for_image(width, height, box_size=box_size, stride=codec.stride)
     anns = ann.annotations_by_image[image_id]
     people = [a for a in anns if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
-    joints = coco_to_internal(np.asarray([a["keypoints"] for a in people], dtype=np.float64))
+    joints = coco_to_internal(np.asarray([a["keypoints"] for a in people], dtype=np.float64), codec.layout)
     joints[..., :2] = geometry.original_to_input(joints[..., :2])
     mask_all, _ = person_masks(anns, height, width)
     maps = codec.encode(joints, geometry.heatmap_hw, person_mask_on_grid(mask_all, geometry))
@@ -69,14 +69,21 @@ def decode_oracle_sample(
 
 def run_bottomup_oracle(
     ann: CocoKeypoints,
-    codec: SimplePoseCodec = SimplePoseCodec(),
+    codec: SimplePoseCodec | None = None,
     params: GroupingParams = GroupingParams(),
     box_size: int = 512,
     backend: str = "cpp",
     progress: bool = False,
 ) -> list[dict]:
-    """COCO keypoint results of the oracle over every image of ``ann``."""
+    """COCO-style keypoint results of the oracle over every image of ``ann``; ``codec``
+    defaults to SimplePose's on the limb graph of ``ann.layout``
+    (:func:`~simplepose.skeleton.bottomup_layout`)."""
     from tqdm import tqdm
+
+    from ..skeleton import bottomup_layout
+
+    if codec is None:
+        codec = SimplePoseCodec(layout=bottomup_layout(ann.layout))
 
     results = []
     for image_id in tqdm(ann.image_ids, desc="oracle", disable=not progress, unit="img"):

@@ -30,7 +30,26 @@ from ..geometry import apply_affine, box_iou, xywh_to_xyxy
 from ..inference.topdown import crop_affines, heatmaps_to_people
 from ..structures import Person
 
-__all__ = ["render_topdown_targets", "oracle_people", "run_topdown_oracle", "match_boxes_to_gt"]
+__all__ = [
+    "layout_codec", "match_boxes_to_gt", "oracle_people", "render_topdown_targets", "run_topdown_oracle",
+]  # fmt: skip
+
+# The top-down input of each layout's benchmark: 256x192 for COCO-style person boxes, the square
+# 256x256 crop of MPII (MSPN's MPII decode blurs with kernel 9, SPEC 5.6).
+_LAYOUT_CODECS = {"mpii16": ("mspn_256x256", {"decode_kernel": 9})}
+
+
+def layout_codec(layout, name: str | None = None) -> TopDownHeatmapCodec:
+    """A top-down codec for a keypoint layout: ``name`` (default: the layout's benchmark
+    setting, ``mspn_256x192``; ``mspn_256x256`` with decode kernel 9 for MPII) with the
+    layout's flip permutation."""
+    from ..skeleton import get_layout
+
+    layout = get_layout(layout)
+    default, options = _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))
+    if name is not None:
+        options = {}
+    return build_codec(name or default, flip_index=layout.flip_index, **options)
 
 LOG = logging.getLogger(__name__)
 
@@ -119,7 +138,7 @@ def oracle_people(
     else:
         boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
         match = match_boxes_to_gt(boxes, gt_b, min_iou)
-        people_kp = np.zeros((boxes.shape[0], gt_k.shape[1] if gt_k.size else 17, 3))
+        people_kp = np.zeros((boxes.shape[0], ann.layout.num_keypoints, 3))
         people_kp[match >= 0] = gt_k[match[match >= 0]]
     scores = np.ones(boxes.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
     if boxes.shape[0] == 0:
@@ -145,7 +164,7 @@ def run_topdown_oracle(
 
     Args:
         ann: ground truth.
-        codec: a codec or codec name (default ``"mspn_256x192"``).
+        codec: a codec or codec name (default: :func:`layout_codec` of ``ann.layout``).
         boxes: ``"gt"`` (every image of ``ann``, GT boxes, score 1) or a
             ``{image_id: (boxes_xywh, scores)}`` dict (e.g. from
             :func:`~simplepose.data.boxes.load_detections`).
@@ -158,10 +177,8 @@ def run_topdown_oracle(
     """
     from tqdm import tqdm
 
-    if codec is None:
-        codec = build_codec("mspn_256x192")
-    elif isinstance(codec, str):
-        codec = build_codec(codec)
+    if codec is None or isinstance(codec, str):
+        codec = layout_codec(ann.layout, codec)
     use_gt = isinstance(boxes, str)
     if use_gt and boxes != "gt":
         raise InputError(f"boxes must be 'gt' or a dict of boxes, got {boxes!r}")
