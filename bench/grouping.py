@@ -102,14 +102,9 @@ def main(argv=None) -> int:
     codec.decode(warm.maps, warm.geometry)  # loads the extension outside the timings
     for image_id in tqdm(ids, desc="decode", unit="img"):
         sample = render_oracle_sample(ann, image_id, codec)
-<<<<<<< HEAD
-        t_cpp, people = time_call(lambda s=sample: codec.decode(s.maps, s.geometry, params, "cpp"), args.cpp_repeats)
-        t_ref, ref_people = time_call(lambda s=sample: codec.decode(s.maps, s.geometry, params, "reference"), 1)
-=======
         maps, geometry = sample.maps, sample.geometry
         t_cpp, people = time_call(lambda: codec.decode(maps, geometry, params, "cpp"), args.cpp_repeats)  # noqa: B023
         t_ref, ref_people = time_call(lambda: codec.decode(maps, geometry, params, "reference"), 1)  # noqa: B023
->>>>>>> main
         if len(people) != len(ref_people):
             print(f"warning: image {image_id}: C++ and reference disagree ({len(people)} vs {len(ref_people)} people)")
         cpp_ms.append(t_cpp)
