@@ -16,13 +16,23 @@ from simplepose.structures import Person
 
 
 class FakePredictor:
-    """Stands in for a network: one empty person per frame (the pipeline runs it whole)."""
+    """Stands in for a network: one empty person per frame (prepare / forward / decode, as
+    the demo's stages drive a predictor)."""
 
     mode = "topdown"
     model_name = "fake"
 
     def __init__(self):
         self.pipeline = SimpleNamespace(device="cpu")
+
+    def prepare(self, frame):
+        return frame
+
+    def forward(self, frame):
+        return frame
+
+    def decode(self, frame, outputs):
+        return self.predict(frame)
 
     def predict(self, frame):
         return [Person.from_keypoints(np.zeros((17, 3)), 1.0)]
