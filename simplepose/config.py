@@ -337,11 +337,13 @@ def validate_model(cfg: Config) -> None:
     except InputError as exc:
         raise ConfigError(f"model.name: {exc}") from None
     if cfg.data.task != spec.paradigm:
-        raise ConfigError(f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}")
+        raise ConfigError(
+            f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}"
+        )
     topdown = spec.paradigm == "topdown"
     try:
-        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, cfg.data.input_hw if topdown else None,
-                            cfg.data.codec or None)  # fmt: skip
+        hw = cfg.data.input_hw if topdown else None
+        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, hw, cfg.data.codec or None)
     except InputError as exc:
         raise ConfigError(f"model / data.input_hw / data.codec disagree: {exc}") from None
     multiple = int(spec.inference.get("pad_multiple", 1))

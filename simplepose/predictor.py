@@ -64,7 +64,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options) -> Predictor:
+    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None,
+                        **options) -> Predictor:
         """A model with weights bundled in the package (no download)."""
         spec = get_spec(name)
         if not spec.pretrained:
@@ -73,7 +74,8 @@ class Predictor:
         return cls.from_spec(spec, spec.build_model(pretrained=True), device=device, **options)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | None = None, detector="bundled", **options) -> Predictor:
+    def from_checkpoint(cls, path, device: str | None = None, detector="bundled",
+                        **options) -> Predictor:
         """A simplepose checkpoint (``.safetensors`` written by training or conversion).
 
         Args:
