@@ -83,20 +83,33 @@ class Predictor:
         device = select_device(device)
         model, meta = load_model(path, map_location="cpu")
         name = meta["simplepose_model"]
+        layout = checkpoint_layout(meta)
         if name in TOPDOWN_MODELS:
             from .inference.topdown import TopDownPipeline
 
-            pipeline = TopDownPipeline.from_model(model, name, meta.get("model_kwargs", {}), device=device, **options)
+            pipeline = TopDownPipeline.from_model(
+                model, name, meta.get("model_kwargs", {}), device=device, layout=layout, **options
+            )
             return cls(pipeline, "topdown", name, detector=_as_detector(detector))
-        return cls._bottomup(model, name, device, **options)
+        return cls._bottomup(model, name, device, layout=layout, **options)
 
     @classmethod
-    def _bottomup(cls, model, name: str, device: str, **options) -> "Predictor":
+    def _bottomup(cls, model, name: str, device: str, layout="coco17", **options) -> "Predictor":
+        import dataclasses
+
+        from .codecs.bottomup import SimplePoseCodec
         from .inference.bottomup import BOTTOMUP_SPECS, BottomUpPipeline
+        from .skeleton import bottomup_layout, get_layout
 
         if name not in BOTTOMUP_SPECS:
             raise InputError(f"model {name!r} has no inference recipe; known: {sorted(BOTTOMUP_SPECS) + list(TOPDOWN_MODELS)}")
-        return cls(BottomUpPipeline(model, BOTTOMUP_SPECS[name], device=device, **options), "bottomup", name)
+        spec = BOTTOMUP_SPECS[name]
+        if get_layout(layout).name != "coco17":
+            if not isinstance(spec.codec, SimplePoseCodec):
+                raise InputError(f"model {name!r} supports only the coco17 layout, not {get_layout(layout).name}")
+            codec = dataclasses.replace(spec.codec, layout=bottomup_layout(layout))
+            spec = dataclasses.replace(spec, codec=codec)
+        return cls(BottomUpPipeline(model, spec, device=device, **options), "bottomup", name)
 
     # ---------------------------------------------------------------------- API
     def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None) -> list[Person]:
@@ -122,6 +135,22 @@ class Predictor:
         if self.mode == "bottomup":
             return self.pipeline.predict_batch(list(images))
         return [self.predict(im) for im in images]
+
+
+def checkpoint_layout(meta: dict) -> str:
+    """The keypoint layout a checkpoint was trained on: ``data.layout`` of the training config
+    stored in its metadata (COCO-17 when absent, e.g. converted checkpoints)."""
+    import json
+
+    config = meta.get("config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            config = None
+    data = config.get("data") if isinstance(config, dict) else None
+    layout = data.get("layout") if isinstance(data, dict) else None
+    return layout if isinstance(layout, str) and layout else "coco17"
 
 
 def _as_detector(detector):

@@ -77,6 +77,7 @@ __all__ = [
     "rsn_codec",
     "build_codec",
     "CODECS",
+    "layout_codec",
 ]
 
 # 3 x 3 neighbourhood offsets (dy, dx) without the centre, used by the clean refinement.
@@ -535,3 +536,27 @@ def build_codec(name: str, **options) -> TopDownHeatmapCodec:
     except ValueError:
         raise InputError(f"unknown top-down codec {name!r}; use <cpn|mspn|rsn>_<H>x<W>, e.g. {sorted(CODECS)}") from None
     return _FAMILIES[family](hw, **options)
+
+
+# Top-down settings of each layout's benchmark: the default input (COCO-style boxes 256x192,
+# MPII's square 256x256 crop) and MSPN's MPII decoder blur (TEST.GAUSSIAN_KERNEL = 9, SPEC 5.6).
+_LAYOUT_CODECS = {"mpii16": ("mspn_256x256", {"decode_kernel": 9})}
+
+
+def layout_codec(layout, name: str | None = None, **options) -> TopDownHeatmapCodec:
+    """The top-down codec ``name`` (default: the layout's benchmark input, ``mspn_256x192``, or
+    ``mspn_256x256`` for MPII) with the layout's flip permutation and, for MSPN / RSN codecs,
+    the layout's decoder blur (9 on MPII); ``options`` override any field.
+
+    Args:
+        layout: a :class:`~simplepose.skeleton.KeypointLayout` or its registry name.
+    """
+    from simplepose.skeleton import get_layout
+
+    layout = get_layout(layout)
+    default, layout_options = _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))
+    name = name or default
+    fields = dict(layout_options) if name.split("_")[0] in ("mspn", "rsn") else {}
+    fields["flip_index"] = layout.flip_index
+    fields.update(options)
+    return build_codec(name, **fields)

@@ -23,10 +23,20 @@ def _require_path(value: str, key: str, kind: str) -> str:
 
 
 def build_codec(cfg: Config):
-    from simplepose.codecs.topdown import build_codec
+    """The top-down codec of ``cfg.data`` with the flip permutation of ``cfg.data.layout``."""
+    from simplepose.codecs.topdown import layout_codec
 
     name = cfg.data.codec or _default_codec_name(cfg)
-    return build_codec(name)
+    return layout_codec(_layout(cfg), name)
+
+
+def _layout(cfg: Config):
+    from simplepose.skeleton import get_layout
+
+    try:
+        return get_layout(cfg.data.layout)
+    except InputError as exc:
+        raise InputError(f"data.layout: {exc}") from None
 
 
 def _default_codec_name(cfg: Config) -> str:
@@ -45,11 +55,14 @@ def build_train_dataset(cfg: Config):
     ann = _require_path(cfg.data.train_ann, "data.train_ann", "annotation file")
     images = _require_path(cfg.data.train_images, "data.train_images", "image folder")
     if cfg.data.task == "bottomup":
+        from simplepose.codecs.bottomup import SimplePoseCodec
         from simplepose.data.bottomup_dataset import BottomUpDataset
+        from simplepose.skeleton import bottomup_layout
 
         return BottomUpDataset(
             ann, images, input_size=cfg.data.input_size, stride=4, augment=cfg.data.augment,
             seed=cfg.data.seed, image_ids=cfg.data.image_ids, crop=cfg.data.crop,
+            codec=SimplePoseCodec(layout=bottomup_layout(_layout(cfg))),
         )
     from simplepose.data.topdown_dataset import TopDownDataset
 
@@ -75,11 +88,16 @@ def build_loss(cfg: Config, model: nn.Module) -> nn.Module:
 
         num_scales = getattr(model, "num_scales", len(SCALE_WEIGHTS))
         scale_weights = cfg.loss.scale_weights or SCALE_WEIGHTS[:num_scales]
+        from simplepose.skeleton import bottomup_layout
+
+        channels = bottomup_layout(_layout(cfg)).extra  # the layout's channel ranges (SPEC 3.1)
         return MultiScaleFocalL2Loss(
             gamma=cfg.loss.gamma,
             scale_weights=scale_weights,
             stack_weights=cfg.loss.stack_weights,
             batch_normalizer=cfg.loss.batch_normalizer,
+            keypoint_channels=channels["keypoint_channels"],
+            person_mask_channel=channels["person_mask_channel"],
         )
     from simplepose.losses.topdown import CoarseToFineLoss, CPNLoss
 

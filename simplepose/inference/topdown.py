@@ -50,7 +50,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..codecs.topdown import TopDownHeatmapCodec, build_codec
+from ..codecs.topdown import TopDownHeatmapCodec, build_codec, layout_codec
 from ..data.topdown_transforms import box_to_center_scale, warp_image
 from ..errors import InputError
 from ..geometry import invert_affine, xywh_to_xyxy
@@ -247,7 +247,9 @@ class TopDownPipeline:
         """Pipeline for a registry model (``"cpn50"``, ``"mspn"``, ``"rsn18"``, ...).
 
         The codec is ``{family}_{H}x{W}`` with ``(H, W) = model_kwargs["input_size"]``
-        (default (256, 192)); ``kw`` go to the constructor (``codec=`` overrides the codec).
+        (default (256, 192)) and the flip permutation of ``kw["layout"]`` (a keypoint layout
+        or its name; COCO-17 by default); the other ``kw`` go to the constructor (``codec=``
+        overrides the codec).
         """
         spec = TOPDOWN_MODEL_SPECS.get(model_name)
         if spec is None:
@@ -255,9 +257,10 @@ class TopDownPipeline:
                 f"{model_name!r} is not a top-down model; known: {sorted(TOPDOWN_MODEL_SPECS)}"
             )
         codec = kw.pop("codec", None)
+        layout = kw.pop("layout", None) or "coco17"
         if codec is None:
             hw = (model_kwargs or {}).get("input_size") or (256, 192)
-            codec = build_codec(f"{spec.codec_family}_{int(hw[0])}x{int(hw[1])}")
+            codec = layout_codec(layout, f"{spec.codec_family}_{int(hw[0])}x{int(hw[1])}")
         kw.setdefault("output_adapter", spec.output_adapter)
         return cls(model, codec, **kw)
 
