@@ -3,7 +3,6 @@ results and metrics files atomically. Library code: it logs, the script prints."
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -94,10 +93,6 @@ def save_run(results, metrics: KeypointMetrics, results_path, metrics_path, num_
              **meta) -> dict:
     write_results(results, results_path, num_keypoints)
     return write_metrics(metrics_path, metrics, results_file=str(results_path), **meta, environment=environment())
-
-
-def dumps_params(obj) -> str:
-    return json.dumps(obj, sort_keys=True)
 
 
 # ------------------------------------------------------------------ model evaluation
