@@ -164,7 +164,11 @@ def load_mpii_json(path, images_dir=None) -> tuple[list[MpiiRecord], dict[str, t
         AnnotationError: naming the file, record and field (see the module docstring).
     """
     path = Path(path)
-    data = read_json(path, "MPII annotation")
+    return _load_parsed(path, read_json(path, "MPII annotation"), images_dir)
+
+
+def _load_parsed(path: Path, data, images_dir=None):
+    """:func:`load_mpii_json` of an already parsed file."""
     if not isinstance(data, list):
         raise AnnotationError(
             f"MPII file {path}: top level must be a list of person records, got a JSON "
