@@ -12,11 +12,10 @@ from simplepose.config import load_config
 from simplepose.data.bottomup_dataset import BottomUpDataset
 from simplepose.data.datasets import load_annotations
 from simplepose.data.topdown_dataset import TopDownDataset
-from simplepose.engine.builders import build_codec as build_config_codec
-from simplepose.engine.builders import build_loss
+from simplepose.engine.builders import build_loss, build_spec
 from simplepose.errors import InputError
-from simplepose.predictor import checkpoint_layout
 from simplepose.skeleton import CROWDPOSE14, MPII16, bottomup_layout
+from simplepose.spec import get_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -32,15 +31,26 @@ def test_layout_codec():
     assert layout_codec("coco17", "cpn_256x192") == build_codec("cpn_256x192")
 
 
-def test_config_layout_reaches_codec_and_loss():
+def test_config_layout_reaches_the_spec_codec_and_loss():
     cfg = load_config(REPO / "configs" / "rsn50_4x_256x256_mpii.yaml")
-    assert cfg.data.layout == "mpii16" and build_config_codec(cfg).flip_index == MPII16.flip_index
+    spec = build_spec(cfg)
+    assert spec.keypoints == "mpii16" and spec.kwargs["num_keypoints"] == 16
+    codec = spec.build_codec()
+    assert codec.flip_index == MPII16.flip_index and codec.decode_kernel == 9 and codec.input_hw == (256, 256)
     cfg = load_config(REPO / "configs" / "imhn_512_crowdpose.yaml")
-    loss = build_loss(cfg, torch.nn.Identity())
+    spec = build_spec(cfg)
+    assert spec.keypoints == "crowdpose14" and spec.kwargs["out_dim"] == 36
+    assert spec.build_codec().layout.name == "simplepose_crowdpose14"
+    loss = build_loss(cfg, torch.nn.Identity(), spec)
     assert loss.keypoint_channels == (20, 34) and loss.person_mask_channel == 34
     cfg = load_config(REPO / "configs" / "rsn18_memorize.yaml", opts=["data.layout=h36m"])
     with pytest.raises(InputError, match="data.layout: unknown keypoint layout 'h36m'"):
-        build_config_codec(cfg)
+        build_spec(cfg)
+    cfg = load_config(REPO / "configs" / "rsn18_mpii_memorize.yaml", opts=["model.kwargs={num_keypoints: 17}"])
+    with pytest.raises(InputError, match="num_keypoints=17 in the model kwargs, but the mpii16 layout needs 16"):
+        build_spec(cfg)
+    with pytest.raises(InputError, match="openpose_paf codec has COCO's layout only"):
+        get_spec("openpose_mobilenet_thin").with_layout("crowdpose14")
 
 
 def test_topdown_dataset_on_mpii_sample():
@@ -66,29 +76,18 @@ def test_bottomup_dataset_and_codec_on_crowdpose_sample():
         BottomUpDataset(ann, DATA / "crowdpose", input_size=128, augment=False)
 
 
-def test_checkpoint_layout_from_the_training_config():
-    assert checkpoint_layout({"config": '{"data": {"layout": "mpii16"}}'}) == "mpii16"
-    assert checkpoint_layout({}) == "coco17" and checkpoint_layout({"config": "not json"}) == "coco17"
-
-
 def test_predictor_builds_the_layouts_pipelines(tmp_path):
     from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
     from simplepose.predictor import Predictor
 
-    kwargs = {"num_stages": 1, "num_keypoints": 16, "input_size": [64, 64]}
-    model = build_model("rsn18", **kwargs)
-    path = save_model(tmp_path / "rsn.safetensors", "rsn18", kwargs, model.state_dict(),
-                      extra_meta={"config": {"data": {"layout": "mpii16"}}})  # fmt: skip
+    spec = get_spec("rsn18").with_input_hw((64, 64)).with_kwargs(num_stages=1).with_layout("mpii16")
+    path = save_model(tmp_path / "rsn.safetensors", spec, spec.build_model().state_dict())
     pred = Predictor.from_checkpoint(path, device="cpu", detector=None, flip=True)
     assert pred.pipeline.codec.flip_index == MPII16.flip_index and pred.pipeline.codec.decode_kernel == 9
-    image = np.zeros((100, 80, 3), np.uint8)
-    people = pred.predict(image, np.array([[10, 10, 50, 60]], float))
+    people = pred.predict(np.zeros((100, 80, 3), np.uint8), np.array([[10, 10, 50, 60]], float))
     assert people[0].keypoints.shape == (16, 3)
-    kwargs = {"num_stacks": 1, "inp_dim": 32, "increase": 16, "out_dim": 36}
-    model = build_model("imhn", **kwargs)
-    path = save_model(tmp_path / "imhn.safetensors", "imhn", kwargs, model.state_dict(),
-                      extra_meta={"config": {"data": {"layout": "crowdpose14"}}})  # fmt: skip
+    spec = get_spec("imhn").with_kwargs(num_stacks=1, inp_dim=32, increase=16).with_layout("crowdpose14")
+    path = save_model(tmp_path / "imhn.safetensors", spec, spec.build_model().state_dict())
     pred = Predictor.from_checkpoint(path, device="cpu", box_size=64, flip=True)
-    assert pred.pipeline.spec.codec.num_channels == 36
+    assert pred.spec.build_codec().num_channels == 36
     assert all(p.keypoints.shape == (14, 3) for p in pred.predict(np.zeros((64, 96, 3), np.uint8)))

@@ -130,8 +130,11 @@ def run(args) -> int:
     predictor = build_predictor(args, local_rank if world > 1 else None)
     boxes = load_boxes(args, ann)
     image_ids = selected_image_ids(args, ann)
-    if args.boxes:  # a detection file may cover only part of a split: score the images it covers
-        image_ids = [i for i in image_ids if i in boxes]
+    if args.boxes:  # images the detection file does not cover are scored, as misses
+        missing = [i for i in image_ids if i not in boxes]
+        if missing and rank == 0:
+            print(f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in {args.boxes}; "
+                  "they are scored as images with no detections")
     ids = runner.shard(image_ids, rank, world)
     results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
     results, bad = runner.gather_results(results, bad)

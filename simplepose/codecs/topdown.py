@@ -78,6 +78,7 @@ __all__ = [
     "build_codec",
     "CODECS",
     "layout_codec",
+    "layout_codec_fields",
 ]
 
 # 3 x 3 neighbourhood offsets (dy, dx) without the centre, used by the clean refinement.
@@ -554,9 +555,18 @@ def layout_codec(layout, name: str | None = None, **options) -> TopDownHeatmapCo
     from simplepose.skeleton import get_layout
 
     layout = get_layout(layout)
-    default, layout_options = _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))
-    name = name or default
-    fields = dict(layout_options) if name.split("_")[0] in ("mspn", "rsn") else {}
-    fields["flip_index"] = layout.flip_index
+    name = name or _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))[0]
+    fields = layout_codec_fields(layout, name.split("_")[0])
     fields.update(options)
     return build_codec(name, **fields)
+
+
+def layout_codec_fields(layout, family: str) -> dict:
+    """The codec fields a keypoint layout sets on a ``family`` (``cpn``, ``mspn``, ``rsn``)
+    codec: its ``flip_index`` and, for MSPN / RSN, its benchmark's decoder blur (9 on MPII)."""
+    from simplepose.skeleton import get_layout
+
+    layout = get_layout(layout)
+    fields = dict(_LAYOUT_CODECS.get(layout.name, ("", {}))[1]) if family in ("mspn", "rsn") else {}
+    fields["flip_index"] = tuple(layout.flip_index)
+    return fields

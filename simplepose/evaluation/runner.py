@@ -107,8 +107,9 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
 
     Args:
         predictor: a :class:`simplepose.Predictor`.
-        boxes: top-down only: ``{image_id: (boxes_xywh (N, 4), scores (N,))}``; images without
-            an entry get no boxes (top-down) -- or the detector's when ``boxes`` is None.
+        boxes: top-down only: ``{image_id: (boxes_xywh (N, 4), scores (N,))}``; an image
+            without an entry has no detections (no people; its ground truth counts as missed).
+            ``None``: the predictor's detector.
         skip_bad: report and skip missing/corrupt images instead of failing the run.
     """
     from tqdm import tqdm

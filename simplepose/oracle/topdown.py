@@ -1,12 +1,12 @@
 """Top-down oracle (SPEC 11): for every person box, render the ground truth of that person into
 the codec's final target map (what the network's final output is trained to be), then decode it
-through the same crop geometry and the same decode / inverse-affine / scoring function as
-:class:`~simplepose.inference.topdown.TopDownPipeline`, and write COCO results.
+through the steps of :class:`~simplepose.inference.topdown.TopDownPipeline` itself (a pipeline
+without a model: its ``plan`` gives the crop geometry, its ``decode`` the people), and write
+COCO results.
 
-Frames: GT keypoints (original px) are mapped into the crop (input px) with the pipeline's own
-matrix (:func:`~simplepose.inference.topdown.crop_affines`) and encoded by the codec on the
-heatmap px grid; :func:`~simplepose.inference.topdown.heatmaps_to_people` decodes with the
-inverse matrix back to original px.
+Frames: GT keypoints (original px) are mapped into the crop (input px) with the plan's
+matrices and encoded by the codec on the heatmap px grid; the pipeline's ``decode`` maps them
+back to original px with the inverse matrices.
 
 Only the box's own person is rendered, as in training; its labelled keypoints that fall outside
 the crop get no target (SPEC 5.1 step 6), exactly as a network would have been trained.
@@ -27,11 +27,10 @@ from ..data.boxes import gt_boxes, gt_instances
 from ..data.coco import CocoKeypoints
 from ..errors import InputError
 from ..geometry import apply_affine, box_iou, xywh_to_xyxy
-from ..inference.topdown import crop_affines, heatmaps_to_people
 from ..structures import Person
 
 __all__ = [
-    "match_boxes_to_gt", "oracle_people", "render_topdown_targets", "run_topdown_oracle",
+    "match_boxes_to_gt", "oracle_people", "oracle_pipeline", "render_topdown_targets", "run_topdown_oracle",
 ]  # fmt: skip
 
 LOG = logging.getLogger(__name__)
@@ -89,6 +88,14 @@ def match_boxes_to_gt(boxes_xywh, gt_xywh, min_iou: float = 0.5) -> np.ndarray:
     return np.where(iou[np.arange(b.shape[0]), best] >= min_iou, best, -1).astype(np.int64)
 
 
+def oracle_pipeline(codec: TopDownHeatmapCodec, flip: bool = False, padding=None,
+                    reference_flip: bool = False):
+    """The top-down pipeline without a model (plan + decode only)."""
+    from ..inference.topdown import TopDownPipeline
+
+    return TopDownPipeline(None, codec, flip=flip, padding=padding, reference_flip=reference_flip)
+
+
 def oracle_people(
     ann: CocoKeypoints,
     image_id: int,
@@ -99,6 +106,7 @@ def oracle_people(
     padding=None,
     reference_flip: bool = False,
     min_iou: float = 0.5,
+    pipeline=None,
 ) -> list[Person]:
     """Oracle people of one image.
 
@@ -111,10 +119,14 @@ def oracle_people(
             render the GT person they overlap most (IoU >= ``min_iou``), or nothing.
         box_scores: (N,) scores (default 1).
         flip, padding, reference_flip: as :class:`~simplepose.inference.topdown.TopDownPipeline`.
+        pipeline: a model-less pipeline of :func:`oracle_pipeline` (built from the arguments
+            above when None).
 
     Returns:
         One :class:`Person` per box, in original px.
     """
+    if pipeline is None:
+        pipeline = oracle_pipeline(codec, flip, padding, reference_flip)
     gt_b, gt_k = gt_instances(ann, image_id)
     if boxes_xywh is None:
         boxes, people_kp = gt_b, gt_k
@@ -126,11 +138,11 @@ def oracle_people(
     scores = np.ones(boxes.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
     if boxes.shape[0] == 0:
         return []
-    mats, invs = crop_affines(boxes, codec, padding)
+    plan = pipeline.plan(boxes, scores, sanitize=False)
     kp_in = people_kp.copy()
-    kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], mats)
-    maps, fmaps = render_topdown_targets(codec, kp_in, flip, reference_flip)
-    return heatmaps_to_people(codec, maps, invs, xywh_to_xyxy(boxes), scores, fmaps)
+    kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], plan.matrices)
+    maps, fmaps = render_topdown_targets(pipeline.codec, kp_in, pipeline.flip, pipeline.reference_flip)
+    return pipeline.decode(plan, np.concatenate([maps, fmaps]) if pipeline.flip else maps)
 
 
 def run_topdown_oracle(
@@ -166,12 +178,13 @@ def run_topdown_oracle(
     if use_gt and boxes != "gt":
         raise InputError(f"boxes must be 'gt' or a dict of boxes, got {boxes!r}")
     box_dict = gt_boxes(ann) if use_gt else boxes
+    pipeline = oracle_pipeline(codec, flip, padding, reference_flip)
     results = []
     for image_id in tqdm(sorted(box_dict), desc="topdown oracle", disable=not progress, unit="img"):
         b, s = box_dict[image_id]
         people = oracle_people(
             ann, image_id, codec, None if use_gt else b, None if use_gt else s,
-            flip=flip, padding=padding, reference_flip=reference_flip, min_iou=min_iou,
+            min_iou=min_iou, pipeline=pipeline,
         )  # fmt: skip
         results.extend(p.to_coco(image_id) for p in people)
     LOG.info("top-down oracle (%s, flip=%s): %d people on %d images",
