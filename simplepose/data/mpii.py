@@ -91,14 +91,20 @@ def _number(v) -> bool:
 
 
 def image_size(path) -> tuple[int, int] | None:
-    """``(height, width)`` from the image file's header, or None when it cannot be read."""
+    """``(height, width)`` from the image file's header (Pillow; OpenCV decodes the whole
+    image when Pillow is missing), or None when it cannot be read."""
     try:
         from PIL import Image
+    except ImportError:
+        import cv2
 
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return None if image is None else (int(image.shape[0]), int(image.shape[1]))
+    try:
         with Image.open(path) as im:
             w, h = im.size
         return int(h), int(w)
-    except (OSError, ValueError, ImportError):
+    except (OSError, ValueError):
         return None
 
 
