@@ -678,13 +678,19 @@ def _register_builtins() -> None:
     )
     # OpenPose mobilenet_thin (bundled weights): raw BGR, zero padding to multiples of 8.
     # Grouping tuned on the shared val subset with bench/tune_openpose.py (AP 0.299 -> 0.364;
-    # 0.320 at input 368).
+    # 0.320 at input 368; then 0.364 -> 0.366 with limb length outliers removed, cross-person
+    # limbs 19 -> 14, persons mixing two people 14 -> 8). Priors: median length of each
+    # OpenPose-18 limb over the subset's labelled people, relative to the median limb,
+    # left/right averaged (bench/tune_openpose.py --fit-priors).
     openpose_params = GroupingParams(
         peak_threshold=0.03,
-        limb_sample_threshold=0.02,
+        limb_sample_threshold=0.01,
         limb_pass_ratio=0.6,
         min_parts=4,
-        min_mean_score=0.3,
+        min_mean_score=0.4,
+        limb_length_outlier=2.25,
+        limb_length_priors=(0.76, 0.76, 1.32, 0.98, 1.32, 0.98, 2.41, 1.62, 1.74, 2.41, 1.62, 1.74,
+                            0.97, 0.29, 0.39, 0.29, 0.39, 1.02, 1.02),
     )
     add(
         name="openpose_mobilenet_thin",
