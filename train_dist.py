@@ -68,13 +68,18 @@ def main(argv=None) -> int:
 
     info = None
     try:
-        info = dist.init_distributed(cfg.train.device)
+        info = dist.init_distributed(cfg.train.device, timeout_s=cfg.train.dist_timeout_s)
         trainer = Trainer(cfg, dist_info=info)
         if args.resume is not None:
             trainer.resume(args.resume or None)
         final = trainer.fit()
     except (SimplePoseError, FileNotFoundError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except RuntimeError as exc:  # a collective timed out or a peer vanished: name the rank
+        message = dist.describe_collective_failure(exc)
+        if message is None:
+            raise
+        return _fail(message)
     finally:
         dist.cleanup()
     if info is None or info.is_main:

@@ -284,7 +284,8 @@ class Trainer:
         from simplepose.models import build_model
 
         self.cfg = cfg
-        self.info = dist_info or sdist.init_distributed(cfg.train.device)
+        self.info = dist_info or sdist.init_distributed(cfg.train.device,
+                                                        timeout_s=cfg.train.dist_timeout_s)
         self.device = self.info.device
         self.world = self.info.world_size
         self.rank = self.info.rank
