@@ -8,6 +8,11 @@ Format (``format_version`` "1"): a ``.safetensors`` file whose tensors are the m
 * ``format_version``: ``"1"``;
 * anything from ``extra_meta`` (string values as they are, other values JSON-encoded).
 
+Metadata is untrusted input: :func:`validate_metadata` checks every field against sane bounds
+(e.g. a top-down ``input_size`` side above 1024 px is refused with the field named) before
+anything is built or allocated, and floating-point weights stored in another precision (fp16,
+bf16, fp64) are cast to the model's dtype on load.
+
 Loading never unpickles: safetensors holds raw tensor bytes and a JSON header only. Legacy ``.pth``
 files are read by :func:`load_state_dict_any` with ``torch.load(weights_only=True)``, which refuses
 arbitrary Python objects.
@@ -19,6 +24,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,7 +32,7 @@ import torch
 from safetensors import SafetensorError
 
 from simplepose.errors import CheckpointError, InputError
-from simplepose.utils.io import atomic_path
+from simplepose.utils.io import atomic_path, loads_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -36,6 +42,7 @@ __all__ = [
     "read_metadata",
     "save_model",
     "state_dict_diff",
+    "validate_metadata",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -109,6 +116,7 @@ def build_and_load(
         raise CheckpointError(
             f"{source} does not match model {model_name!r} {model_kwargs}: {diff}"
         )
+    state_dict = _match_dtypes(model.state_dict(), state_dict, source)
     if not any(t.is_meta for t in model.parameters()):
         model.load_state_dict(state_dict, strict=True)
         return model
@@ -118,6 +126,114 @@ def build_and_load(
         model = _build(model_name, model_kwargs)
         model.load_state_dict(state_dict, strict=True)
     return model
+
+
+def _match_dtypes(expected: Mapping, state_dict: Mapping, source: str) -> dict:
+    """``state_dict`` with floating tensors cast to the dtypes of ``expected`` (fp16 / bf16 /
+    fp64 weights load into a float32 model); any other dtype mismatch is a CheckpointError."""
+    out, cast = {}, set()
+    for key, t in state_dict.items():
+        want = expected[key].dtype
+        if t.dtype != want:
+            if not (t.dtype.is_floating_point and want.is_floating_point):
+                raise CheckpointError(
+                    f"{source}: tensor {key!r} is {t.dtype}, the model expects {want}"
+                )
+            cast.add(f"{t.dtype} -> {want}")
+            t = t.to(want)
+        out[key] = t
+    if cast:
+        LOG.info("%s: cast weights %s", source, ", ".join(sorted(cast)))
+    return out
+
+
+# ------------------------------------------------------------------ metadata bounds
+#: Sane bounds of numeric metadata, by field name (model_kwargs keys, extra metadata keys).
+#: A tampered or corrupt value outside them is refused before any memory is allocated.
+METADATA_BOUNDS: dict[str, tuple[float, float]] = {
+    "input_size": (16, 1024),  # top-down network input side (px): 1024 x 1024 ~ 0.25 GB / box
+    "box_size": (16, 4096),  # bottom-up input height (px)
+    "num_stacks": (1, 16),
+    "num_stages": (1, 16),
+    "num_scales": (1, 8),
+    "depth": (1, 8),
+    "iteration": (0, 10**12),
+    "epoch": (0, 10**9),
+}
+_DEFAULT_INT_BOUNDS = (0, 8192)  # any other integer (channel widths, reductions, ...)
+_DEFAULT_FLOAT_BOUNDS = (-1e6, 1e6)
+_MAX_LIST = 64
+_MAX_STRING = 256
+
+
+def _check_value(field: str, value, bounds: tuple[float, float] | None, depth: int = 0) -> None:
+    """Raise ValueError naming ``field`` when ``value`` (a decoded JSON value) is out of bounds."""
+    if depth > 4:
+        raise ValueError(f"{field} is nested too deeply")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        lo, hi = bounds or _DEFAULT_INT_BOUNDS
+        if not lo <= value <= hi:
+            raise ValueError(f"{field} = {value} is outside [{lo}, {hi}]")
+        return
+    if isinstance(value, float):
+        lo, hi = bounds or _DEFAULT_FLOAT_BOUNDS
+        if not (lo <= value <= hi):  # also NaN
+            raise ValueError(f"{field} = {value} is outside [{lo}, {hi}]")
+        return
+    if isinstance(value, str):
+        if len(value) > _MAX_STRING:
+            raise ValueError(f"{field} is a string of {len(value)} characters (max {_MAX_STRING})")
+        return
+    if isinstance(value, list):
+        if len(value) > _MAX_LIST:
+            raise ValueError(f"{field} has {len(value)} items (max {_MAX_LIST})")
+        for i, item in enumerate(value):
+            _check_value(f"{field}[{i}]", item, bounds, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            _check_value(f"{field}.{k}", item, METADATA_BOUNDS.get(k), depth + 1)
+        return
+    raise ValueError(f"{field} has an unsupported type {type(value).__name__}")
+
+
+def validate_metadata(meta: Mapping, source: str = "checkpoint") -> None:
+    """Check decoded checkpoint metadata against sane bounds before anything is built.
+
+    ``meta`` is :func:`read_metadata`'s dict (``model_kwargs`` decoded). Checked: the model name is
+    registered; every ``model_kwargs`` value (numbers within :data:`METADATA_BOUNDS` by key, other
+    integers within [0, 8192], lists of at most 64 items, strings of at most 256 characters);
+    the numeric extra fields of :data:`METADATA_BOUNDS` (``iteration``, ``epoch``, ...).
+
+    Raises:
+        CheckpointError: ``"<source>: metadata field model_kwargs.input_size[0] = 8192 is outside
+        [16, 1024]"``.
+    """
+    from simplepose.models import MODELS
+
+    name = meta.get("simplepose_model")
+    if name not in MODELS:
+        raise CheckpointError(
+            f"{source}: metadata field simplepose_model = {str(name)[:80]!r} is not a registered "
+            f"model ({', '.join(sorted(MODELS))})"
+        )
+    try:
+        for key, value in meta["model_kwargs"].items():
+            _check_value(f"model_kwargs.{key}", value, METADATA_BOUNDS.get(key))
+        for key, bounds in METADATA_BOUNDS.items():
+            if key in meta and key not in ("input_size", "box_size"):
+                raw = meta[key]
+                try:
+                    value = json.loads(raw) if isinstance(raw, str) else raw
+                except json.JSONDecodeError:
+                    raise ValueError(f"{key} = {str(raw)[:40]!r} is not a number") from None
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{key} = {str(raw)[:40]!r} is not a number")
+                _check_value(key, value, bounds)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: metadata field {exc}") from None
 
 
 def _encode_meta(value) -> str:
@@ -214,11 +330,14 @@ def read_metadata(path) -> dict:
         )
     meta = dict(raw)
     try:
-        meta["model_kwargs"] = json.loads(raw["model_kwargs"])
+        meta["model_kwargs"] = loads_json(raw["model_kwargs"], "model_kwargs metadata")
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: model_kwargs metadata is not JSON ({exc})") from None
+    except ValueError as exc:  # nested too deeply
+        raise CheckpointError(f"{path}: {exc}") from None
     if not isinstance(meta["model_kwargs"], dict):
         raise CheckpointError(f"{path}: model_kwargs metadata is not a JSON object")
+    validate_metadata(meta, str(path))
     return meta
 
 
@@ -292,10 +411,23 @@ def torch_load_safe(path, what: str):
     try:
         return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
             f"{path}: refusing to unpickle objects other than tensors and plain "
-            f"containers (weights_only=True): {first}"
+            f"containers: {_unpickling_reason(exc)}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable {what} ({exc})") from None
+        first = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0] or type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable {what} ({first})") from None
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """What torch's weights_only unpickler refused, without its advice to load the file
+    unsafely (the caller refuses the file; it must not suggest executing it)."""
+    text = str(exc)
+    m = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\s+Please use|\s*$)", text, re.DOTALL)
+    reason = m.group(1) if m else ""
+    if not reason:  # another message: keep the lines that do not advise unsafe loading
+        lines = [ln.strip() for ln in text.splitlines()
+                 if ln.strip() and "weights_only" not in ln and "can still be loaded" not in ln]
+        reason = lines[0] if lines else type(exc).__name__
+    return re.sub(r"\s+", " ", reason).strip().rstrip(".")

@@ -367,6 +367,8 @@ def apply_opts(data: dict, opts: list[str] | None) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {key}: cannot parse {raw!r} ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"override {key}: the value is nested too deeply") from None
         parts = _resolve_key(key)
         node, cls = data, Config
         for depth, part in enumerate(parts[:-1]):
@@ -409,6 +411,8 @@ def load_config(path=None, opts: list[str] | None = None) -> Config:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
     data = apply_opts(data, opts)

@@ -6,6 +6,7 @@ Kills are simulated with subprocesses and signals; big-memory cases are bounded 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -129,3 +130,152 @@ def test_dist_timeout_is_a_config_field():
     for bad in (0, -5, float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="train.dist_timeout_s"):
             config_from_dict({"train": {"dist_timeout_s": bad}})
+
+
+# ---------------------------------------------------------------------- files: JSON, temps, modes
+def test_deeply_nested_json_is_a_clear_error(tmp_path):
+    from simplepose.config import ConfigError, load_config
+    from simplepose.data.coco import load_coco_keypoints
+    from simplepose.errors import AnnotationError
+
+    path = tmp_path / "deep.json"
+    path.write_text('{"images": "[[[", "annotations":\n' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(AnnotationError, match=r"deep.json is nested deeper than 100 levels \(line 2"):
+        load_coco_keypoints(path)
+    cfg = tmp_path / "deep.yaml"
+    cfg.write_text("a: " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="deep.yaml: nested too deeply"):
+        load_config(cfg)
+    with pytest.raises(ConfigError, match="seed: the value is nested too deeply"):
+        load_config(None, ["seed=" + "[" * 100_000])
+
+
+def test_killed_atomic_write_leaves_temp_that_the_next_write_removes(tmp_path):
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"old")
+    code = textwrap.dedent(f"""
+        import os, signal
+        from simplepose.utils.io import atomic_path
+        with atomic_path({str(target)!r}) as tmp:
+            open(tmp, "wb").write(b"half")
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], check=False, env=_env(), cwd=tmp_path)
+    assert res.returncode == -signal.SIGKILL
+    temps = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(temps) == 1 and temps[0].name.startswith(".last.pt.")
+    assert target.read_bytes() == b"old"  # the kill never touches the destination
+
+    from simplepose.utils.io import atomic_write_bytes
+
+    (tmp_path / ".last.pt.a1b2c3d4.tmp").write_bytes(b"older naming")  # pid-less temp
+    (tmp_path / ".other.pt.a1b2c3d4.tmp").write_bytes(b"another file's")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    assert left == [".other.pt.a1b2c3d4.tmp"]
+
+
+def test_live_writers_temp_is_kept(tmp_path):
+    from simplepose.utils.io import _host, atomic_write_bytes
+
+    live = tmp_path / f".x.bin.{os.getpid()}@{_host()}.abcdefgh.tmp"
+    live.write_bytes(b"being written")
+    atomic_write_bytes(tmp_path / "x.bin", b"1")
+    assert live.exists()
+
+
+def test_safetensors_get_umask_permissions(tmp_path):
+    import torch
+
+    from simplepose.checkpoint import save_model
+    from simplepose.models import build_model
+
+    kw = {"num_stages": 1, "input_size": [128, 96]}
+    old = os.umask(0o022)
+    try:
+        path = save_model(tmp_path / "m.safetensors", "rsn18", kw, build_model("rsn18", **kw).state_dict())
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert torch  # the model above is a torch model
+
+
+# ---------------------------------------------------------------------- checkpoints
+@pytest.fixture(scope="module")
+def rsn_file(tmp_path_factory):
+    from simplepose.checkpoint import save_model
+    from simplepose.models import build_model
+
+    kw = {"num_stages": 1, "input_size": [128, 96]}
+    path = tmp_path_factory.mktemp("ckpt") / "rsn.safetensors"
+    return save_model(path, "rsn18", kw, build_model("rsn18", **kw).state_dict())
+
+
+def _retag(src, dst, **meta):
+    """Copy ``src`` with its metadata updated by ``meta`` (values JSON-encoded unless str)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    tensors = meta.pop("_tensors", None) or load_file(str(src))
+    with safe_open(str(src), framework="pt") as f:
+        raw = dict(f.metadata())
+    raw.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+    save_file(tensors, str(dst), metadata=raw)
+    return dst
+
+
+@pytest.mark.parametrize("meta, field", [
+    ({"model_kwargs": {"num_stages": 1, "input_size": [8192, 6144]}}, r"model_kwargs.input_size\[0\] = 8192"),
+    ({"model_kwargs": {"num_stages": 10**6, "input_size": [128, 96]}}, "model_kwargs.num_stages = 1000000"),
+    ({"model_kwargs": {"num_stages": 1, "input_size": [128, 96], "x": 1e300}}, "model_kwargs.x = 1e"),
+    ({"model_kwargs": {"num_stages": 1, "input_size": [128] * 100}}, "model_kwargs.input_size has 100 items"),
+    ({"iteration": -4}, "iteration = -4"),
+    ({"epoch": "many"}, "epoch = 'many' is not a number"),
+    ({"simplepose_model": "rsn18; rm -rf"}, "simplepose_model = 'rsn18; rm -rf' is not a registered"),
+])
+def test_tampered_metadata_is_refused_with_the_field_named(tmp_path, rsn_file, meta, field):
+    from simplepose.checkpoint import load_model
+    from simplepose.errors import CheckpointError
+
+    bad = _retag(rsn_file, tmp_path / "bad.safetensors", **meta)
+    with pytest.raises(CheckpointError, match=f"bad.safetensors: metadata field {field}"):
+        load_model(bad)
+
+
+def test_fp16_weights_are_cast(tmp_path, rsn_file):
+    import torch
+    from safetensors.torch import load_file
+
+    from simplepose.checkpoint import load_model
+
+    half = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(rsn_file)).items()}
+    path = _retag(rsn_file, tmp_path / "half.safetensors", _tensors=half)
+    model, _ = load_model(path)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 128, 96))  # no dtype mismatch
+    ints = dict(half)
+    key = next(k for k, v in ints.items() if v.is_floating_point())
+    ints[key] = ints[key].to(torch.int32)
+    path = _retag(rsn_file, tmp_path / "int.safetensors", _tensors=ints)
+    from simplepose.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=f"tensor '{key}' is torch.int32"):
+        load_model(path)
+
+
+def test_refused_pickle_does_not_advise_unsafe_loading(tmp_path):
+    import fractions
+
+    import torch
+
+    from simplepose.checkpoint import torch_load_safe
+    from simplepose.errors import CheckpointError
+
+    path = tmp_path / "evil.pt"
+    torch.save({"x": fractions.Fraction(1, 2)}, path)
+    with pytest.raises(CheckpointError) as info:
+        torch_load_safe(path, "training checkpoint")
+    msg = str(info.value)
+    assert "fractions.Fraction" in msg and "weights_only" not in msg and "\n" not in msg
