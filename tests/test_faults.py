@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -279,3 +280,48 @@ def test_refused_pickle_does_not_advise_unsafe_loading(tmp_path):
         torch_load_safe(path, "training checkpoint")
     msg = str(info.value)
     assert "fractions.Fraction" in msg and "weights_only" not in msg and "\n" not in msg
+
+
+# ---------------------------------------------------------------------- annotations
+def _ann(file_name="a.png", width=40, height=30) -> dict:
+    from simplepose.skeleton import COCO_KEYPOINTS
+
+    return {
+        "images": [{"id": 1, "file_name": file_name, "width": width, "height": height}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_KEYPOINTS)}],
+    }
+
+
+@pytest.mark.parametrize("file_name, problem", [
+    ("/etc/passwd", "is absolute"),
+    ("../secret.png", "contains '..'"),
+    ("sub/../../x.png", "contains '..'"),
+    ("..\\\\x.png", "contains '..'"),
+    ("C:\\\\x.png", "is absolute"),
+    ("a\\u0000.png", "contains a NUL character"),
+])
+def test_annotation_file_name_outside_the_image_folder_is_refused(tmp_path, file_name, problem):
+    from simplepose.data.coco import load_coco_keypoints
+    from simplepose.errors import AnnotationError
+
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(_ann(json.loads(f'"{file_name}"'))))
+    with pytest.raises(AnnotationError, match=rf"images\[0\] \(id 1\) file_name .* {problem}"):
+        load_coco_keypoints(path)
+
+
+def test_decoded_size_differs_from_the_annotation(tmp_path):
+    import cv2
+
+    from simplepose.data.coco import load_coco_keypoints
+    from simplepose.errors import InputError
+
+    (tmp_path / "ann.json").write_text(json.dumps(_ann("sub/a.png", width=40, height=30)))
+    (tmp_path / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((40, 30, 3), np.uint8))  # rotated
+    coco = load_coco_keypoints(tmp_path / "ann.json")
+    with pytest.raises(InputError, match=r"a.png is 30x40 but .*ann.json says 40x30 \(image id 1\)"):
+        coco.read_image(1, tmp_path)
+    cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((30, 40, 3), np.uint8))
+    assert coco.read_image(1, tmp_path).shape == (30, 40, 3)

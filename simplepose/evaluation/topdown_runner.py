@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from ..data.coco import CocoKeypoints, load_image
+from ..data.coco import CocoKeypoints
 from ..errors import InputError
 
 __all__ = ["TopDownRun", "evaluate_topdown"]
@@ -142,9 +142,8 @@ def evaluate_topdown(
             if len(b) == 0:
                 done.append(image_id)
                 continue
-            path = ann.image_path(image_id, images_dir)
             try:
-                image = load_image(path)
+                image = ann.read_image(image_id, images_dir)
             except InputError as exc:
                 if not skip_bad:
                     raise InputError(
