@@ -6,7 +6,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Person"]
+__all__ = ["Person", "clip_keypoints"]
+
+
+def clip_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Keep decoded keypoints inside the image: x, y (columns 0 and 1, original px) clipped to
+    ``[0, width - 1] x [0, height - 1]`` (the outermost pixel centres); other columns unchanged.
+
+    Args:
+        keypoints: (..., C >= 2) array, original px.
+        width, height: image size in px.
+
+    Returns:
+        a clipped float64 copy.
+    """
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    out[..., 0] = np.clip(out[..., 0], 0.0, max(float(width) - 1.0, 0.0))
+    out[..., 1] = np.clip(out[..., 1], 0.0, max(float(height) - 1.0, 0.0))
+    return out
 
 
 @dataclass

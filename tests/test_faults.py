@@ -325,3 +325,76 @@ def test_decoded_size_differs_from_the_annotation(tmp_path):
         coco.read_image(1, tmp_path)
     cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((30, 40, 3), np.uint8))
     assert coco.read_image(1, tmp_path).shape == (30, 40, 3)
+
+
+# ---------------------------------------------------------------------- keypoints inside the image
+_SHAPES = [(20000, 50), (50, 20000), (641, 120), (120, 641)]  # (H, W): extreme aspect ratios
+
+
+def _assert_inside(people, h, w):
+    for p in people:
+        k = p.keypoints
+        assert np.isfinite(k).all()
+        assert (k[:, 0] >= 0).all() and (k[:, 0] <= w - 1).all(), k[:, 0].max()
+        assert (k[:, 1] >= 0).all() and (k[:, 1] <= h - 1).all(), k[:, 1].max()
+
+
+def test_bottomup_keypoints_stay_inside_extreme_images():
+    from simplepose import Predictor
+    from simplepose.decode.params import GroupingParams
+
+    # thresholds at 0: every noise peak becomes a keypoint, so the padding would show up
+    params = GroupingParams(peak_threshold=0.01, max_peaks_per_part=8, min_parts=1,
+                            min_mean_score=0.0, limb_sample_threshold=0.0, limb_pass_ratio=0.0)
+    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", params=params,
+                                          box_size=160)
+    rng = np.random.default_rng(0)
+    for h, w in _SHAPES:
+        people = predictor.predict(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+        assert people, (h, w)
+        _assert_inside(people, h, w)
+
+
+def test_bottomup_padding_peaks_are_ignored():
+    from simplepose.codecs.bottomup import OpenPosePafCodec
+    from simplepose.decode.geometry import BottomUpGeometry
+    from simplepose.decode.params import GroupingParams
+
+    codec = OpenPosePafCodec()
+    g = BottomUpGeometry.for_image(120, 641, box_size=432, stride=8, pad_multiple=64)
+    hh, ww = g.heatmap_hw
+    _, vw = g.valid_heatmap_hw
+    assert vw < ww  # this geometry has padding columns
+    maps = np.zeros((codec.num_channels, hh, ww), np.float32)
+    maps[:18, hh // 2, ww - 1] = 1.0  # every keypoint peaks in the padding only
+    params = GroupingParams(peak_threshold=0.1, min_parts=1, min_mean_score=0.0)
+    assert codec.decode(maps, g, params) == []
+    assert maps[:18, hh // 2, ww - 1].min() == 1.0  # the caller's maps are untouched
+
+
+def test_topdown_boxes_clipped_and_keypoints_inside(caplog):
+    import torch
+
+    from simplepose.inference.topdown import TopDownPipeline
+    from simplepose.models import build_model
+
+    torch.manual_seed(0)
+    kw = {"num_stages": 1, "input_size": [128, 96]}
+    pipe = TopDownPipeline.from_model(build_model("rsn18", **kw).eval(), "rsn18", kw)
+    rng = np.random.default_rng(0)
+    for h, w in _SHAPES + [(480, 640)]:
+        image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        boxes = np.array([
+            [10, 10, 1e7, 1e7],  # far beyond the image: clipped to it
+            [-1e6, -1e6, 2e6, 2e6],  # around the whole image
+            [0, 0, w, h],
+            [w + 5, 0, 10, 10],  # outside: dropped
+            [2, 2, 0.25, 30],  # under 1 px wide: dropped
+        ])
+        people = pipe.predict(image, boxes, np.ones(len(boxes)))
+        assert len(people) == 3, (h, w)
+        _assert_inside(people, h, w)
+        for p in people:
+            x1, y1, x2, y2 = p.box
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        np.testing.assert_allclose(people[0].box, [10, 10, w, h])

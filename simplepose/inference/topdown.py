@@ -59,7 +59,7 @@ from ..data.topdown_transforms import (
     warp_image,
 )
 from ..errors import InputError
-from ..structures import Person
+from ..structures import Person, clip_keypoints
 
 __all__ = [
     "InputConvention",
@@ -244,6 +244,7 @@ def heatmaps_to_people(
     boxes_xyxy,
     box_scores,
     flip_heatmaps=None,
+    image_size=None,
 ) -> list[Person]:
     """Decode crop heatmaps into people in original px (the step shared by the pipeline and
     the top-down oracle).
@@ -258,6 +259,8 @@ def heatmaps_to_people(
         flip_heatmaps: optional (N, K, H_out, W_out) maps of the mirrored crops (mirror
             ``x -> W_in - x``, see the module docstring); flipped back and averaged in by the
             codec.
+        image_size: optional ``(W, H)`` of the image: keypoints are clipped to it
+            (:func:`~simplepose.structures.clip_keypoints`).
 
     Returns:
         N :class:`Person` s: ``keypoints`` (K, 3) = (x, y original px, keypoint score
@@ -276,6 +279,8 @@ def heatmaps_to_people(
     if coords.shape[0] != n:
         raise InputError(f"heatmaps_to_people: {n} boxes but {coords.shape[0]} heatmaps")
     person_scores = scores * kp_scores.mean(axis=1)
+    if image_size is not None:
+        coords = clip_keypoints(coords, *image_size)
     kps = np.concatenate([coords, kp_scores[:, :, None]], axis=2)
     return [
         Person(keypoints=kps[i], score=float(person_scores[i]), box=boxes[i].copy())
@@ -467,13 +472,14 @@ class TopDownPipeline:
 
         Args:
             image_bgr: (H, W, 3) uint8 BGR (as ``cv2.imread`` / ``load_image`` return).
-            boxes_xywh: (N, 4) person boxes ``(x, y, w, h)`` in original px; boxes with
-                non-finite values or non-positive size are dropped (warning).
+            boxes_xywh: (N, 4) person boxes ``(x, y, w, h)`` in original px; they are
+                clipped to the image, and boxes with non-finite values, no overlap with the
+                image or a side under 1 px after clipping are dropped (warning).
             box_scores: (N,) box confidences (default 1).
 
         Returns:
             One :class:`Person` per kept box (fewer with ``use_oks_nms``), keypoints in
-            original px, ``box`` = the input box as ``(x1, y1, x2, y2)``.
+            original px inside the image, ``box`` = the clipped box as ``(x1, y1, x2, y2)``.
         """
         from ..data.topdown_transforms import sanitize_boxes
 
@@ -482,7 +488,8 @@ class TopDownPipeline:
             raise InputError(f"TopDownPipeline.predict: need an (H, W, 3) BGR image, got {got}")
         b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
         s = np.ones(b.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
-        b, s, _ = sanitize_boxes(b, s.reshape(-1))
+        height, width = image_bgr.shape[:2]
+        b, s, _ = sanitize_boxes(b, s.reshape(-1), image_size=(width, height), clip=True)
         if b.shape[0] == 0:
             return []
         mats, invs = crop_affines(b, self.codec, self.padding)
@@ -492,7 +499,8 @@ class TopDownPipeline:
             heat, heat_flip = maps[: len(crops)], maps[len(crops):]
         else:
             heat, heat_flip = self.forward(crops), None
-        people = heatmaps_to_people(self.codec, heat, invs, boxes_xywh_to_xyxy(b), s, heat_flip)
+        people = heatmaps_to_people(self.codec, heat, invs, boxes_xywh_to_xyxy(b), s, heat_flip,
+                                    image_size=(width, height))
         if self.use_oks_nms:
             people = _oks_nms_people(people, self.oks_thresh)
         return people
