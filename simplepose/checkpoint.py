@@ -3,15 +3,24 @@
 Format (``format_version`` "1"): a ``.safetensors`` file whose tensors are the model's
 ``state_dict()`` and whose string metadata holds
 
-* ``simplepose_model``: the registry name (:data:`simplepose.models.MODELS`), e.g. ``"imhn"``;
-* ``model_kwargs``: JSON of the keyword overrides passed to ``build_model(name, **kwargs)``;
+* ``simplepose_spec``: JSON of the whole :class:`~simplepose.spec.PoseModelSpec` (builder and
+  kwargs, paradigm, keypoint layout, codec with all its parameters, input normalisation, output
+  adapter, loss, inference defaults): the model, its codec and its pipeline are rebuilt from
+  it alone, with nothing looked up by name;
+* ``simplepose_model``: the spec's name, e.g. ``"imhn"``;
+* ``model_kwargs``: JSON of the spec's builder kwargs;
 * ``format_version``: ``"1"``;
 * anything from ``extra_meta`` (string values as they are, other values JSON-encoded).
 
-Metadata is untrusted input: :func:`validate_metadata` checks every field against sane bounds
-(e.g. a top-down ``input_size`` side above 1024 px is refused with the field named) before
-anything is built or allocated, and floating-point weights stored in another precision (fp16,
-bf16, fp64) are cast to the model's dtype on load.
+Checkpoints written before the spec existed hold only ``simplepose_model`` and
+``model_kwargs``: :func:`read_metadata` fills their spec from the registered spec of that name
+with those kwargs (:func:`spec_from_legacy_metadata`).
+
+Metadata is untrusted input: :func:`validate_metadata` checks every field of ``model_kwargs``
+and of the spec against sane bounds (e.g. a top-down ``input_size`` side above 1024 px is
+refused with the field named) and only accepts builders of registered specs or of
+``simplepose.models``, before anything is imported, built or allocated. Floating-point weights
+stored in another precision (fp16, bf16, fp64) are cast to the model's dtype on load.
 
 Loading never unpickles: safetensors holds raw tensor bytes and a JSON header only. Legacy ``.pth``
 files are read by :func:`load_state_dict_any` with ``torch.load(weights_only=True)``, which refuses
@@ -32,7 +41,9 @@ import torch
 from safetensors import SafetensorError
 
 from simplepose.errors import CheckpointError, InputError
+from simplepose.spec import PoseModelSpec
 from simplepose.utils.io import atomic_path, loads_json
+from simplepose.utils.state_dict import state_dict_diff
 
 __all__ = [
     "FORMAT_VERSION",
@@ -41,63 +52,32 @@ __all__ = [
     "load_state_dict_any",
     "read_metadata",
     "save_model",
-    "state_dict_diff",
+    "spec_from_legacy_metadata",
     "validate_metadata",
 ]
 
 LOG = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-_RESERVED = ("simplepose_model", "model_kwargs", "format_version")
+_RESERVED = ("simplepose_model", "model_kwargs", "format_version", "simplepose_spec")
+_REQUIRED = ("simplepose_model", "model_kwargs", "format_version")
 # What safetensors raises for a bad header, truncated data or an unreadable file.
 _SAFETENSORS_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError)
 _PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".tar", ".bin", ".ckpt")
 
 
-def state_dict_diff(expected: Mapping, got: Mapping, limit: int = 12) -> str:
-    """One-line description of missing / unexpected keys and shape mismatches ('' when they match).
-
-    ``expected`` and ``got`` map keys to tensors (or anything with ``.shape``).
-    """
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
-    mismatched = [
-        f"{k} {tuple(got[k].shape)} != {tuple(expected[k].shape)}"
-        for k in expected
-        if k in got and tuple(got[k].shape) != tuple(expected[k].shape)
-    ]
-    parts = []
-    for title, items in (
-        ("missing", missing),
-        ("unexpected", unexpected),
-        ("shape mismatch", mismatched),
-    ):
-        if items:
-            more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{len(items)} {title}: {', '.join(items[:limit])}{more}")
-    return "; ".join(parts)
-
-
-def _build(model_name: str, model_kwargs: dict, device=None):
-    from simplepose.models import build_model
-
+def _build(spec: PoseModelSpec, device=None):
     try:
         if device is None:
-            return build_model(model_name, **model_kwargs)
+            return spec.build_model()
         with torch.device(device):
-            return build_model(model_name, **model_kwargs)
-    except KeyError as exc:
-        raise CheckpointError(f"cannot build model {model_name!r}: {exc}") from None
+            return spec.build_model()
     except (TypeError, InputError) as exc:
-        raise CheckpointError(
-            f"cannot build model {model_name!r} with {model_kwargs}: {exc}"
-        ) from None
+        raise CheckpointError(f"cannot build model {spec.name!r} with {spec.kwargs}: {exc}") from None
 
 
-def build_and_load(
-    model_name: str, model_kwargs: dict, state_dict: Mapping, source: str = "state dict"
-):
-    """Build ``model_name`` with ``model_kwargs`` and load ``state_dict`` strictly.
+def build_and_load(spec: PoseModelSpec, state_dict: Mapping, source: str = "state dict"):
+    """Build the model of ``spec`` and load ``state_dict`` strictly.
 
     The model is built on the meta device and the tensors are assigned (no random init, no copy;
     the model takes the state dict's device and dtype). Models with tied weights or with tensors
@@ -107,23 +87,21 @@ def build_and_load(
     Raises:
         CheckpointError: the model cannot be built, or keys/shapes differ (the message lists them).
     """
-    model = _build(model_name, model_kwargs, device="meta")
+    model = _build(spec, device="meta")
     named = list(model.named_parameters(remove_duplicate=False))
     if len({id(p) for _, p in named}) != len(named):  # tied weights: assign would untie them
-        model = _build(model_name, model_kwargs)
+        model = _build(spec)
     diff = state_dict_diff(model.state_dict(), state_dict)
     if diff:
-        raise CheckpointError(
-            f"{source} does not match model {model_name!r} {model_kwargs}: {diff}"
-        )
+        raise CheckpointError(f"{source} does not match model {spec.name!r} {spec.kwargs}: {diff}")
     state_dict = _match_dtypes(model.state_dict(), state_dict, source)
     if not any(t.is_meta for t in model.parameters()):
         model.load_state_dict(state_dict, strict=True)
         return model
     model.load_state_dict(state_dict, strict=True, assign=True)
     if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
-        LOG.debug("%s has tensors outside its state dict; building it normally", model_name)
-        model = _build(model_name, model_kwargs)
+        LOG.debug("%s has tensors outside its state dict; building it normally", spec.name)
+        model = _build(spec)
         model.load_state_dict(state_dict, strict=True)
     return model
 
@@ -148,11 +126,20 @@ def _match_dtypes(expected: Mapping, state_dict: Mapping, source: str) -> dict:
 
 
 # ------------------------------------------------------------------ metadata bounds
-#: Sane bounds of numeric metadata, by field name (model_kwargs keys, extra metadata keys).
-#: A tampered or corrupt value outside them is refused before any memory is allocated.
+#: Sane bounds of numeric metadata by field name, wherever the name occurs (``model_kwargs``,
+#: the spec's ``kwargs`` / ``codec`` / ``inference``, extra metadata). These are the fields that
+#: size activations or loops (the weights' own size is bounded by the file). A tampered or
+#: corrupt value outside them is refused before anything is imported or allocated.
 METADATA_BOUNDS: dict[str, tuple[float, float]] = {
     "input_size": (16, 1024),  # top-down network input side (px): 1024 x 1024 ~ 0.25 GB / box
+    "input_hw": (16, 1024),
+    "heatmap_hw": (1, 1024),
     "box_size": (16, 4096),  # bottom-up input height (px)
+    "pad_multiple": (1, 512),
+    "stride": (1, 64),
+    "kernels": (1, 255),  # Gaussian kernel sides (px)
+    "decode_kernel": (1, 255),
+    "pad": (0, 1024),
     "num_stacks": (1, 16),
     "num_stages": (1, 16),
     "num_scales": (1, 8),
@@ -160,26 +147,23 @@ METADATA_BOUNDS: dict[str, tuple[float, float]] = {
     "iteration": (0, 10**12),
     "epoch": (0, 10**9),
 }
-_DEFAULT_INT_BOUNDS = (0, 8192)  # any other integer (channel widths, reductions, ...)
-_DEFAULT_FLOAT_BOUNDS = (-1e6, 1e6)
+_INT_BOUNDS = (-(2**31), 2**31 - 1)  # any other integer: a C int
+_FLOAT_BOUNDS = (-1e12, 1e12)  # any other number: finite
 _MAX_LIST = 64
 _MAX_STRING = 256
+_MAX_DEPTH = 6
+_SPEC_SECTIONS = ("kwargs", "codec", "inference", "input")
 
 
 def _check_value(field: str, value, bounds: tuple[float, float] | None, depth: int = 0) -> None:
     """Raise ValueError naming ``field`` when ``value`` (a decoded JSON value) is out of bounds."""
-    if depth > 4:
+    if depth > _MAX_DEPTH:
         raise ValueError(f"{field} is nested too deeply")
     if isinstance(value, bool) or value is None:
         return
-    if isinstance(value, int):
-        lo, hi = bounds or _DEFAULT_INT_BOUNDS
-        if not lo <= value <= hi:
-            raise ValueError(f"{field} = {value} is outside [{lo}, {hi}]")
-        return
-    if isinstance(value, float):
-        lo, hi = bounds or _DEFAULT_FLOAT_BOUNDS
-        if not (lo <= value <= hi):  # also NaN
+    if isinstance(value, (int, float)):
+        lo, hi = bounds or (_INT_BOUNDS if isinstance(value, int) else _FLOAT_BOUNDS)
+        if not lo <= value <= hi:  # also NaN
             raise ValueError(f"{field} = {value} is outside [{lo}, {hi}]")
         return
     if isinstance(value, str):
@@ -199,31 +183,55 @@ def _check_value(field: str, value, bounds: tuple[float, float] | None, depth: i
     raise ValueError(f"{field} has an unsupported type {type(value).__name__}")
 
 
-def validate_metadata(meta: Mapping, source: str = "checkpoint") -> None:
+def _check_builder(builder) -> None:
+    """A checkpoint may only name a builder of a registered spec or one in simplepose.models:
+    importing and calling any other ``module:function`` from a file would run its code."""
+    from simplepose.spec import registered_specs
+
+    if not isinstance(builder, str):
+        raise ValueError(f"spec.builder = {str(builder)[:80]!r} is not a string")  # noqa: TRY004 - reported as CheckpointError
+    if builder in {s.builder for s in registered_specs()}:
+        return
+    module = builder.split(":", 1)[0]
+    if not re.fullmatch(r"simplepose\.models\.[A-Za-z_][A-Za-z0-9_]*", module):
+        raise ValueError(
+            f"spec.builder = {builder[:80]!r} is neither a registered model's builder nor in "
+            f"simplepose.models (register its spec before loading)"
+        )
+
+
+def validate_metadata(meta: Mapping, source: str = "checkpoint", spec: Mapping | None = None) -> None:
     """Check decoded checkpoint metadata against sane bounds before anything is built.
 
-    ``meta`` is :func:`read_metadata`'s dict (``model_kwargs`` decoded). Checked: the model name is
-    registered; every ``model_kwargs`` value (numbers within :data:`METADATA_BOUNDS` by key, other
-    integers within [0, 8192], lists of at most 64 items, strings of at most 256 characters);
-    the numeric extra fields of :data:`METADATA_BOUNDS` (``iteration``, ``epoch``, ...).
+    Args:
+        meta: :func:`read_metadata`'s dict (``model_kwargs`` decoded, extra fields as strings).
+        source: the file, for messages.
+        spec: the decoded ``simplepose_spec`` JSON (before :class:`PoseModelSpec` is built).
+
+    Checked: numbers named in :data:`METADATA_BOUNDS` (anywhere in ``model_kwargs`` and the spec's
+    ``kwargs``, ``codec``, ``inference``, ``input``), every other number (finite, integers within
+    a C int), lists of at most 64 items, strings of at most 256 characters, nesting of at most 6
+    levels; the spec's builder (a registered spec's, or in ``simplepose.models``); the numeric
+    extra fields ``iteration`` and ``epoch``.
 
     Raises:
         CheckpointError: ``"<source>: metadata field model_kwargs.input_size[0] = 8192 is outside
         [16, 1024]"``.
     """
-    from simplepose.models import MODELS
-
-    name = meta.get("simplepose_model")
-    if name not in MODELS:
-        raise CheckpointError(
-            f"{source}: metadata field simplepose_model = {str(name)[:80]!r} is not a registered "
-            f"model ({', '.join(sorted(MODELS))})"
-        )
     try:
         for key, value in meta["model_kwargs"].items():
             _check_value(f"model_kwargs.{key}", value, METADATA_BOUNDS.get(key))
-        for key, bounds in METADATA_BOUNDS.items():
-            if key in meta and key not in ("input_size", "box_size"):
+        if spec is not None:
+            if not isinstance(spec, Mapping):
+                raise ValueError(f"simplepose_spec is a {type(spec).__name__}, not an object")
+            _check_builder(spec.get("builder"))
+            for key, value in spec.items():
+                where = f"spec.{key}"
+                if key in _SPEC_SECTIONS and not isinstance(value, Mapping):
+                    raise ValueError(f"{where} is a {type(value).__name__}, not an object")
+                _check_value(where, value, METADATA_BOUNDS.get(key))
+        for key in ("iteration", "epoch"):
+            if key in meta:
                 raw = meta[key]
                 try:
                     value = json.loads(raw) if isinstance(raw, str) else raw
@@ -231,7 +239,7 @@ def validate_metadata(meta: Mapping, source: str = "checkpoint") -> None:
                     raise ValueError(f"{key} = {str(raw)[:40]!r} is not a number") from None
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"{key} = {str(raw)[:40]!r} is not a number")
-                _check_value(key, value, bounds)
+                _check_value(key, value, METADATA_BOUNDS[key])
     except ValueError as exc:
         raise CheckpointError(f"{source}: metadata field {exc}") from None
 
@@ -242,42 +250,38 @@ def _encode_meta(value) -> str:
 
 def save_model(
     path,
-    model_name: str,
-    model_kwargs: dict,
+    spec: PoseModelSpec,
     state_dict: Mapping,
     extra_meta: dict | None = None,
     verify: bool = True,
 ) -> Path:
-    """Write ``state_dict`` and the rebuild recipe to ``path`` (safetensors, atomic).
+    """Write ``state_dict`` and the model's whole spec to ``path`` (safetensors, atomic).
 
     Args:
         path: destination file (its folder must exist).
-        model_name: registry name for :func:`simplepose.models.build_model`.
-        model_kwargs: JSON-serialisable keyword overrides for the builder.
+        spec: the model's :class:`~simplepose.spec.PoseModelSpec` (builder kwargs included).
         state_dict: ``{key: tensor}`` (moved to CPU; tensors sharing storage are copied).
         extra_meta: more metadata (e.g. ``{"epoch": 3}``); may not redefine the reserved keys.
-        verify: check the keys and shapes against ``build_model(model_name, **model_kwargs)``
-            (built on the meta device, so it costs no memory) before writing.
+        verify: check the keys and shapes against ``spec.build_model()`` (built on the meta
+            device, so it costs no memory) before writing.
 
     Returns:
         the written path.
     """
     from safetensors.torch import save_file
 
-    try:
-        kwargs_json = json.dumps(model_kwargs, sort_keys=True)
-    except TypeError as exc:
-        raise CheckpointError(f"model_kwargs must be JSON-serialisable: {exc}") from None
+    if not isinstance(spec, PoseModelSpec):
+        raise CheckpointError(f"save_model needs a PoseModelSpec, got {type(spec).__name__}")
     extra_meta = dict(extra_meta or {})
     clash = sorted(set(extra_meta) & set(_RESERVED))
     if clash:
         raise CheckpointError(f"extra_meta may not set the reserved keys {clash}")
     if verify:
-        expected = _build(model_name, dict(model_kwargs), device="meta").state_dict()
+        expected = _build(spec, device="meta").state_dict()
         diff = state_dict_diff(expected, state_dict)
         if diff:
             raise CheckpointError(
-                f"state dict does not match model {model_name!r} {model_kwargs}: {diff}"
+                f"state dict does not match model {spec.name!r} {spec.kwargs}: {diff}"
             )
     tensors, seen = {}, set()
     for key, value in state_dict.items():
@@ -293,20 +297,39 @@ def save_model(
         seen.add(t.untyped_storage().data_ptr())
         tensors[key] = t
     metadata = {
-        "simplepose_model": model_name,
-        "model_kwargs": kwargs_json,
+        "simplepose_spec": spec.to_json(),
+        "simplepose_model": spec.name,
+        "model_kwargs": json.dumps(spec.kwargs, sort_keys=True),
         "format_version": FORMAT_VERSION,
     }
     metadata.update({str(k): _encode_meta(v) for k, v in extra_meta.items()})
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-    LOG.info("saved %s checkpoint (%d tensors) to %s", model_name, len(tensors), path)
+    LOG.info("saved %s checkpoint (%d tensors) to %s", spec.name, len(tensors), path)
     return path
 
 
+def spec_from_legacy_metadata(model_name: str, model_kwargs: dict) -> PoseModelSpec:
+    """The spec of a checkpoint written before checkpoints carried one: the registered spec of
+    ``model_name`` with the builder ``model_kwargs`` (a top-down ``input_size`` also sets the
+    codec's input size, as the pipelines did then).
+
+    Raises:
+        CheckpointError: the name is not registered, or the kwargs do not fit its spec.
+    """
+    from simplepose.spec import get_spec
+
+    try:
+        return get_spec(model_name).with_kwargs(**model_kwargs)
+    except InputError as exc:
+        raise CheckpointError(f"cannot rebuild the spec of an old {model_name!r} checkpoint: {exc}") from None
+
+
 def read_metadata(path) -> dict:
-    """The metadata of a simplepose checkpoint, ``model_kwargs`` decoded to a dict.
+    """The metadata of a simplepose checkpoint: ``model_kwargs`` decoded to a dict and ``spec``
+    the :class:`~simplepose.spec.PoseModelSpec` (from ``simplepose_spec``, or filled from the
+    old metadata of a checkpoint written before specs, see :func:`spec_from_legacy_metadata`).
 
     Raises CheckpointError for a missing or unreadable file and for missing simplepose metadata.
     """
@@ -320,7 +343,7 @@ def read_metadata(path) -> dict:
             raw = f.metadata() or {}
     except _SAFETENSORS_ERRORS as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
-    missing = [k for k in _RESERVED if k not in raw]
+    missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise CheckpointError(f"{path} is not a simplepose checkpoint: metadata lacks {missing}")
     if raw["format_version"] != FORMAT_VERSION:
@@ -331,13 +354,24 @@ def read_metadata(path) -> dict:
     meta = dict(raw)
     try:
         meta["model_kwargs"] = loads_json(raw["model_kwargs"], "model_kwargs metadata")
+        spec_dict = (loads_json(raw["simplepose_spec"], "simplepose_spec metadata")
+                     if "simplepose_spec" in raw else None)
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: model_kwargs metadata is not JSON ({exc})") from None
+        raise CheckpointError(f"{path}: metadata is not JSON ({exc})") from None
     except ValueError as exc:  # nested too deeply
         raise CheckpointError(f"{path}: {exc}") from None
     if not isinstance(meta["model_kwargs"], dict):
         raise CheckpointError(f"{path}: model_kwargs metadata is not a JSON object")
-    validate_metadata(meta, str(path))
+    validate_metadata(meta, str(path), spec_dict)
+    if spec_dict is not None:
+        try:
+            meta["spec"] = PoseModelSpec.from_dict(spec_dict)
+        except InputError as exc:
+            raise CheckpointError(f"{path}: invalid simplepose_spec metadata ({exc})") from None
+    else:
+        meta["spec"] = spec_from_legacy_metadata(raw["simplepose_model"], meta["model_kwargs"])
+        LOG.info("%s predates model specs: spec filled from simplepose_model %r and its kwargs",
+                 path, raw["simplepose_model"])
     return meta
 
 
@@ -351,8 +385,8 @@ def load_model(path, map_location="cpu", expected_model: str | None = None):
 
     Returns:
         ``(model, meta)``: the model on ``map_location`` in eval mode, and the metadata dict
-        (``simplepose_model``, ``model_kwargs`` as a dict, ``format_version``, extra entries as
-        strings).
+        (``spec``: the :class:`~simplepose.spec.PoseModelSpec`; ``simplepose_model``,
+        ``model_kwargs`` as a dict, ``format_version``, extra entries as strings).
 
     Raises:
         CheckpointError: missing, corrupt or non-safetensors file, missing metadata, another model's
@@ -368,7 +402,7 @@ def load_model(path, map_location="cpu", expected_model: str | None = None):
         state_dict = load_file(str(path), device=str(map_location))
     except _SAFETENSORS_ERRORS as exc:  # truncated data section, bad offsets, ...
         raise CheckpointError(f"{path}: cannot read tensors ({exc})") from None
-    model = build_and_load(name, meta["model_kwargs"], state_dict, source=str(path))
+    model = build_and_load(meta["spec"], state_dict, source=str(path))
     model.eval()
     LOG.info("loaded %s %s from %s", name, meta["model_kwargs"], path)
     return model, meta

@@ -44,7 +44,7 @@ def _alive(pid: int) -> bool:
 _RANK_SCRIPT = textwrap.dedent("""
     import logging, os, sys, time
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from simplepose.engine import dist
+    from simplepose import dist
     info = dist.init_distributed("cpu", timeout_s=float(sys.argv[1]))
     print("ready", info.rank, os.getpid(), flush=True)
     try:
@@ -133,6 +133,12 @@ def test_dist_timeout_is_a_config_field():
             config_from_dict({"train": {"dist_timeout_s": bad}})
 
 
+def _tiny_rsn_spec():
+    from simplepose.spec import get_spec
+
+    return get_spec("rsn18").with_kwargs(num_stages=1, input_size=[128, 96])
+
+
 # ---------------------------------------------------------------------- files: JSON, temps, modes
 def test_deeply_nested_json_is_a_clear_error(tmp_path):
     from simplepose.config import ConfigError, load_config
@@ -190,12 +196,11 @@ def test_safetensors_get_umask_permissions(tmp_path):
     import torch
 
     from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
 
-    kw = {"num_stages": 1, "input_size": [128, 96]}
+    spec = _tiny_rsn_spec()
     old = os.umask(0o022)
     try:
-        path = save_model(tmp_path / "m.safetensors", "rsn18", kw, build_model("rsn18", **kw).state_dict())
+        path = save_model(tmp_path / "m.safetensors", spec, spec.build_model().state_dict())
     finally:
         os.umask(old)
     assert (path.stat().st_mode & 0o777) == 0o644
@@ -206,11 +211,10 @@ def test_safetensors_get_umask_permissions(tmp_path):
 @pytest.fixture(scope="module")
 def rsn_file(tmp_path_factory):
     from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
 
-    kw = {"num_stages": 1, "input_size": [128, 96]}
+    spec = _tiny_rsn_spec()
     path = tmp_path_factory.mktemp("ckpt") / "rsn.safetensors"
-    return save_model(path, "rsn18", kw, build_model("rsn18", **kw).state_dict())
+    return save_model(path, spec, spec.build_model().state_dict())
 
 
 def _retag(src, dst, **meta):
@@ -226,22 +230,55 @@ def _retag(src, dst, **meta):
     return dst
 
 
-@pytest.mark.parametrize("meta, field", [
-    ({"model_kwargs": {"num_stages": 1, "input_size": [8192, 6144]}}, r"model_kwargs.input_size\[0\] = 8192"),
-    ({"model_kwargs": {"num_stages": 10**6, "input_size": [128, 96]}}, "model_kwargs.num_stages = 1000000"),
-    ({"model_kwargs": {"num_stages": 1, "input_size": [128, 96], "x": 1e300}}, "model_kwargs.x = 1e"),
-    ({"model_kwargs": {"num_stages": 1, "input_size": [128] * 100}}, "model_kwargs.input_size has 100 items"),
-    ({"iteration": -4}, "iteration = -4"),
-    ({"epoch": "many"}, "epoch = 'many' is not a number"),
-    ({"simplepose_model": "rsn18; rm -rf"}, "simplepose_model = 'rsn18; rm -rf' is not a registered"),
+def _spec_with(path, section, key, value) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        spec = json.loads(f.metadata()["simplepose_spec"])
+    if section is None:
+        spec[key] = value
+    else:
+        spec[section] = {**spec[section], key: value}
+    return spec
+
+
+@pytest.mark.parametrize("where, meta, field", [
+    (("kwargs", "input_size", [8192, 6144]), {}, r"spec.kwargs.input_size\[0\] = 8192"),
+    (("codec", "input_hw", [8192, 6144]), {}, r"spec.codec.input_hw\[0\] = 8192"),
+    (("kwargs", "num_stages", 10**6), {}, "spec.kwargs.num_stages = 1000000"),
+    (("inference", "padding", [1e300, 1.25]), {}, r"spec.inference.padding\[0\] = 1e\+300"),
+    (("codec", "kernels", list(range(1, 101))), {}, "spec.codec.kernels has 100 items"),
+    ((None, "builder", "subprocess:run"), {}, "spec.builder = 'subprocess:run' is neither"),
+    (None, {"model_kwargs": {"num_stages": 1, "input_size": [8192, 6144]}},
+     r"model_kwargs.input_size\[0\] = 8192"),
+    (None, {"iteration": -4}, "iteration = -4"),
+    (None, {"epoch": "many"}, "epoch = 'many' is not a number"),
 ])
-def test_tampered_metadata_is_refused_with_the_field_named(tmp_path, rsn_file, meta, field):
+def test_tampered_metadata_is_refused_with_the_field_named(tmp_path, rsn_file, where, meta, field):
     from simplepose.checkpoint import load_model
     from simplepose.errors import CheckpointError
 
+    if where is not None:
+        meta = {**meta, "simplepose_spec": _spec_with(rsn_file, *where)}
     bad = _retag(rsn_file, tmp_path / "bad.safetensors", **meta)
     with pytest.raises(CheckpointError, match=f"bad.safetensors: metadata field {field}"):
         load_model(bad)
+
+
+def test_legacy_checkpoint_metadata_is_bounded_too(tmp_path, rsn_file):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from simplepose.checkpoint import load_model
+    from simplepose.errors import CheckpointError
+
+    with safe_open(str(rsn_file), framework="pt") as f:
+        raw = dict(f.metadata())
+    del raw["simplepose_spec"]  # written before checkpoints carried a spec
+    raw["model_kwargs"] = json.dumps({"num_stages": 1, "input_size": [8192, 6144]})
+    save_file(load_file(str(rsn_file)), str(tmp_path / "old.safetensors"), metadata=raw)
+    with pytest.raises(CheckpointError, match=r"model_kwargs.input_size\[0\] = 8192 is outside"):
+        load_model(tmp_path / "old.safetensors")
 
 
 def test_fp16_weights_are_cast(tmp_path, rsn_file):
@@ -356,8 +393,9 @@ def test_bottomup_keypoints_stay_inside_extreme_images():
 
 
 def test_bottomup_padding_peaks_are_ignored():
+    from simplepose.geometry import BottomUpGeometry
+
     from simplepose.codecs.bottomup import OpenPosePafCodec
-    from simplepose.decode.geometry import BottomUpGeometry
     from simplepose.decode.params import GroupingParams
 
     codec = OpenPosePafCodec()
@@ -376,11 +414,10 @@ def test_topdown_boxes_clipped_and_keypoints_inside(caplog):
     import torch
 
     from simplepose.inference.topdown import TopDownPipeline
-    from simplepose.models import build_model
 
     torch.manual_seed(0)
-    kw = {"num_stages": 1, "input_size": [128, 96]}
-    pipe = TopDownPipeline.from_model(build_model("rsn18", **kw).eval(), "rsn18", kw)
+    spec = _tiny_rsn_spec()
+    pipe = TopDownPipeline.from_spec(spec.build_model().eval(), spec)
     rng = np.random.default_rng(0)
     for h, w in _SHAPES + [(480, 640)]:
         image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)

@@ -1,4 +1,5 @@
-"""What ``demo.py`` runs: images / folders / videos / webcams -> people -> drawn output + JSON.
+"""The demo pipeline: frames of a :class:`~simplepose.demo.sources.FrameSource` -> people ->
+drawn output + JSON (:mod:`simplepose.demo.sinks`).
 
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
@@ -25,49 +26,38 @@ Library code: it logs and raises :class:`~simplepose.errors.InputError` with one
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
-from .errors import InputError
-from .structures import Person
-from .utils.io import atomic_path, atomic_write_json
+from ..errors import InputError
+from ..structures import Person
+from ..utils.io import atomic_write_json
+from .sinks import open_video_writer, people_to_json, plan_outputs, render_frame, write_image
+from .sources import FrameSource
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "VIDEO_EXTENSIONS",
     "STAGES",
     "DemoReport",
-    "FrameSource",
     "InferenceStages",
     "auto_workers",
     "build_predictor",
-    "open_source",
-    "plan_outputs",
-    "people_to_json",
     "run_demo",
 ]
 
 LOG = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 STAGES = ("read", "preprocess", "network", "assignment", "render")
 _SENTINEL = object()
 _POLL_S = 0.1
 
 
-# ---------------------------------------------------------------------------- results
 @dataclass
 class DemoReport:
     """What a run did.
@@ -98,122 +88,6 @@ class DemoReport:
         return {k: v / n for k, v in self.stage_ms.items()}
 
 
-def people_to_json(people: list[Person]) -> list[dict]:
-    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``."""
-    return [
-        {
-            "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
-            "score": round(float(p.score), 4),
-            "box": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
-        }
-        for p in people
-    ]
-
-
-# ---------------------------------------------------------------------------- sources
-@dataclass
-class FrameSource:
-    """An input: ``kind`` is ``"image"``, ``"folder"``, ``"video"`` or ``"webcam"``.
-
-    Attributes:
-        name: what the user passed.
-        paths: image files (image / folder kinds).
-        capture: the opened ``cv2.VideoCapture`` (video / webcam kinds).
-        fps: the video's frame rate (25 when unknown).
-        total: number of frames when known (None for webcams).
-    """
-
-    kind: str
-    name: str
-    paths: list[Path] = field(default_factory=list)
-    capture: object = None
-    fps: float = 25.0
-    total: int | None = None
-
-    @property
-    def is_stream(self) -> bool:
-        return self.kind in ("video", "webcam")
-
-    def close(self) -> None:
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
-
-
-def _quiet_opencv() -> None:
-    """Silence OpenCV's own warnings (failed camera probes etc.): we raise one clear error."""
-    try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except AttributeError:  # pragma: no cover - old OpenCV
-        pass
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send fd 2 to /dev/null while OpenCV/FFmpeg probe an input: their C-level messages
-    ("moov atom not found", camera probe warnings) would duplicate our one-line error."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # pragma: no cover - no fd 2
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
-    """Open an image file, a folder of images, a video file or ``webcam:N``.
-
-    Raises:
-        InputError: the path does not exist, the folder has no images, the video or webcam
-            cannot be opened or yields no frame.
-    """
-    _quiet_opencv()
-    spec = str(spec)
-    if spec.startswith("webcam:"):
-        index = spec.split(":", 1)[1]
-        if not index.isdigit():
-            raise InputError(f"webcam index must be a number, got {spec!r} (use webcam:0)")
-        with _native_stderr_silenced():
-            cap = cv2.VideoCapture(int(index))
-        if not cap.isOpened():
-            cap.release()
-            raise InputError(f"webcam {index} cannot be opened (no such camera, or it is busy)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        return FrameSource("webcam", spec, capture=cap, fps=fps, total=max_frames)
-    path = Path(spec)
-    if not path.exists():
-        raise InputError(f"input {path} does not exist")
-    if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not paths:
-            raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        paths = paths[:max_frames] if max_frames else paths
-        return FrameSource("folder", spec, paths=paths, total=len(paths))
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return FrameSource("image", spec, paths=[path], total=1)
-    with _native_stderr_silenced():
-        cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise InputError(f"video {path} cannot be opened (not a video, or an unsupported codec)")
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 25.0
-    total = count if count > 0 else None
-    if max_frames:
-        total = min(total, max_frames) if total else max_frames
-    return FrameSource("video", spec, capture=cap, fps=fps, total=total)
-
-
-# ---------------------------------------------------------------------------- predictor
 def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
                     detector: str | None = None, device: str | None = None, box_size: int | None = None):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
@@ -223,10 +97,10 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
         checkpoint: a simplepose checkpoint (bottom-up or top-down).
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
-        box_size: bottom-up input height.
+        box_size: bottom-up input height (ignored by top-down models).
     """
-    from .checkpoint import read_metadata
-    from .predictor import TOPDOWN_MODELS, Predictor
+    from ..checkpoint import read_metadata
+    from ..predictor import Predictor
 
     if mode == "topdown" and not checkpoint:
         raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
@@ -237,116 +111,53 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
         return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
-    topdown = read_metadata(checkpoint).get("simplepose_model") in TOPDOWN_MODELS
-    options = {"box_size": box_size} if box_size and not topdown else {}
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
-    if mode and predictor.mode != mode:
-        raise InputError(f"checkpoint {checkpoint} is a {predictor.mode} model ({predictor.model_name}), not {mode}")
-    return predictor
+    spec = read_metadata(checkpoint)["spec"]
+    if mode and spec.paradigm != mode:
+        raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
+    options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
+    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
 
 
 class InferenceStages:
-    """The predictor split into pipeline stages: :meth:`infer` (preprocess + network) and
-    :meth:`assign` (decode/grouping), each returning its timings.
-
-    Bottom-up at one scale without flip runs the pipeline's own ``preprocess`` and the model
-    under ``torch.inference_mode()``, optionally in channels-last layout (faster for the
-    depthwise convs of OpenPose on CPU, same values to float rounding), then the codec's
-    C++ decode. Other configurations (multi-scale, flip, top-down) run
-    ``pipeline.maps_batch`` / ``predictor.predict`` whole.
+    """The predictor's steps as pipeline stages: :meth:`infer` (prepare + forward) and
+    :meth:`assign` (decode), each returning its timings. Exactly what
+    :meth:`~simplepose.Predictor.predict` runs, split in two.
 
     Args:
-        predictor: a :class:`~simplepose.Predictor`.
-        channels_last: use channels-last layout for the network (CPU default).
+        predictor: a :class:`~simplepose.Predictor` (or anything with ``prepare``, ``forward``,
+            ``decode``).
+        channels_last: bottom-up: run the network in channels-last layout (CPU default;
+            faster for the depthwise convs of OpenPose, same values to float rounding). It is
+            a setting of the predictor's pipeline, so ``predictor.predict`` then runs the same.
         threads: ``torch.set_num_threads`` value (0 keeps torch's default).
     """
 
     def __init__(self, predictor, channels_last: bool | None = None, threads: int = 0):
-        import torch
-
-        self.torch = torch
         self.predictor = predictor
-        pipe = predictor.pipeline
-        self.split = predictor.mode == "bottomup" and tuple(pipe.scales) == (1.0,) and not pipe.flip
         if threads:
+            import torch
+
             torch.set_num_threads(int(threads))
-        device = str(getattr(pipe, "device", "cpu"))
-        self.channels_last = (device == "cpu") if channels_last is None else bool(channels_last)
-        if self.split and self.channels_last:
-            pipe.model.to(memory_format=torch.channels_last)
+        pipeline = getattr(predictor, "pipeline", None)
+        if hasattr(pipeline, "set_channels_last"):
+            device = str(getattr(pipeline, "device", "cpu"))
+            pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
 
     def infer(self, frame: np.ndarray) -> tuple[object, float, float]:
-        """(payload for :meth:`assign`, preprocess ms, network ms)."""
+        """(payload for :meth:`assign`, prepare ms, network ms)."""
         t0 = time.perf_counter()
-        if not self.split:
-            if self.predictor.mode == "bottomup":
-                payload = self.predictor.pipeline.maps_batch([frame])[0]
-            else:
-                payload = self.predictor.predict(frame)
-            return payload, 0.0, (time.perf_counter() - t0) * 1e3
-        torch, pipe = self.torch, self.predictor.pipeline
-        h, w = frame.shape[:2]
-        geometry = pipe.geometry(w, h)
-        x = pipe.preprocess(frame, geometry)[None]
+        inputs = self.predictor.prepare(frame)
         t1 = time.perf_counter()
-        with torch.inference_mode():
-            xt = torch.from_numpy(x).to(pipe.device)
-            if self.channels_last:
-                xt = xt.contiguous(memory_format=torch.channels_last)
-            maps = pipe.spec.select_output(pipe.model(xt))[0].float().cpu().numpy()
-        return (maps, geometry), (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        outputs = self.predictor.forward(inputs)
+        return (inputs, outputs), (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
     def assign(self, payload) -> tuple[list[Person], float]:
-        """(people in original px, assignment ms)."""
-        if self.predictor.mode != "bottomup":
-            return payload, 0.0
+        """(people in original px, decode ms)."""
         t0 = time.perf_counter()
-        maps, geometry = payload
-        pipe = self.predictor.pipeline
-        people = pipe.spec.codec.decode(np.ascontiguousarray(maps), geometry, pipe.params)
+        people = self.predictor.decode(*payload)
         return people, (time.perf_counter() - t0) * 1e3
 
 
-# ---------------------------------------------------------------------------- sinks
-def _check_parent(path: Path, what: str) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {what} {path}: folder {parent} does not exist")
-
-
-def _write_image(path: Path, image: np.ndarray) -> None:
-    ok, buf = cv2.imencode(path.suffix or ".jpg", image)
-    if not ok:
-        raise InputError(f"cannot encode {path} (unsupported image extension {path.suffix!r})")
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(buf.tobytes())
-
-
-def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
-    """Validate the output paths before any work; returns the resolved image/video output."""
-    if json_path:
-        _check_parent(Path(json_path), "JSON")
-    if not output:
-        return None
-    out = Path(output)
-    if source.kind == "folder":
-        if out.exists() and not out.is_dir():
-            raise InputError(f"output {out} must be a folder for a folder input")
-        _check_parent(out, "output folder")
-        out.mkdir(exist_ok=True)
-        return out
-    if out.is_dir():
-        stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
-        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
-    _check_parent(out, "output")
-    if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
-        raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
-    if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise InputError(f"output {out} of an image must be an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder")
-    return out
-
-
-# ---------------------------------------------------------------------------- runners
 def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
@@ -390,19 +201,10 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     return report
 
 
-def _render(frame, people, kpt_threshold, draw_boxes, hud, fps):
-    from .visualize import draw_hud, draw_people
-
-    canvas = draw_people(frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False)
-    if hud:
-        draw_hud(canvas, len(people), fps)
-    return canvas
-
-
 def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
     from tqdm import tqdm
 
-    from .data.coco import load_image
+    from ..data.coco import load_image
 
     start = time.perf_counter()
     for index, path in enumerate(tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)):
@@ -421,7 +223,7 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
         t2 = time.perf_counter()
         if out is not None:
             target = out / path.name if source.kind == "folder" else out
-            _write_image(target, _render(frame, people, kpt_threshold, draw_boxes, hud, None))
+            write_image(target, render_frame(frame, people, kpt_threshold, draw_boxes, hud, None))
             report.outputs.append(str(target))
         if on_frame:
             on_frame(index, frame, people)
@@ -478,7 +280,7 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 _put(q_out, _SENTINEL, stop)
             except _Stop:
                 pass
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:
                 LOG.debug("stage %s failed", name, exc_info=True)
                 errors.append(exc)
                 stop.set()
@@ -560,9 +362,9 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 fps = inst if fps is None else 0.9 * fps + 0.1 * inst
             last = now
             if out is not None:
-                canvas = _render(frame, people, kpt_threshold, draw_boxes, hud, fps)
+                canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps)
                 if writer is None:
-                    writer = _open_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
+                    writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
                 writer.write(canvas)
             if on_frame:
                 on_frame(index, frame, people)
@@ -585,13 +387,6 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
         if writer is not None:
             writer.release()
             report.outputs.append(str(out))
-
-
-def _open_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
-    return writer
 
 
 def auto_workers(predictor, workers: int = 0, threads: int = 0) -> tuple[int, int]:
