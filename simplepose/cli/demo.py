@@ -30,6 +30,8 @@ from simplepose.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
     add_max_frames,
+    float_in,
+    int_at_least,
     run_reporting_errors,
     setup_logging,
 )
@@ -48,13 +50,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["bottomup", "topdown"], help="check the checkpoint's kind")
     p.add_argument("--detector", help="person detector ONNX for top-down models (default: the bundled RTMDet-nano)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--box-size", type=int, default=None, help="bottom-up input height (default: the model's)")
-    p.add_argument("--kpt-threshold", type=float, default=0.2, help="hide keypoints scored below this")
+    p.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height (default: the model's)")
+    p.add_argument("--kpt-threshold", type=float_in(0.0, 1.0), default=0.2,
+                   help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
     p.add_argument("--no-hud", action="store_true", help="no people count / fps overlay")
     add_max_frames(p, "frames (images of a folder)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--threads", type=int_at_least(0, "0: torch default"), default=0,
+                   help="torch CPU threads (0: torch default)")
+    p.add_argument("--workers", type=int_at_least(0, "0: auto"), default=0,
                    help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the network in NCHW layout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -70,10 +75,7 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def run(args) -> int:
     from simplepose import demo as demo_lib
-    from simplepose.errors import InputError
 
-    if args.box_size is not None and args.box_size < 8:
-        raise InputError(f"--box-size must be >= 8, got {args.box_size}")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         args.show = decide_window(args)
