@@ -16,7 +16,8 @@ Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded
 Without ``--output`` or ``--json`` the result is shown in a window, when there is a display.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
-were processed and written; the bad ones are listed); 2 an error stopped the run (bad
+were processed and written; the bad ones are listed), or a video ended before the frame count
+of its header (truncated; the frames decoded were processed and written); 2 an error stopped the run (bad
 arguments, missing input, unopenable video or webcam, missing output folder, ...); 130
 interrupted with Ctrl-C.
 """
@@ -91,6 +92,10 @@ def run(args) -> int:
         show=args.show,
     )  # fmt: skip
     print(summary(report))
+    if report.truncated:
+        print(f"warning: {report.truncated} (frames from {report.frames} on are missing)",
+              file=sys.stderr)
+        return EXIT_PARTIAL
     if report.bad:
         print(f"{len(report.bad)} unreadable image(s) skipped:", file=sys.stderr)
         for line in report.bad:

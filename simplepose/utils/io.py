@@ -26,9 +26,11 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "commit_temp_file",
     "loads_json",
     "read_json",
     "remove_stale_temps",
+    "temp_file_for",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -54,15 +56,16 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temps(path, suffix: str = "") -> list[Path]:
     """Delete the temp files of ``path`` left by killed writers on this host; return them.
 
-    Only files named like :func:`atomic_path`'s temps of this destination are considered: those
-    of a pid that no longer runs on this host, and those of the older pid-less naming
+    Only files named like :func:`temp_file_for`'s temps of this destination are considered:
+    those of a pid that no longer runs on this host, and those of the older pid-less naming
     (``.<name>.<random><suffix>.tmp``).
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    name, tail = re.escape(path.name), re.escape(suffix) + r"\.tmp"
+    name = re.escape(path.name)
+    tail = rf"(?:{re.escape(suffix)}\.tmp|\.tmp{re.escape(path.suffix)})"
     ours = re.compile(rf"^\.{name}\.(\d+)@{re.escape(_host())}\.[a-z0-9_]{{8}}{tail}$")
-    legacy = re.compile(rf"^\.{name}\.[a-z0-9_]{{8}}{tail}$")
+    legacy = re.compile(rf"^\.{name}\.[a-z0-9_]{{8}}{re.escape(suffix)}\.tmp$")
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -82,13 +85,11 @@ def remove_stale_temps(path, suffix: str = "") -> list[Path]:
     return removed
 
 
-@contextmanager
-def atomic_path(path, suffix: str = ""):
-    """Yield a temp path next to ``path``; on success it is renamed onto ``path``.
+def temp_file_for(path, suffix: str = "", keep_extension: bool = False) -> Path:
+    """Create an empty temp file next to ``path`` (after :func:`remove_stale_temps`).
 
-    The written file gets the usual permissions (``0o666 & ~umask``), also when the writer
-    replaced the temp file with one of its own (safetensors creates 0600 files). Temp files of
-    this destination left by killed writers are removed first (:func:`remove_stale_temps`).
+    Named ``.<name>.<pid>@<host>.<random><suffix>.tmp``, or ``...<random>.tmp<ext>`` with
+    ``keep_extension`` (writers that choose the format from the extension: video files).
 
     Raises FileNotFoundError naming the folder when the destination folder does not exist.
     """
@@ -97,15 +98,35 @@ def atomic_path(path, suffix: str = ""):
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
     remove_stale_temps(path, suffix)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host()}.",
-                               suffix=suffix + ".tmp", dir=folder)
+    end = f".tmp{path.suffix}" if keep_extension else f"{suffix}.tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host()}.", suffix=end,
+                               dir=folder)
     os.close(fd)
+    return Path(tmp)
+
+
+def commit_temp_file(tmp, path) -> None:
+    """Give ``tmp`` the usual permissions (``0o666 & ~umask``; mkstemp and safetensors create
+    0600), fsync it and rename it onto ``path``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path, suffix: str = "", keep_extension: bool = False):
+    """Yield a temp path next to ``path`` (:func:`temp_file_for`); on success it is renamed
+    onto ``path`` (:func:`commit_temp_file`), on an exception deleted. A killed process leaves
+    its temp file, which the next write of ``path`` removes.
+
+    Raises FileNotFoundError naming the folder when the destination folder does not exist.
+    """
+    path = Path(path)
+    tmp = temp_file_for(path, suffix, keep_extension)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp (and safetensors) create 0600
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield tmp
+        commit_temp_file(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
