@@ -393,10 +393,9 @@ def test_bottomup_keypoints_stay_inside_extreme_images():
 
 
 def test_bottomup_padding_peaks_are_ignored():
-    from simplepose.geometry import BottomUpGeometry
-
     from simplepose.codecs.bottomup import OpenPosePafCodec
     from simplepose.decode.params import GroupingParams
+    from simplepose.geometry import BottomUpGeometry
 
     codec = OpenPosePafCodec()
     g = BottomUpGeometry.for_image(120, 641, box_size=432, stride=8, pad_multiple=64)
@@ -435,3 +434,106 @@ def test_topdown_boxes_clipped_and_keypoints_inside(caplog):
             x1, y1, x2, y2 = p.box
             assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
         np.testing.assert_allclose(people[0].box, [10, 10, w, h])
+
+
+# ---------------------------------------------------------------------- demo: inputs never lost
+def _video(path, frames=40, size=(64, 48)):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def _demo(*argv) -> int:
+    from simplepose.cli.demo import main
+
+    return main([str(a) for a in argv] + ["--quiet"], prog="demo")
+
+
+def test_output_equal_to_input_is_refused(tmp_path, capsys):
+    import cv2
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    image = folder / "a.jpg"
+    cv2.imwrite(str(image), np.full((32, 32, 3), 90, np.uint8))
+    video = _video(tmp_path / "v.avi")
+    (tmp_path / "link.jpg").symlink_to(image)
+    before = {p: p.read_bytes() for p in (image, video)}
+    cases = [
+        (["--input", image, "--output", image], "is the input"),  # image
+        (["--input", image, "--output", folder], "is the input"),  # folder/<same name>
+        (["--input", image, "--output", tmp_path / "link.jpg"], "is the input"),  # a link to it
+        (["--input", image, "--json", image], "is the input"),
+        (["--input", folder, "--output", folder], "lies inside the input folder"),  # folder
+        (["--input", folder, "--output", folder / "out"], "lies inside the input folder"),
+        (["--input", folder, "--json", folder / "p.json"], "lies inside the input folder"),
+        (["--input", video, "--output", video], "is the input"),  # video
+        (["--input", video, "--json", video], "is the input"),
+    ]
+    for argv, message in cases:
+        assert _demo(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (argv, err)
+    assert {p: p.read_bytes() for p in (image, video)} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-frames", "-3"], "argument --max-frames: must be >= 1, got -3"),
+    (["--box-size", "0"], "argument --box-size: must be >= 8, got 0"),
+    (["--threads", "-1"], "argument --threads: must be >= 0 (0: torch default), got -1"),
+    (["--kpt-threshold", "nan"], "argument --kpt-threshold: must be in [0, 1], got nan"),
+])
+def test_bad_demo_flags_are_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        _demo("--input", tmp_path, "--json", tmp_path / "j.json", *argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_truncated_video_is_reported_with_the_frame_index(tmp_path, capsys):
+    full = _video(tmp_path / "full.avi")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) * 3 // 10])  # header: 40 frames; about 11 decode
+    assert _demo("--input", cut, "--json", tmp_path / "p.json", "--box-size", 64) == 1
+    err = capsys.readouterr().err
+    assert "header announces 40 frames but decoding stopped at frame" in err
+    frames = len(json.loads((tmp_path / "p.json").read_text()))
+    assert 0 < frames < 40 and f"stopped at frame {frames}" in err
+    assert _demo("--input", full, "--json", tmp_path / "q.json", "--box-size", 64,
+                 "--max-frames", 5) == 0  # a limit is not a truncation
+
+
+@pytest.mark.slow
+def test_kill_during_video_output_keeps_the_old_file(tmp_path):
+    video = _video(tmp_path / "in.avi", frames=400, size=(160, 120))
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the previous, good video")
+    cmd = [sys.executable, "-m", "simplepose", "demo", "--input", str(video), "--output", str(out),
+           "--quiet", "--box-size", "64", "--threads", "1"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not [p for p in tmp_path.glob(".out.mp4.*.tmp.mp4") if p.stat().st_size > 0]:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "the video writer never started"
+            time.sleep(0.05)
+        proc.kill()
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert out.read_bytes() == b"the previous, good video"
+    visible = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert visible == ["in.avi", "out.mp4"]  # no partial file under any visible name
+    # the next run replaces the file and removes the killed run's temp file
+    res = subprocess.run(cmd + ["--max-frames", "3"], cwd=tmp_path, env=_env(), check=False,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert out.read_bytes() != b"the previous, good video"
+    assert not list(tmp_path.glob(".out.mp4.*"))
