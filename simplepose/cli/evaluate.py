@@ -34,7 +34,13 @@ import argparse
 import os
 from pathlib import Path
 
-from simplepose.cli.common import add_max_frames, is_quiet_rank, run_reporting_errors, setup_logging
+from simplepose.cli.common import (
+    add_max_frames,
+    int_at_least,
+    is_quiet_rank,
+    run_reporting_errors,
+    setup_logging,
+)
 from simplepose.errors import InputError
 
 
@@ -61,7 +67,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     g.add_argument("--scales", type=float, nargs="+", default=None,
                    help="bottom-up multi-scale test: factors of --box-size, heatmaps averaged (e.g. 1 0.5)")
-    g.add_argument("--box-size", type=int, default=None, help="bottom-up input height at scale 1")
+    g.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height at scale 1")
     g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (reported) instead of failing")
     t = p.add_argument_group("top-down boxes")
     boxes = t.add_mutually_exclusive_group()

@@ -77,6 +77,8 @@ class DemoReport:
             pipeline the stages overlap, so their sum exceeds the wall time.
         outputs: files written.
         people: people found over all frames.
+        truncated: for a video that decoded fewer frames than its header announces, what was
+            missing (``"... decoding stopped at frame 6"``); None otherwise.
     """
 
     frames: int = 0
@@ -85,6 +87,7 @@ class DemoReport:
     stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: list[str] = field(default_factory=list)
     people: int = 0
+    truncated: str | None = None
 
     @property
     def fps(self) -> float:
@@ -318,6 +321,11 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
             if not ok or frame is None:
                 if index == 0:
                     raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+                expected = source.header_frames
+                if expected and index < min(expected, max_frames or expected):
+                    report.truncated = (f"video {source.name} is truncated: its header announces "
+                                        f"{expected} frames but decoding stopped at frame {index}")
+                    LOG.info("%s", report.truncated)  # reported once, by whoever reads the report
                 return
             yield index, frame
             index += 1
