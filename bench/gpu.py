@@ -107,7 +107,7 @@ def _autocast(device, enabled: bool):
 def imhn_forward(device, cfg, compile_: bool) -> dict:
     import torch
 
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     torch.manual_seed(0)
     models = {False: build_model("imhn", **cfg["imhn_kwargs"]).eval().to(device)}
@@ -185,14 +185,14 @@ def rsn18_topdown(device, cfg) -> dict:
     from simplepose.data.boxes import load_detections
     from simplepose.data.coco import load_coco_keypoints
     from simplepose.inference.topdown import TopDownPipeline
-    from simplepose.models import build_model
+    from simplepose.spec import get_spec
 
     ann = load_coco_keypoints(VAL_ANN)
     boxes = load_detections(DETECTIONS, ann, score_threshold=0.3)
     ids = sorted(i for i in boxes if len(boxes[i][0]))[: cfg["rsn_images"]]
     kwargs = dict(cfg["rsn_kwargs"])
-    pipe = TopDownPipeline.from_model(build_model("rsn18", **kwargs).eval(), "rsn18", kwargs,
-                                      device=device, flip=True)
+    spec = get_spec("rsn18").with_kwargs(**kwargs)
+    pipe = TopDownPipeline.from_spec(spec.build_model().eval(), spec, device=device, flip=True)
     images = {i: cv2.imread(str(ann.image_path(i, VAL_IMAGES))) for i in ids}
     pipe.predict(images[ids[0]], *(b[:2] for b in boxes[ids[0]]))  # warm-up
     _sync(device)
@@ -224,7 +224,7 @@ def imhn_train_amp(device, cfg) -> dict:
     import torch
 
     from simplepose.losses.focal_l2 import SCALE_WEIGHTS, MultiScaleFocalL2Loss
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     torch.manual_seed(0)
     model = build_model("imhn", **cfg["imhn_kwargs"]).to(device).train()
@@ -267,7 +267,7 @@ def ddp_smoke(device, cfg) -> dict:
     import torch.distributed as torch_dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     backend = cfg["ddp_backend"]
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
