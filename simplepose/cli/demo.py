@@ -30,11 +30,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", help="annotated image / folder / video (.mp4) to write")
     p.add_argument("--json", help="per-frame people JSON to write")
     m = p.add_mutually_exclusive_group()
-    m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin)")
-    m.add_argument("--checkpoint", help="simplepose checkpoint (bottom-up or top-down)")
+    m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin) or an ONNX file "
+                                   "written by 'simplepose export'")
+    m.add_argument("--checkpoint", help="simplepose checkpoint (bottom-up or top-down) or ONNX export")
     p.add_argument("--mode", choices=["bottomup", "topdown"], help="check the checkpoint's kind")
     p.add_argument("--detector", help="person detector ONNX for top-down models (default: the bundled RTMDet-nano)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default=None,
+                   help="inference backend (default: onnxruntime for a .onnx file, else torch; "
+                        "onnxruntime with a model name or checkpoint exports it first)")
     p.add_argument("--box-size", type=int, default=None, help="bottom-up input height (default: the model's)")
     p.add_argument("--kpt-threshold", type=float, default=0.2, help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
@@ -72,7 +76,8 @@ def run(args) -> int:
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
-        predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
+        predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device,
+                                             args.box_size, backend=args.backend)
     except BaseException:
         source.close()
         raise
