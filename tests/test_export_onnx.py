@@ -285,3 +285,74 @@ def test_bundled_model_real_image_end_to_end(tmp_path):
     assert len(ref_people) == len(got_people) >= 3
     for a, b in zip(ref_people, got_people):
         np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-2)
+
+
+# --------------------------------------------------------------- Predictor backend switch
+def test_predictor_from_onnx_matches_torch(tiny_imhn_onnx):
+    from simplepose.predictor import Predictor
+
+    path, module = tiny_imhn_onnx
+    image = cv2.imread(str(SAMPLE_IMAGE))
+    onnx_pred = Predictor.from_checkpoint(path, box_size=128)  # a .onnx path picks onnxruntime
+    assert onnx_pred.backend == "onnxruntime" and onnx_pred.model_name == "imhn"
+    torch_pred = Predictor.from_spec(onnx_pred.spec, module, device="cpu", box_size=128)
+    assert torch_pred.backend == "torch"
+    inputs = torch_pred.prepare(image)
+    ref, got = torch_pred.forward(inputs), onnx_pred.forward(onnx_pred.prepare(image))
+    assert _rel_diff(got, ref) <= ATOL
+    a, b = torch_pred.predict(image), onnx_pred.predict(image)
+    assert len(a) == len(b)
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p.keypoints, q.keypoints, atol=1e-2)
+
+
+def test_predictor_backend_errors(tiny_imhn_onnx, tmp_path):
+    from simplepose.predictor import Predictor
+
+    path, _ = tiny_imhn_onnx
+    with pytest.raises(InputError, match="runs with backend 'onnxruntime'"):
+        Predictor.from_checkpoint(path, backend="torch")
+    with pytest.raises(InputError, match="unknown backend 'tensorrt'"):
+        Predictor.from_checkpoint(path, backend="tensorrt")
+    with pytest.raises(InputError, match="CUDA|cuda"):
+        Predictor.from_onnx(path, device="cuda")
+    plain = _plain_onnx(tmp_path / "plain.onnx")
+    with pytest.raises(CheckpointError, match="no simplepose metadata: missing simplepose_format"):
+        Predictor.from_onnx(plain)
+
+
+def test_evaluate_backend_flag_combinations(capsys):
+    from simplepose.cli.evaluate import parse_args
+
+    ann = ["--ann", "a.json", "--metrics", "m.json"]
+    args = parse_args(["--model", "op.onnx", "--backend", "onnxruntime", "--images", "d", *ann])
+    assert args.backend == "onnxruntime"
+    assert parse_args(["--oracle", "bottomup", *ann]).backend == "cpp"
+    with pytest.raises(SystemExit):
+        parse_args(["--oracle", "bottomup", "--backend", "onnxruntime", *ann])
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "openpose_mobilenet_thin", "--backend", "reference", "--images", "d", *ann])
+    assert "grouping choice of --oracle" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_topdown_predictor_onnx_matches_torch(tmp_path):
+    """RSN-18 (random weights, 64x48 crops): the ONNX predictor's people equal the torch
+    predictor's on real boxes of the sample photo."""
+    from simplepose.export import load_for_export
+    from simplepose.predictor import Predictor
+
+    module, spec, _ = load_for_export("rsn18", TINY_KWARGS["rsn18"])
+    out = tmp_path / "rsn18.onnx"
+    export_onnx(module, spec, out, check=False)
+    image = cv2.imread(str(SAMPLE_IMAGE))
+    boxes = np.array([[10, 10, 120, 200], [150, 30, 100, 180], [60, 80, 90, 90]], float)
+    onnx_pred = Predictor.from_onnx(out, detector=None, batch_size=2)
+    torch_pred = Predictor.from_spec(spec, module, device="cpu", detector=None, batch_size=2)
+    ref = torch_pred.forward(torch_pred.prepare(image, boxes))
+    got = onnx_pred.forward(onnx_pred.prepare(image, boxes))
+    assert _rel_diff([got], [ref]) <= ATOL
+    a, b = torch_pred.predict(image, boxes), onnx_pred.predict(image, boxes)
+    assert len(a) == len(b) == 3
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p.keypoints[:, :2], q.keypoints[:, :2], atol=1e-2)
