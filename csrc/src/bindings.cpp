@@ -29,7 +29,8 @@ std::string shape_str(const py::array& a) {
 }
 
 void require_float32_c(const py::array& a, const char* name) {
-  if (!a.dtype().is(py::dtype::of<float>()))
+  // isinstance, not dtype identity: an unpickled float32 array has an equal, distinct dtype
+  if (!py::isinstance<py::array_t<float>>(a))
     throw py::type_error(std::string(name) + " must be float32, got dtype " +
                          std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))
@@ -317,7 +318,7 @@ py::dict group_py(const py::array& heatmaps, const py::array& limb_maps, const p
                   const py::dict& params, double scale_x, double scale_y, double image_height) {
   MapView hm = view_heatmaps(heatmaps);
   // limbs: (L, 2) int32/int64 part indices
-  if (!(limbs.dtype().is(py::dtype::of<int32_t>()) || limbs.dtype().is(py::dtype::of<int64_t>())))
+  if (!(py::isinstance<py::array_t<int32_t>>(limbs) || py::isinstance<py::array_t<int64_t>>(limbs)))
     throw py::type_error("limbs must be int32 or int64, got dtype " +
                          std::string(py::str(limbs.dtype())));
   if (limbs.ndim() != 2 || limbs.shape(1) != 2)
