@@ -13,7 +13,8 @@ Schema (defaults in the dataclasses below)::
             input_size (bottom-up square side), input_hw (top-down [H, W]), codec (top-down
             codec name, e.g. rsn_256x192), augment, workers, batch_size (per process), seed
             (augmentation seed: per-sample RNG = (seed, epoch, index)), image_ids (subset),
-            crop (bottom-up: person | image), padding (top-down crop padding [x, y])
+            crop (bottom-up: person | image), padding (top-down crop padding [x, y]),
+            layout (keypoint layout of the files: coco17 | mpii16 | crowdpose14)
     loss:   name (auto | focal_l2 | cpn | coarse_to_fine), gamma, batch_normalizer,
             scale_weights, stack_weights (focal L2); top_k, global_level_mean (CPN);
             use_ohkm, coarse_weight (MSPN / RSN)
@@ -110,6 +111,9 @@ class DataConfig:
     crop: Literal["person", "image"] = "person"
     # top-down crop padding [x, y] around the box (None: the dataset's MSPN training padding)
     padding: list[float] | None = None
+    # keypoint layout of the annotation files (simplepose.skeleton.get_layout): the codec's flip
+    # permutation and the bottom-up limb graph follow it; the model's output must match it
+    layout: str = "coco17"
 
 
 @dataclass
@@ -344,11 +348,13 @@ def validate_model(cfg: Config) -> None:
     except InputError as exc:
         raise ConfigError(f"model.name: {exc}") from None
     if cfg.data.task != spec.paradigm:
-        raise ConfigError(f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}")
+        raise ConfigError(
+            f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}"
+        )
     topdown = spec.paradigm == "topdown"
     try:
-        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, cfg.data.input_hw if topdown else None,
-                            cfg.data.codec or None)  # fmt: skip
+        hw = cfg.data.input_hw if topdown else None
+        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, hw, cfg.data.codec or None)
     except InputError as exc:
         raise ConfigError(f"model / data.input_hw / data.codec disagree: {exc}") from None
     multiple = int(spec.inference.get("pad_multiple", 1))

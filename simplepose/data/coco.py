@@ -443,8 +443,18 @@ def load_coco_keypoints(path, layout="coco17") -> CocoKeypoints:
             image record, or an annotation with a missing or malformed field or an
             unknown image id.
     """
-    layout = get_layout(layout)
     path, data = _read_json_object(path)
+    return _load_parsed(path, data, layout)
+
+
+def _load_parsed(path: Path, data, layout="coco17") -> CocoKeypoints:
+    """:func:`load_coco_keypoints` of an already parsed file."""
+    layout = get_layout(layout)
+    if not isinstance(data, dict):
+        raise AnnotationError(
+            f"annotation file {path}: top level must be a JSON object with 'images', "
+            f"'annotations' and 'categories', got a JSON {type(data).__name__}"
+        )
     _require_keys(data, ("images", "annotations", "categories"), str(path))
     person = _find_person_category(data["categories"], str(path), required=True, layout=layout)
     return _build(path, data, data["annotations"], person, layout)

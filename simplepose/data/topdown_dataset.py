@@ -136,6 +136,13 @@ class TopDownDataset(EpochSeeded):
         self.coco = as_coco(ann_file_or_coco)
         self.images_dir = Path(images_dir)
         self.codec = codec
+        layout = self.coco.layout
+        if codec.flip_index != layout.flip_index:
+            raise InputError(
+                f"{self.coco.source} has the {layout.name} layout ({layout.num_keypoints} "
+                f"keypoints) but the codec {codec.name} flips {codec.num_keypoints} keypoints as "
+                f"{codec.flip_index}: build the codec with flip_index=layout.flip_index"
+            )
         self.augment = bool(augment)
         self.seed = int(seed)
         self.epoch = 0
@@ -173,8 +180,9 @@ class TopDownDataset(EpochSeeded):
         return len(self.instances)
 
     def keypoints(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(keypoints (17, 2) original px, visible (17,) COCO v)`` of instance ``index``."""
-        kps = np.asarray(self.instances[index][1]["keypoints"], dtype=np.float64).reshape(17, 3)
+        """``(keypoints (K, 2) original px, visible (K,) COCO v)`` of instance ``index``."""
+        k = self.coco.layout.num_keypoints
+        kps = np.asarray(self.instances[index][1]["keypoints"], dtype=np.float64).reshape(k, 3)
         return kps[:, :2].copy(), kps[:, 2].copy()
 
     def sample_params(self, index: int, epoch: int | None = None) -> TopDownSampleParams:
@@ -195,6 +203,7 @@ class TopDownDataset(EpochSeeded):
         kp, vis = self.keypoints(index)
         if (vis > 0).sum() > 3 and rng.random() < self.half_body_prob:
             hb = half_body_center_scale(kp, vis, aspect, rng, upper_prob=self.upper_body_prob,
+                                        upper_ids=self.coco.layout.upper_body,
                                         x_ext=self.x_ext, y_ext=self.y_ext)  # fmt: skip
             if hb is not None:
                 center, scale = hb

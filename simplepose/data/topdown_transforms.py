@@ -24,6 +24,7 @@ import numpy as np
 
 from simplepose.errors import InputError
 from simplepose.geometry import apply_affine, compose_affine, float_array, hflip_matrix, invert_affine
+from simplepose.skeleton import COCO17
 
 LOG = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ __all__ = [
 MSPN_TEST_PADDING = (1.09, 1.135)  # SPEC 5.1 test extension (w, h)
 MSPN_TRAIN_PADDING = (1.05, 1.05)  # SPEC 5.1 BASIC_EXTENTION before the random extension
 CPN_TEST_PADDING = (1.2, 1.3)  # SPEC 4.1: 0.1 / 0.15 of the box added on every side
-UPPER_BODY_IDS = tuple(range(13))  # COCO 0..12; hips count as upper body (SPEC 5.1)
+UPPER_BODY_IDS = COCO17.upper_body  # COCO 0..12; hips count as upper body (SPEC 5.1)
 
 
 def fix_aspect_ratio(scale: np.ndarray, aspect_ratio: float) -> np.ndarray:

@@ -88,7 +88,8 @@ def _family_spec(codec: TopDownHeatmapCodec) -> PoseModelSpec:
                      "pass the input normalisation and padding explicitly")
 
 
-def default_padding(codec: TopDownHeatmapCodec, padding=None, reference=None) -> tuple[float, float]:
+def default_padding(codec: TopDownHeatmapCodec, padding=None,
+                    reference=None) -> tuple[float, float]:
     """Resolve a ``padding`` option into ``(f_w, f_h)``.
 
     ``None``: :data:`~simplepose.spec.TOPDOWN_TEST_PADDING`; ``"reference"``: ``reference``, or
