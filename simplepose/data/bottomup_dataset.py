@@ -46,7 +46,6 @@ import numpy as np
 
 from simplepose.codecs.bottomup import ABSENT, SimplePoseCodec, coco_to_internal
 from simplepose.codecs.render_numba import HAVE_NUMBA, encode_simplepose
-from simplepose.data.coco import load_image
 from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.masks import person_masks
 from simplepose.errors import InputError
@@ -408,7 +407,7 @@ class BottomUpDataset(EpochSeeded):
         packed = self._image_cache.get(image_id)
         if packed is None:
             with self._stage("decode"):
-                img = load_image(self.coco.image_path(image_id, self.images_dir))
+                img = self.coco.read_image(image_id, self.images_dir)
             rle_all, _ = self._mask_rles(image_id, img.shape[0], img.shape[1])
             mask_all = self._decode_mask(rle_all)
             with self._stage("masks"):

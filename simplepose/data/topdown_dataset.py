@@ -38,7 +38,6 @@ import numpy as np
 
 from simplepose.codecs.topdown import TopDownHeatmapCodec
 from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
-from simplepose.data.coco import load_image
 from simplepose.data.topdown_transforms import (
     MSPN_TRAIN_PADDING,
     TopDownAugParams,
@@ -215,7 +214,7 @@ class TopDownDataset(EpochSeeded):
     def _image(self, image_id: int) -> np.ndarray:
         img = self._image_cache.get(image_id)
         if img is None:
-            img = load_image(self.coco.image_path(image_id, self.images_dir))
+            img = self.coco.read_image(image_id, self.images_dir)
             self._image_cache.put(image_id, img)
         return img
 

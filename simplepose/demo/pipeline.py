@@ -77,6 +77,8 @@ class DemoReport:
             pipeline the stages overlap, so their sum exceeds the wall time.
         outputs: files written.
         people: people found over all frames.
+        truncated: for a video that decoded fewer frames than its header announces, what was
+            missing (``"... decoding stopped at frame 6"``); None otherwise.
     """
 
     frames: int = 0
@@ -85,6 +87,7 @@ class DemoReport:
     stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: list[str] = field(default_factory=list)
     people: int = 0
+    truncated: str | None = None
 
     @property
     def fps(self) -> float:
@@ -96,19 +99,25 @@ class DemoReport:
 
 
 def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
-                    detector: str | None = None, device: str | None = None, box_size: int | None = None):
+                    detector: str | None = None, device: str | None = None, box_size: int | None = None,
+                    backend: str | None = None):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
     Args:
-        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint).
-        checkpoint: a simplepose checkpoint (bottom-up or top-down).
+        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint),
+            or an ONNX file written by ``simplepose export`` (taken as ``checkpoint``).
+        checkpoint: a simplepose checkpoint (bottom-up or top-down) or such an ONNX file.
+        backend: ``"torch"`` / ``"onnxruntime"``; None: onnxruntime for ``.onnx``, else torch.
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
         box_size: bottom-up input height (ignored by top-down models).
     """
     from ..checkpoint import read_metadata
+    from ..inference.onnx_backend import read_onnx_metadata
     from ..predictor import Predictor
 
+    if model and model.lower().endswith(".onnx") and not checkpoint:
+        model, checkpoint = None, model
     if mode == "topdown" and not checkpoint:
         raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
     if detector and not Path(detector).is_file():
@@ -117,12 +126,15 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
         raise InputError(f"checkpoint {checkpoint} does not exist")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
-        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
-    spec = read_metadata(checkpoint)["spec"]
+        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device,
+                                         backend=backend or "torch", **options)
+    is_onnx = checkpoint.lower().endswith(".onnx")
+    spec = (read_onnx_metadata if is_onnx else read_metadata)(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
         raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
-    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
+    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled",
+                                     backend=backend, **options)
 
 
 class InferenceStages:
@@ -146,7 +158,7 @@ class InferenceStages:
 
             torch.set_num_threads(int(threads))
         pipeline = getattr(predictor, "pipeline", None)
-        if hasattr(pipeline, "set_channels_last"):
+        if hasattr(pipeline, "set_channels_last") and getattr(predictor, "backend", "torch") == "torch":
             device = str(getattr(pipeline, "device", "cpu"))
             pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
 
@@ -318,6 +330,11 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
             if not ok or frame is None:
                 if index == 0:
                     raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+                expected = source.header_frames
+                if expected and index < min(expected, max_frames or expected):
+                    report.truncated = (f"video {source.name} is truncated: its header announces "
+                                        f"{expected} frames but decoding stopped at frame {index}")
+                    LOG.info("%s", report.truncated)  # reported once, by whoever reads the report
                 return
             yield index, frame
             index += 1

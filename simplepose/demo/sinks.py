@@ -2,7 +2,10 @@
 (:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`,
 ``cv2.VideoWriter`` mp4v), the per-frame people JSON records (:func:`people_to_json`), and a
 window on the screen (:class:`Window`, where :func:`display_problem` finds none).
-:func:`plan_outputs` checks every output location before any work."""
+:func:`plan_outputs` checks every output location before any work, and refuses an output that
+is an input or lies inside an input folder. Every file is written atomically: a video goes to a
+temp file in the same folder, renamed onto the output when the writer is released, so a killed
+run leaves the previous file intact (and its temp file is removed by the next run)."""
 
 from __future__ import annotations
 
@@ -16,15 +19,17 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, commit_temp_file, temp_file_for
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
 __all__ = [
+    "AtomicVideoWriter",
     "Window",
     "display_problem",
     "open_video_writer",
     "people_to_json",
     "plan_outputs",
+    "refuse_input_overwrite",
     "render_frame",
     "write_image",
 ]
@@ -57,10 +62,48 @@ def write_image(path: Path, image: np.ndarray) -> None:
         Path(tmp).write_bytes(buf.tobytes())
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved, base = path.resolve(), folder.resolve()
+    return resolved == base or base in resolved.parents
+
+
+def refuse_input_overwrite(source: FrameSource, path: Path, what: str) -> None:
+    """InputError when writing ``path`` could destroy the input: it is the input file (also
+    through a link), one of the input images, or lies inside the input folder."""
+    if source.kind == "webcam":
+        return
+    where = Path(source.name)
+    if source.kind == "folder":
+        if _inside(path, where):
+            raise InputError(f"{what} {path} lies inside the input folder {where}: "
+                             f"write it elsewhere")
+        inputs = source.paths
+    else:
+        inputs = [where]
+    for item in inputs:
+        if _same_file(path, Path(item)):
+            raise InputError(f"{what} {path} is the input {item}: it would be overwritten")
+
+
 def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
-    """Validate the output paths before any work; returns the resolved image/video output."""
+    """Validate the output paths before any work; returns the resolved image/video output.
+
+    Raises:
+        InputError: a missing folder, a wrong kind of output, or an output that is an input or
+            lies inside the input folder (:func:`refuse_input_overwrite`).
+    """
     if json_path:
         _check_parent(Path(json_path), "JSON")
+        refuse_input_overwrite(source, Path(json_path), "JSON output")
     if not output:
         return None
     out = Path(output)
@@ -68,12 +111,16 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
         if out.exists() and not out.is_dir():
             raise InputError(f"output {out} must be a folder for a folder input")
         _check_parent(out, "output folder")
+        refuse_input_overwrite(source, out, "output folder")
         out.mkdir(exist_ok=True)
         return out
     if out.is_dir():
         stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
-        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        out = out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        refuse_input_overwrite(source, out, "output")
+        return out
     _check_parent(out, "output")
+    refuse_input_overwrite(source, out, "output")
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
     if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -90,11 +137,42 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     return canvas
 
 
-def open_video_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
-    return writer
+class AtomicVideoWriter:
+    """``cv2.VideoWriter`` (mp4v) into a temp file next to ``path``; :meth:`release` closes it
+    and renames it onto ``path``, :meth:`discard` deletes it. Until then ``path`` is untouched."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int):
+        self.path = Path(path)
+        self.tmp = temp_file_for(self.path, keep_extension=True)
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), (int(width), int(height)))
+        if not self.writer.isOpened():
+            self.discard()
+            raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} "
+                             f"@ {fps:.1f} fps)")
+
+    def write(self, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+
+    def release(self) -> None:
+        """Finish the file and move it onto the output path."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        commit_temp_file(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """Drop the temp file; the output path keeps what it held."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def open_video_writer(path: Path, fps: float, width: int, height: int) -> AtomicVideoWriter:
+    """An :class:`AtomicVideoWriter`: ``path`` changes only when it is released."""
+    return AtomicVideoWriter(path, fps, width, height)
 
 
 def display_problem() -> str | None:

@@ -22,7 +22,6 @@ from ..structures import Person
 
 __all__ = [
     "OracleSample",
-    "decode_oracle_sample",
     "oracle_people",
     "oracle_pipeline",
     "render_oracle_sample",
@@ -108,15 +107,6 @@ def oracle_people(ann: CocoKeypoints, image_id: int, pipeline) -> list[Person]:
     plan = pipeline.plan(width, height)
     sample = render_oracle_sample(ann, image_id, pipeline.codec, geometry=plan.base)
     return pipeline.decode(plan, [sample.maps[None]])
-
-
-def decode_oracle_sample(
-    sample: OracleSample,
-    codec: SimplePoseCodec = _CODEC,
-    params: GroupingParams = _PARAMS,
-    backend: str = "cpp",
-) -> list[Person]:
-    return codec.decode(sample.maps, sample.geometry, params, backend)
 
 
 def run_bottomup_oracle(
