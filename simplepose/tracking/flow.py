@@ -1,0 +1,146 @@
+"""Sparse optical flow for keypoints: OpenCV's pyramidal Lucas-Kanade with a
+forward-backward check.
+
+    prev = FlowFrame.from_image(frame0)
+    nxt = FlowFrame.from_image(frame1)
+    points1, ok = propagate_points(prev, nxt, points0)     # (N, 2) px, (N,) bool
+
+Each frame's image pyramid is built once (:class:`FlowFrame`) and reused by every call that
+involves that frame (forward and backward passes, keyframe corrections).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["FlowParams", "FlowFrame", "propagate_points", "propagate_keypoints"]
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    """Lucas-Kanade settings.
+
+    Attributes:
+        win_size: side of the square search window in px at each pyramid level.
+        max_level: pyramid levels above the base (each halves the size; 3 follows motions
+            of about 8 x ``win_size`` / 2 px).
+        fb_threshold: a point is kept when tracking it forward then backward lands within
+            this many px of where it started (0 disables the check).
+        max_iterations, epsilon: the iterative solver's stop criteria.
+    """
+
+    win_size: int = 21
+    max_level: int = 3
+    fb_threshold: float = 1.5
+    max_iterations: int = 20
+    epsilon: float = 0.03
+
+    def __post_init__(self):
+        if not isinstance(self.win_size, int) or self.win_size < 3:
+            raise InputError(f"FlowParams.win_size must be an integer >= 3, got {self.win_size!r}")
+        if not isinstance(self.max_level, int) or not 0 <= self.max_level <= 8:
+            raise InputError(f"FlowParams.max_level must be an integer in [0, 8], got {self.max_level!r}")
+        if not (np.isfinite(self.fb_threshold) and self.fb_threshold >= 0):
+            raise InputError(f"FlowParams.fb_threshold must be >= 0 px, got {self.fb_threshold!r}")
+        if not isinstance(self.max_iterations, int) or self.max_iterations < 1:
+            raise InputError(f"FlowParams.max_iterations must be an integer >= 1, got {self.max_iterations!r}")
+        if not (np.isfinite(self.epsilon) and self.epsilon > 0):
+            raise InputError(f"FlowParams.epsilon must be > 0, got {self.epsilon!r}")
+
+
+class FlowFrame:
+    """A frame's grey-level pyramid, built once for every flow call that uses it.
+
+    Attributes:
+        size: (width, height) of the frame in px.
+        pyramid: the list ``cv2.buildOpticalFlowPyramid`` returns.
+    """
+
+    def __init__(self, pyramid, size: tuple[int, int]):
+        self.pyramid = pyramid
+        self.size = size
+
+    @classmethod
+    def from_image(cls, image: np.ndarray, params: FlowParams | None = None) -> "FlowFrame":
+        """From a BGR (H, W, 3) or grey (H, W) uint8 image."""
+        params = params or FlowParams()
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise InputError(f"flow needs a uint8 (H, W) or (H, W, 3) image, got {getattr(image, 'shape', image)!r}")
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        _, pyramid = cv2.buildOpticalFlowPyramid(grey, (params.win_size, params.win_size), params.max_level)
+        return cls(pyramid, (grey.shape[1], grey.shape[0]))
+
+
+def _lk(a: FlowFrame, b: FlowFrame, pts: np.ndarray, params: FlowParams):
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, params.max_iterations, params.epsilon)
+    out, status, _ = cv2.calcOpticalFlowPyrLK(
+        a.pyramid, b.pyramid, pts.reshape(-1, 1, 2), None,
+        winSize=(params.win_size, params.win_size), maxLevel=params.max_level, criteria=criteria,
+    )  # fmt: skip
+    return out.reshape(-1, 2), status.reshape(-1).astype(bool)
+
+
+def propagate_points(prev: FlowFrame, nxt: FlowFrame, points, params: FlowParams | None = None):
+    """Move points from ``prev`` to ``nxt``.
+
+    Args:
+        prev, nxt: :class:`FlowFrame` of the same size.
+        points: (N, 2) x, y in px of ``prev``.
+        params: :class:`FlowParams`.
+
+    Returns:
+        ``(points, ok)``: (N, 2) float64 px in ``nxt`` and (N,) bool; where ``ok`` is False
+        the point was lost (out of the image, failed solver, forward-backward error) and its
+        input position is returned.
+    """
+    params = params or FlowParams()
+    if prev.size != nxt.size:
+        raise InputError(f"flow between frames of different sizes: {prev.size} and {nxt.size}")
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    result = pts.copy()
+    ok = np.isfinite(pts).all(axis=1)
+    w, h = prev.size
+    ok &= (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
+    if not ok.any():
+        return result, ok
+    src = pts[ok].astype(np.float32)
+    fwd, st = _lk(prev, nxt, src, params)
+    if params.fb_threshold > 0:
+        back, st_b = _lk(nxt, prev, fwd, params)
+        st &= st_b & (np.linalg.norm(back - src, axis=1) <= params.fb_threshold)
+    st &= np.isfinite(fwd).all(axis=1)
+    st &= (fwd[:, 0] >= 0) & (fwd[:, 0] <= w - 1) & (fwd[:, 1] >= 0) & (fwd[:, 1] <= h - 1)
+    idx = np.flatnonzero(ok)
+    result[idx[st]] = fwd[st]
+    ok[idx[~st]] = False
+    return result, ok
+
+
+def propagate_keypoints(prev: FlowFrame, nxt: FlowFrame, keypoints, kpt_threshold: float = 0.0,
+                        params: FlowParams | None = None) -> np.ndarray:
+    """Move pose keypoints (P, K, 3) (x, y px, score) from ``prev`` to ``nxt``.
+
+    Keypoints scored <= ``kpt_threshold`` are left as they are; keypoints the flow loses get
+    become (0, 0, 0) (missing). Returns a new (P, K, 3) array.
+    """
+    kpts = np.array(keypoints, dtype=np.float64)
+    if kpts.ndim != 3 or kpts.shape[2] != 3:
+        raise InputError(f"keypoints must have shape (P, K, 3) (x, y, score), got {kpts.shape}")
+    if kpts.size == 0:
+        return kpts
+    present = kpts[..., 2] > kpt_threshold
+    flat = kpts[present][:, :2]
+    moved, ok = propagate_points(prev, nxt, flat, params)
+    sel = kpts[present]
+    sel[:, :2] = moved
+    sel[~ok] = 0.0
+    kpts[present] = sel
+    return kpts
