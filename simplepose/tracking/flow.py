@@ -5,8 +5,9 @@ forward-backward check.
     nxt = FlowFrame.from_image(frame1)
     points1, ok = propagate_points(prev, nxt, points0)     # (N, 2) px, (N,) bool
 
-Each frame's image pyramid is built once (:class:`FlowFrame`) and reused by every call that
-involves that frame (forward and backward passes, keyframe corrections).
+Each frame is converted to grey once (:class:`FlowFrame`) and reused by every call that
+involves it (forward and backward passes, keyframe corrections). OpenCV's Python binding
+cannot take prebuilt pyramids, so each call builds its own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["FlowParams", "FlowFrame", "propagate_points", "propagate_keypoints"]
+__all__ = ["FlowFrame", "FlowParams", "propagate_keypoints", "propagate_points"]
 
 LOG = logging.getLogger(__name__)
 
@@ -57,32 +58,29 @@ class FlowParams:
 
 
 class FlowFrame:
-    """A frame's grey-level pyramid, built once for every flow call that uses it.
+    """A frame in grey levels, made once for every flow call that uses it.
 
     Attributes:
+        grey: (H, W) uint8.
         size: (width, height) of the frame in px.
-        pyramid: the list ``cv2.buildOpticalFlowPyramid`` returns.
     """
 
-    def __init__(self, pyramid, size: tuple[int, int]):
-        self.pyramid = pyramid
-        self.size = size
+    def __init__(self, grey: np.ndarray):
+        self.grey = grey
+        self.size = (grey.shape[1], grey.shape[0])
 
     @classmethod
-    def from_image(cls, image: np.ndarray, params: FlowParams | None = None) -> "FlowFrame":
+    def from_image(cls, image: np.ndarray) -> FlowFrame:
         """From a BGR (H, W, 3) or grey (H, W) uint8 image."""
-        params = params or FlowParams()
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise InputError(f"flow needs a uint8 (H, W) or (H, W, 3) image, got {getattr(image, 'shape', image)!r}")
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-        _, pyramid = cv2.buildOpticalFlowPyramid(grey, (params.win_size, params.win_size), params.max_level)
-        return cls(pyramid, (grey.shape[1], grey.shape[0]))
+        return cls(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image)
 
 
 def _lk(a: FlowFrame, b: FlowFrame, pts: np.ndarray, params: FlowParams):
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, params.max_iterations, params.epsilon)
     out, status, _ = cv2.calcOpticalFlowPyrLK(
-        a.pyramid, b.pyramid, pts.reshape(-1, 1, 2), None,
+        a.grey, b.grey, pts.reshape(-1, 1, 2), None,
         winSize=(params.win_size, params.win_size), maxLevel=params.max_level, criteria=criteria,
     )  # fmt: skip
     return out.reshape(-1, 2), status.reshape(-1).astype(bool)

@@ -30,8 +30,8 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from ..structures import Person
 from .flow import FlowFrame, FlowParams, propagate_keypoints
 from .tracker import TrackedPerson, Tracker, TrackerParams, _keypoint_box
 
-__all__ = ["TrackedFrame", "LatestFrameReader", "RealtimeTracker", "track_frames"]
+__all__ = ["LatestFrameReader", "RealtimeTracker", "TrackedFrame", "track_frames"]
 
 LOG = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class RealtimeTracker:
     # ------------------------------------------------------------------ one frame's steps
     def _flow_frame(self, index: int, image: np.ndarray) -> FlowFrame:
         t0 = time.perf_counter()
-        ff = FlowFrame.from_image(image, self.flow_params)
+        ff = FlowFrame.from_image(image)
         if self._size is not None and ff.size != self._size:
             raise InputError(f"frame {index} is {ff.size[0]}x{ff.size[1]} but the earlier frames are "
                              f"{self._size[0]}x{self._size[1]}")

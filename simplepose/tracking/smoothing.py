@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["OneEuroParams", "OneEuroFilter", "smoothing_factor"]
+__all__ = ["OneEuroFilter", "OneEuroParams", "smoothing_factor"]
 
 
 def smoothing_factor(cutoff, period):

@@ -44,7 +44,7 @@ from ..evaluation.nms import box_iou, oks_iou
 from ..structures import Person
 from .smoothing import OneEuroFilter, OneEuroParams
 
-__all__ = ["TrackerParams", "TrackedPerson", "Tracker"]
+__all__ = ["TrackedPerson", "Tracker", "TrackerParams"]
 
 LOG = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class TrackerParams:
             raise InputError(f"TrackerParams.smoother must be a OneEuroParams, got {type(self.smoother).__name__}")
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrackerParams":
+    def from_dict(cls, values: dict) -> TrackerParams:
         """From a plain dict (e.g. JSON settings); unknown keys are refused by name."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
@@ -181,7 +181,7 @@ def _keypoint_box(kpts: np.ndarray) -> np.ndarray:
     return np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()])
 
 
-@dataclass
+@dataclass(eq=False)
 class _Track:
     """Internal state of one track (raw, unsmoothed measurements)."""
 
