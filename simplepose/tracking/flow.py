@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["FlowFrame", "FlowParams", "propagate_keypoints", "propagate_points"]
+__all__ = ["FlowFrame", "FlowParams", "estimate_camera_motion", "propagate_keypoints", "propagate_points"]
 
 LOG = logging.getLogger(__name__)
 
@@ -142,3 +142,28 @@ def propagate_keypoints(prev: FlowFrame, nxt: FlowFrame, keypoints, kpt_threshol
     sel[~ok] = 0.0
     kpts[present] = sel
     return kpts
+
+
+def estimate_camera_motion(prev: FlowFrame, nxt: FlowFrame, max_points: int = 200,
+                           params: FlowParams | None = None) -> np.ndarray | None:
+    """The global image motion between two frames, as camera-motion compensation (BoT-SORT).
+
+    Corners of ``prev`` are tracked into ``nxt`` and a similarity transform (rotation, uniform
+    scale, translation) is fitted with RANSAC, so people moving on their own are outliers.
+
+    Returns:
+        (2, 3) float64 affine mapping ``prev`` px to ``nxt`` px, or None when too few points
+        could be tracked (blank or unrelated frames).
+    """
+    params = params or FlowParams()
+    corners = cv2.goodFeaturesToTrack(prev.grey, maxCorners=max_points, qualityLevel=0.01, minDistance=8)
+    if corners is None or len(corners) < 8:
+        return None
+    moved, ok = propagate_points(prev, nxt, corners.reshape(-1, 2), params)
+    if ok.sum() < 8:
+        return None
+    matrix, inliers = cv2.estimateAffinePartial2D(corners.reshape(-1, 2)[ok], moved[ok], method=cv2.RANSAC,
+                                                  ransacReprojThreshold=2.0)
+    if matrix is None or inliers is None or int(inliers.sum()) < 8:
+        return None
+    return matrix.astype(np.float64)

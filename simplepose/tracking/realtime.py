@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from .flow import FlowFrame, FlowParams, propagate_keypoints
+from .flow import FlowFrame, FlowParams, estimate_camera_motion, propagate_keypoints
 from .tracker import TrackedPerson, Tracker, TrackerParams, _keypoint_box
 
 __all__ = ["LatestFrameReader", "RealtimeTracker", "TrackedFrame", "track_frames"]
@@ -224,11 +224,13 @@ class RealtimeTracker:
         sync: run the network inline on every ``keyframe_interval``-th frame (deterministic).
         fps: the source's frame rate (timestamps of file frames).
         kpt_threshold: keypoints scored at or below this are not carried by flow.
+        camera_motion: estimate the global image motion between frames and move every track
+            with it (lost tracks then follow a panning camera and are found again).
     """
 
     def __init__(self, predict: Callable, params: TrackerParams | None = None, flow: FlowParams | None = None,
                  keyframe_interval: int = 4, live: bool = False, sync: bool = False, fps: float = 25.0,
-                 kpt_threshold: float = 0.05):
+                 kpt_threshold: float = 0.0, camera_motion: bool = True):
         if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or keyframe_interval < 1:
             raise InputError(f"keyframe_interval must be an integer >= 1, got {keyframe_interval!r}")
         if not (np.isfinite(fps) and fps > 0):
@@ -243,6 +245,8 @@ class RealtimeTracker:
         self.sync = sync
         self.fps = float(fps)
         self.kpt_threshold = kpt_threshold
+        self.camera_motion = camera_motion
+        self.live_timestamps = False
         self.stats = RealtimeStats()
         self._prev: FlowFrame | None = None
         self._size: tuple[int, int] | None = None
@@ -281,13 +285,17 @@ class RealtimeTracker:
 
     def _step(self, index: int, ff: FlowFrame, detections=None) -> list[TrackedPerson]:
         """Carry the tracks from the previous frame to this one, then apply detections."""
-        carried = {}
+        carried, camera = {}, None
         if self._prev is not None:
             carried = {p.track_id: p for p in self._move(self.tracker.active(), self._prev, ff)}
+            if self.camera_motion and self.tracker.tracks:
+                t0 = time.perf_counter()
+                camera = estimate_camera_motion(self._prev, ff, params=self.flow_params)
+                self.stats.flow_s += time.perf_counter() - t0
         self._prev = ff
         if detections is None:
-            return self.tracker.carry(carried, index)
-        return self.tracker.update(detections, index, carried)
+            return self.tracker.carry(carried, index, camera)
+        return self.tracker.update(detections, index, carried, camera)
 
     # ------------------------------------------------------------------ the loops
     def run(self, frames: Iterable) -> Iterator[TrackedFrame]:
@@ -316,7 +324,7 @@ class RealtimeTracker:
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
                 raise InputError(f"frame {index} is not a BGR uint8 (H, W, 3) image: "
                                  f"{getattr(image, 'shape', type(image).__name__)}")
-            stamp = time.perf_counter() - start if self.live else index / self.fps
+            stamp = time.perf_counter() - start if self.live or self.live_timestamps else index / self.fps
             yield _Pending(index, image, self._flow_frame(index, image), dropped, stamp)
 
     def _emit(self, pending: _Pending, people, keyframe: bool) -> TrackedFrame:
@@ -383,7 +391,7 @@ class RealtimeTracker:
 
 def track_frames(predictor, frames: Iterable, params: TrackerParams | None = None, realtime: bool = False,
                  keyframe_interval: int = 4, live: bool = False, sync: bool = False, fps: float = 25.0,
-                 flow: FlowParams | None = None) -> Iterator[TrackedFrame]:
+                 flow: FlowParams | None = None, camera_motion: bool = True) -> Iterator[TrackedFrame]:
     """Run a pose model over frames and yield tracked people, frame by frame.
 
     Args:
@@ -401,19 +409,19 @@ def track_frames(predictor, frames: Iterable, params: TrackerParams | None = Non
         sync: real time: run the network inline on fixed keyframes (deterministic).
         fps: the source's frame rate (timestamps; the smoother's time base).
         flow: :class:`~simplepose.tracking.flow.FlowParams`.
+        camera_motion: compensate the global image motion (see :class:`RealtimeTracker`).
 
     Yields:
         :class:`TrackedFrame` per output frame.
     """
     params = params or TrackerParams(fps=fps)
     if realtime:
-        engine = RealtimeTracker(predictor.predict, params, flow, keyframe_interval, live, sync, fps)
-        source = LatestFrameReader(frames) if live else frames
-        yield from engine.run(source)
+        engine = RealtimeTracker(predictor.predict, params, flow, keyframe_interval, live, sync, fps,
+                                 camera_motion=camera_motion)
+        yield from engine.run(LatestFrameReader(frames) if live else frames)
         return
-    tracker = Tracker(params)
-    start = time.perf_counter()
-    for index, image in enumerate(frames):
-        people = tracker.update(predictor.predict(image), index)
-        stamp = time.perf_counter() - start if live else index / fps
-        yield TrackedFrame(index, image, people, True, stamp)
+    # every frame: the same engine with a keyframe on each frame (flow then only predicts
+    # where the tracks are, for the association); live sources still drop stale frames
+    engine = RealtimeTracker(predictor.predict, params, flow, 1, sync=True, fps=fps, camera_motion=camera_motion)
+    engine.live_timestamps = live
+    yield from engine.run(LatestFrameReader(frames) if live else frames)

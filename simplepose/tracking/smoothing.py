@@ -15,7 +15,9 @@ Pose tracks use one filter state per keypoint coordinate (:class:`OneEuroFilter`
 (K, 2) array). A keypoint that goes missing is reset and starts afresh when it comes back, so
 an old position never leaks into a new one. ``scale`` divides the speed before it reaches
 ``beta`` so that one ``beta`` suits near and far people (speed in person sizes per second);
-``scale=1`` is the textbook filter.
+``scale=1`` is the textbook filter. ``shift`` moves the previous estimate by a motion known
+from elsewhere before the update (the tracker uses the person's robust translation between
+frames), so that a person carried by a panning camera is smoothed without lagging behind.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class OneEuroFilter:
         else:
             self.active &= ~np.broadcast_to(np.asarray(mask, dtype=bool), self.shape)
 
-    def __call__(self, x, t: float, present=None, scale: float = 1.0) -> np.ndarray:
+    def __call__(self, x, t: float, present=None, scale: float = 1.0, shift=None) -> np.ndarray:
         """Filter one sample.
 
         Args:
@@ -92,6 +94,9 @@ class OneEuroFilter:
             present: bool array broadcastable to :attr:`shape`; absent elements are reset
                 and returned unchanged (they restart from their next present sample).
             scale: speed divisor applied before ``beta`` (e.g. the person's size in px).
+            shift: motion known by other means (broadcastable to :attr:`shape`), added to the
+                previous estimate before filtering (a prediction step): the filter then
+                smooths the deviation from that motion, with no lag on it. None = textbook.
 
         Returns:
             The filtered array (a new array).
@@ -105,6 +110,9 @@ class OneEuroFilter:
         out = x.copy()
         fresh = mask & ~self.active
         run = mask & self.active
+        if shift is not None:
+            self.x = np.where(self.active, self.x + np.broadcast_to(np.asarray(shift, dtype=np.float64), self.shape),
+                              self.x)
         if run.any():
             period = np.maximum(t - self.t[run], 1e-9)
             dx = (x[run] - self.x[run]) / period

@@ -95,6 +95,9 @@ class TrackerParams:
         keypoint_memory: rounds a keypoint the detector stops seeing is still predicted for
             matching (it is never output).
         smoothing: run the One-Euro filter on output keypoints.
+        motion_compensation: shift each track's filter state by the person's median keypoint
+            displacement before filtering, so whole-body motion (walking, camera pans) is not
+            delayed and only the articulation is smoothed.
         smoother: :class:`~simplepose.tracking.smoothing.OneEuroParams`; ``beta`` is per
             person height per second.
         fps: frame rate used to turn frame indices into seconds for the filter.
@@ -114,6 +117,7 @@ class TrackerParams:
     uncertainty_growth: float = 0.3
     keypoint_memory: int = 5
     smoothing: bool = True
+    motion_compensation: bool = True
     smoother: OneEuroParams = field(default_factory=lambda: OneEuroParams(min_cutoff=1.0, beta=1.0, d_cutoff=1.0))
     fps: float = 25.0
     max_carry: int = 1
@@ -161,6 +165,14 @@ class TrackerParams:
         return cls(**values)
 
 
+@dataclass
+class _Det(Person):
+    """A sanitised detection: ``keypoints`` with the keypoints the tracker ignores (score <=
+    ``kpt_threshold``) zeroed, and ``raw``: the model's (17, 3) keypoints, NaN rows zeroed."""
+
+    raw: np.ndarray | None = None
+
+
 def _area(kpts: np.ndarray, box: np.ndarray) -> float:
     """Area (px^2) used as the OKS scale: the box, or the keypoints' extent when no box."""
     w, h = float(box[2] - box[0]), float(box[3] - box[1])
@@ -186,6 +198,7 @@ class _Track:
     """Internal state of one track (raw, unsmoothed measurements)."""
 
     kpts: np.ndarray  # (K, 3) last estimate: measured or predicted, score 0 = unknown
+    raw: np.ndarray  # (K, 3) the last measurement as the model gave it
     box: np.ndarray  # (4,) xyxy
     frame: int  # frame index of the last position update
     velocity: np.ndarray  # (K, 2) px per frame
@@ -198,6 +211,20 @@ class _Track:
     track_id: int = 0  # 0 while tentative
     score: float = 0.0
     box_is_keypoint_box: bool = True
+
+    def warp(self, m: np.ndarray) -> None:
+        """Apply a camera motion: (2, 3) affine from the previous frame's px to this frame's."""
+        a, b = m[:, :2], m[:, 2]
+        for arr in (self.kpts, self.raw):
+            on = arr[:, 2] > 0
+            arr[on, :2] = arr[on, :2] @ a.T + b
+        x1, y1, x2, y2 = self.box
+        corners = np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]]) @ a.T + b
+        self.box = np.concatenate([corners.min(0), corners.max(0)])
+        self.velocity = self.velocity @ a.T
+        self.box_velocity = (self.box_velocity.reshape(2, 2) @ a.T).reshape(4)
+        on = self.smoother.active[:, 0]
+        self.smoother.x[on] = self.smoother.x[on] @ a.T + b
 
     def predict(self, frame: int, params: TrackerParams) -> tuple[np.ndarray, np.ndarray]:
         """Predicted (K, 3) keypoints and (4,) box at ``frame``."""
@@ -235,9 +262,10 @@ class Tracker:
         self.rounds = 0
         self.last_frame: int | None = None
         self._next_id = 1
+        self._flow_pred: dict[int, _Det] = {}  # id(track) -> this frame's pose carried by flow
 
     # ------------------------------------------------------------------ input checks
-    def _sanitize(self, people) -> list[Person]:
+    def _sanitize(self, people) -> list[_Det]:
         clean, nan_people, dropped = [], 0, 0
         for p in people:
             kpts = np.array(p.keypoints, dtype=np.float64)
@@ -251,17 +279,18 @@ class Tracker:
             if bad.any():
                 nan_people += 1
                 kpts[bad] = 0.0
+            raw = kpts.copy()
             kpts[kpts[:, 2] <= self.params.kpt_threshold] = 0.0
             box = np.array(p.box, dtype=np.float64).reshape(-1)
             if box.shape != (4,) or not np.isfinite(box).all():
-                box = _keypoint_box(kpts)
+                box = _keypoint_box(raw)
             if not (kpts[:, 2] > 0).any():
-                dropped += 1
+                LOG.debug("tracker: ignoring a person without keypoints scored above %s", self.params.kpt_threshold)
                 continue
-            clean.append(Person(keypoints=kpts, score=score, box=box))
+            clean.append(_Det(keypoints=kpts, score=score, box=box, raw=raw))
         if nan_people or dropped:
-            LOG.warning("tracker: dropped non-finite keypoints of %d person(s) and %d person(s) without a finite "
-                        "score or any keypoint", nan_people, dropped)
+            LOG.warning("tracker: dropped the non-finite keypoints of %d person(s) and %d person(s) with a "
+                        "non-finite score", nan_people, dropped)
         return clean
 
     def _check_frame(self, frame_index) -> int:
@@ -271,6 +300,25 @@ class Tracker:
         if self.last_frame is not None and frame_index <= self.last_frame:
             raise InputError(f"Tracker: frame_index must increase, got {frame_index} after {self.last_frame}")
         return frame_index
+
+    def _begin(self, frame_index, carried, camera) -> tuple[int, dict]:
+        """Check the frame, apply the camera motion, sanitise the carried poses."""
+        frame = self._check_frame(frame_index)
+        if camera is not None:
+            m = np.asarray(camera, dtype=np.float64)
+            if m.shape != (2, 3) or not np.isfinite(m).all():
+                raise InputError(f"Tracker: camera motion must be a finite (2, 3) affine, got shape {m.shape}")
+            for t in self.tracks:
+                t.warp(m)
+        by_id = {t.track_id: t for t in self.tracks if t.track_id > 0}
+        clean = {}
+        for track_id, person in (carried or {}).items():
+            t = by_id.get(int(track_id))
+            det = self._sanitize([person]) if t is not None else []
+            if det:
+                clean[id(t)] = det[0]
+        self._flow_pred = clean
+        return frame, clean
 
     # ------------------------------------------------------------------ association
     def _similarity(self, tracks: list[_Track], people: list[Person], frame: int) -> np.ndarray:
@@ -282,7 +330,8 @@ class Tracker:
         det_b = np.stack([d.box for d in people])
         det_area = np.array([_area(d.keypoints, d.box) for d in people])
         for i, t in enumerate(tracks):
-            kpts, box = t.predict(frame, p)
+            flow = self._flow_pred.get(id(t))
+            kpts, box = (flow.keypoints, flow.box) if flow is not None else t.predict(frame, p)
             grow = (1.0 + p.uncertainty_growth * t.misses) ** 2
             area = _area(kpts, box) * grow
             oks = oks_iou(kpts, det_k, area, det_area * grow, vis_thresh=0.0)
@@ -300,7 +349,7 @@ class Tracker:
         return [(int(r), int(c)) for r, c in zip(rows, cols) if sim[r, c] >= self.params.min_similarity]
 
     # ------------------------------------------------------------------ state updates
-    def _measure(self, t: _Track, person: Person, frame: int) -> None:
+    def _measure(self, t: _Track, person: _Det, frame: int) -> None:
         p = self.params
         dt = max(frame - t.frame, 1)
         new = person.keypoints
@@ -323,25 +372,33 @@ class Tracker:
         t.box_velocity = p.velocity_weight * box_v + (1 - p.velocity_weight) * t.box_velocity
         t.kpts, t.box, t.frame = kpts, np.array(person.box, dtype=np.float64), frame
         t.score = float(person.score)
-        t.box_is_keypoint_box = bool(np.allclose(person.box, _keypoint_box(new), atol=1e-6))
+        t.raw = person.raw.copy()
+        t.box_is_keypoint_box = bool(np.allclose(person.box, _keypoint_box(person.raw), atol=1e-6))
 
-    def _new_track(self, person: Person, frame: int) -> _Track:
+    def _new_track(self, person: _Det, frame: int) -> _Track:
         k = NUM_KEYPOINTS
         return _Track(
-            kpts=person.keypoints.copy(), box=np.array(person.box, dtype=np.float64), frame=frame,
+            kpts=person.keypoints.copy(), raw=person.raw.copy(), box=np.array(person.box, dtype=np.float64), frame=frame,
             velocity=np.zeros((k, 2)), has_velocity=np.zeros(k, bool), box_velocity=np.zeros(4),
             kpt_age=np.zeros(k, int), smoother=OneEuroFilter(self.params.smoother, (k, 2)),
             score=float(person.score),
-            box_is_keypoint_box=bool(np.allclose(person.box, _keypoint_box(person.keypoints), atol=1e-6)),
+            box_is_keypoint_box=bool(np.allclose(person.box, _keypoint_box(person.raw), atol=1e-6)),
         )  # fmt: skip
 
-    def _output(self, t: _Track, person: Person, frame: int, carried: bool) -> TrackedPerson:
-        kpts = person.keypoints.copy()
+    def _output(self, t: _Track, person: _Det, frame: int, carried: bool) -> TrackedPerson:
+        kpts = person.raw.copy()
         present = kpts[:, 2] > 0
         if self.params.smoothing:
             box = t.box
             scale = max(float(box[3] - box[1]), float(box[2] - box[0]), 1.0)
-            kpts[:, :2] = t.smoother(kpts[:, :2], frame / self.params.fps, present[:, None], scale=scale)
+            shift = None
+            both = present & t.smoother.active[:, 0]
+            if self.params.motion_compensation and both.any():
+                # the person's robust translation since the last output: the filter smooths
+                # the articulation around it instead of lagging behind the whole body
+                shift = np.median(kpts[both, :2] - t.smoother.x[both], axis=0)
+            kpts[:, :2] = t.smoother(kpts[:, :2], frame / self.params.fps, present[:, None], scale=scale,
+                                     shift=shift)
             kpts[~present] = 0.0
         box = _keypoint_box(kpts) if t.box_is_keypoint_box else np.array(person.box, dtype=np.float64)
         return TrackedPerson(keypoints=kpts, score=float(person.score), box=box, track_id=t.track_id, carried=carried)
@@ -352,7 +409,8 @@ class Tracker:
             self._next_id += 1
 
     # ------------------------------------------------------------------ public API
-    def update(self, people, frame_index: int, carried: dict | None = None) -> list[TrackedPerson]:
+    def update(self, people, frame_index: int, carried: dict | None = None,
+               camera=None) -> list[TrackedPerson]:
         """Associate this frame's people with the tracks.
 
         Args:
@@ -361,14 +419,18 @@ class Tracker:
             frame_index: the frame's index; must increase between calls (gaps are allowed:
                 motion is predicted over them).
             carried: optional ``{track_id: Person}`` poses carried from the previous frame by
-                optical flow; a confirmed track that no detection matches is output at its
-                carried pose for up to ``max_carry`` rounds.
+                optical flow. They predict where the tracks are for the association, and a
+                confirmed track that no detection matches is output at its carried pose for up
+                to ``max_carry`` rounds.
+            camera: optional (2, 3) affine from the previous frame's px to this frame's (camera
+                motion, see :func:`~simplepose.tracking.flow.estimate_camera_motion`), applied
+                to every track first, so that lost tracks follow the camera and are found again.
 
         Returns:
             The confirmed tracks seen in this frame, as :class:`TrackedPerson`, detections first
             in input order, then carried tracks.
         """
-        frame = self._check_frame(frame_index)
+        frame, flow = self._begin(frame_index, carried, camera)
         people = self._sanitize(people)
         p = self.params
         self.rounds += 1
@@ -413,40 +475,35 @@ class Tracker:
             self._confirm(t)
             if t.track_id > 0:
                 out.append(self._output(t, people[i], frame, carried=False))
-        out += self._carry(carried or {}, frame, exclude=matched)
+        out += self._carry(flow, frame, exclude=matched)
         self.last_frame = frame
         return out
 
-    def carry(self, carried: dict, frame_index: int) -> list[TrackedPerson]:
+    def carry(self, carried: dict, frame_index: int, camera=None) -> list[TrackedPerson]:
         """A frame without detections: move tracks to their poses carried by optical flow.
 
-        Tracks are not aged (no detection round happened). Returns the tracks output in this
-        frame (see ``max_carry``).
+        Tracks are not aged (no detection round happened). ``carried`` and ``camera`` are as
+        in :meth:`update`. Returns the tracks output in this frame (see ``max_carry``).
         """
-        frame = self._check_frame(frame_index)
-        out = self._carry(carried, frame, exclude=set())
+        frame, flow = self._begin(frame_index, carried, camera)
+        out = self._carry(flow, frame, exclude=set())
         self.last_frame = frame
         return out
 
-    def _carry(self, carried: dict, frame: int, exclude: set) -> list[TrackedPerson]:
+    def _carry(self, flow: dict, frame: int, exclude: set) -> list[TrackedPerson]:
         out = []
-        by_id = {t.track_id: t for t in self.tracks if t.track_id > 0 and id(t) not in exclude}
-        for track_id, person in carried.items():
-            t = by_id.get(int(track_id))
-            if t is None or t.misses > self.params.max_carry:
+        for t in self.tracks:
+            det = flow.get(id(t))
+            if det is None or id(t) in exclude or t.misses > self.params.max_carry:
                 continue
-            clean = self._sanitize([person])
-            if not clean:
-                continue
-            self._measure(t, clean[0], frame)
-            out.append(self._output(t, clean[0], frame, carried=True))
+            self._measure(t, det, frame)
+            out.append(self._output(t, det, frame, carried=True))
         return out
 
     def active(self) -> list[TrackedPerson]:
         """The confirmed tracks placed in the last frame, at their raw (unsmoothed) positions,
         for carrying to the next frame by optical flow."""
         return [
-            TrackedPerson(keypoints=t.kpts * (t.kpt_age == 0)[:, None], score=t.score, box=t.box,
-                          track_id=t.track_id)
+            TrackedPerson(keypoints=t.raw.copy(), score=t.score, box=t.box, track_id=t.track_id)
             for t in self.tracks if t.track_id > 0 and t.frame == self.last_frame
         ]  # fmt: skip
