@@ -318,6 +318,33 @@ def tracking_metrics(sequences_gt: list[list[list[dict]]], sequences_pred: list[
     }
 
 
+def oracle_identities(sequences_gt, sequences_pred, min_oks: float = 0.5) -> list[list[list]]:
+    """Predictions labelled with the true identity of the ground truth they match (OKS >=
+    ``min_oks``, optimal assignment per frame); the others get ids of their own.
+
+    Scoring these with :func:`tracking_metrics` gives what a perfect association of the same
+    detections would score: the ceiling a tracker is compared with.
+    """
+    from ..tracking.tracker import TrackedPerson
+
+    out, spare = [], -1
+    for gt_frames, pred_frames in zip(sequences_gt, sequences_pred):
+        seq = []
+        for anns, preds in zip(gt_frames, pred_frames):
+            gt = _tracking_gt(anns)
+            owner = {p: g for g, p in _match(gt, preds, min_oks).items()}
+            frame = []
+            for j, p in enumerate(preds):
+                if j in owner:
+                    track_id = gt[owner[j]]["track_id"]
+                else:
+                    track_id, spare = spare, spare - 1
+                frame.append(TrackedPerson(keypoints=p.keypoints, score=p.score, box=p.box, track_id=track_id))
+            seq.append(frame)
+        out.append(seq)
+    return out
+
+
 def _match(gt: list[dict], preds, min_oks: float) -> dict[int, int]:
     from scipy.optimize import linear_sum_assignment
 

@@ -120,3 +120,21 @@ def test_flow_refuses_mismatched_sizes_and_bad_params():
         FlowParams(win_size=1)
     with pytest.raises(InputError, match="fb_threshold"):
         FlowParams(fb_threshold=-1)
+
+
+def test_camera_motion_recovers_a_similarity_transform():
+    from simplepose.tracking.flow import estimate_camera_motion
+
+    big = _textured(480, 640, seed=4)
+    m = cv2.getRotationMatrix2D((320, 240), 2.0, 1.03)
+    m[:, 2] += [6.0, -4.0]
+    a = big[60:420, 80:560].copy()
+    # b is the view of the warped scene through the same window: its px = m(scene px) - offset
+    b = cv2.warpAffine(big, m, (640, 480), flags=cv2.INTER_LINEAR)[60:420, 80:560].copy()
+    got = estimate_camera_motion(FlowFrame.from_image(a), FlowFrame.from_image(b))
+    assert got is not None
+    pts = np.array([[50.0, 40.0], [400.0, 300.0], [240.0, 180.0]])
+    want = (pts + [80, 60]) @ m[:, :2].T + m[:, 2] - [80, 60]
+    np.testing.assert_allclose(pts @ got[:, :2].T + got[:, 2], want, atol=0.5)
+    blank = FlowFrame.from_image(np.zeros((100, 100), np.uint8))
+    assert estimate_camera_motion(blank, blank) is None

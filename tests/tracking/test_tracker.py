@@ -283,3 +283,21 @@ def test_realtime_refuses_a_frame_size_change():
     model = _FakeModel({0: []})
     with pytest.raises(InputError, match="frame 1 is 120x90"):
         list(track_frames(model, frames, realtime=True, sync=True))
+
+
+def test_lost_track_follows_the_camera_and_is_found_again():
+    # the camera pans 25 px per frame while the person is out of sight for 6 frames: without
+    # the camera motion the prediction stays behind; with it the old id comes back
+    def run(camera):
+        tracker = Tracker(raw(min_hits=1, max_age=20))
+        for f in range(5):
+            tracker.update([person(300, 200)], f)
+        for f in range(5, 11):
+            tracker.update([], f, camera=np.array([[1.0, 0, -25.0], [0, 1.0, 0]]) if camera else None)
+        return tracker.update([person(300 - 25 * 6, 200)], 11, camera=np.array([[1.0, 0, -25.0], [0, 1.0, 0]])
+                              if camera else None)
+
+    assert [p.track_id for p in run(camera=True)] == [1]
+    assert [p.track_id for p in run(camera=False)] != [1]
+    with pytest.raises(InputError, match="camera motion"):
+        Tracker().update([], 0, camera=np.eye(3))
