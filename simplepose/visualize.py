@@ -17,7 +17,7 @@ import numpy as np
 
 from .skeleton import COCO_SKELETON
 
-__all__ = ["LIMB_COLORS", "KEYPOINT_COLORS", "auto_thickness", "draw_people", "draw_hud"]
+__all__ = ["LIMB_COLORS", "KEYPOINT_COLORS", "auto_thickness", "track_color", "draw_people", "draw_hud"]
 
 LOG = logging.getLogger(__name__)
 
@@ -32,6 +32,13 @@ KEYPOINT_COLORS: tuple[tuple[int, int, int], ...] = tuple(
     (0, 220, 0) if k < 5 else ((255, 128, 0) if k % 2 == 1 else (0, 128, 255)) for k in range(17)
 )
 _BOX_COLOR = (60, 220, 60)
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A stable, saturated BGR colour for a track id (golden-ratio hue steps, so consecutive
+    ids get clearly different colours)."""
+    hue = int(180 * ((int(track_id) * 0.618033988749895) % 1.0))
+    return tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
 
 
 def auto_thickness(image_shape: Sequence[int]) -> int:
@@ -51,8 +58,13 @@ def draw_people(
     draw_boxes: bool = False,
     thickness: int | None = None,
     copy: bool = True,
+    color_tracks: bool = True,
 ) -> np.ndarray:
     """Draw skeletons (one colour per limb), keypoint dots and optionally boxes.
+
+    People with a ``track_id`` (:class:`~simplepose.tracking.TrackedPerson`) are drawn in
+    their track's colour (:func:`track_color`) with the id written above their head, so a
+    person keeps one colour over a video.
 
     Args:
         image: BGR uint8 (H, W, 3).
@@ -63,6 +75,7 @@ def draw_people(
         draw_boxes: also draw each person's box.
         thickness: limb width in px; None scales with the image size (:func:`auto_thickness`).
         copy: draw on a copy (default) or in place.
+        color_tracks: colour tracked people by track id and label them (False: limb colours).
 
     Returns:
         The annotated BGR uint8 image.
@@ -78,16 +91,31 @@ def draw_people(
         # limit coordinates so cv2 never sees huge values (it draws nothing useful there anyway)
         pts = np.clip(np.nan_to_num(kpts[:, :2]), -4 * max(h, w), 4 * max(h, w))
         ipts = np.round(pts).astype(np.int64)
+        track_id = getattr(person, "track_id", None) if color_tracks else None
+        own = track_color(track_id) if track_id is not None else None
         if draw_boxes and getattr(person, "box", None) is not None:
             x1, y1, x2, y2 = np.round(np.asarray(person.box, dtype=np.float64)).astype(int)
             if x2 > x1 or y2 > y1:
-                cv2.rectangle(canvas, (x1, y1), (x2, y2), _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
+                cv2.rectangle(canvas, (x1, y1), (x2, y2), own or _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
         for (a, b), color in zip(COCO_SKELETON, LIMB_COLORS):
             if ok[a] and ok[b]:
-                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), color, t, cv2.LINE_AA)
+                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), own or color, t, cv2.LINE_AA)
         for k in np.flatnonzero(ok):
             cv2.circle(canvas, tuple(map(int, ipts[k])), radius, KEYPOINT_COLORS[k], -1, cv2.LINE_AA)
+        if own is not None and ok.any():
+            _draw_label(canvas, str(int(track_id)), ipts[ok], own, t)
     return canvas
+
+
+def _draw_label(canvas: np.ndarray, text: str, pts: np.ndarray, color, thickness: int) -> None:
+    """The track id on a filled tag in the track's colour, above the person's top keypoint."""
+    scale = max(0.4, thickness * 0.25)
+    thick = max(1, thickness // 2)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x = int(np.clip(pts[:, 0].mean() - tw / 2, 0, max(canvas.shape[1] - tw - 4, 0)))
+    y = int(np.clip(pts[:, 1].min() - 6, th + base + 2, canvas.shape[0] - 1))
+    cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), color, -1)
+    cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
 
 
 def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool = False) -> np.ndarray:
