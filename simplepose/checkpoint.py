@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 
 from simplepose.errors import CheckpointError, InputError
 from simplepose.utils.io import atomic_path
+from simplepose.utils.state_dict import state_dict_diff
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,7 +36,6 @@ __all__ = [
     "load_state_dict_any",
     "read_metadata",
     "save_model",
-    "state_dict_diff",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -45,30 +45,6 @@ _RESERVED = ("simplepose_model", "model_kwargs", "format_version")
 # What safetensors raises for a bad header, truncated data or an unreadable file.
 _SAFETENSORS_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError)
 _PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".tar", ".bin", ".ckpt")
-
-
-def state_dict_diff(expected: Mapping, got: Mapping, limit: int = 12) -> str:
-    """One-line description of missing / unexpected keys and shape mismatches ('' when they match).
-
-    ``expected`` and ``got`` map keys to tensors (or anything with ``.shape``).
-    """
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
-    mismatched = [
-        f"{k} {tuple(got[k].shape)} != {tuple(expected[k].shape)}"
-        for k in expected
-        if k in got and tuple(got[k].shape) != tuple(expected[k].shape)
-    ]
-    parts = []
-    for title, items in (
-        ("missing", missing),
-        ("unexpected", unexpected),
-        ("shape mismatch", mismatched),
-    ):
-        if items:
-            more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{len(items)} {title}: {', '.join(items[:limit])}{more}")
-    return "; ".join(parts)
 
 
 def _build(model_name: str, model_kwargs: dict, device=None):

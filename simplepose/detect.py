@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from simplepose.errors import InputError
+from simplepose.utils.image import check_image
 
 LOG = logging.getLogger(__name__)
 
@@ -27,36 +28,6 @@ __all__ = ["PersonDetector", "letterbox"]
 _MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
 _STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
 _PAD_VALUE = 114
-
-
-def _check_image(image, where: str) -> np.ndarray:
-    """Validate one image and return it as (H, W, 3) uint8 BGR."""
-    if image is None:
-        raise InputError(f"{where}: image is None (cv2.imread returns None for unreadable files)")
-    if not isinstance(image, np.ndarray):
-        raise InputError(
-            f"{where}: image must be a numpy array (H, W, 3) BGR, got {type(image).__name__}"
-        )
-    if image.size == 0:
-        raise InputError(f"{where}: image is empty, shape {image.shape}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise InputError(
-            f"{where}: image must be (H, W, 3) BGR (or gray / BGRA), got shape {image.shape}"
-        )
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.dtype != np.uint8:
-        dt = image.dtype
-        if not np.issubdtype(dt, np.number) or np.issubdtype(dt, np.complexfloating):
-            raise InputError(f"{where}: image dtype {image.dtype} is not a real number type")
-        if not np.isfinite(image).all():
-            raise InputError(f"{where}: image contains NaN or inf")
-        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    return image
 
 
 def letterbox(image_bgr: np.ndarray, size: int = 320) -> tuple[np.ndarray, float]:
@@ -140,7 +111,7 @@ class PersonDetector:
 
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
         """One BGR image -> ((3, S, S) float32 normalised network input, resize ratio)."""
-        img = _check_image(image_bgr, "PersonDetector")
+        img = check_image(image_bgr, "PersonDetector")
         canvas, ratio = letterbox(img, self.input_size)
         x = (canvas.astype(np.float32) - _MEAN_BGR) / _STD_BGR
         return np.ascontiguousarray(x.transpose(2, 0, 1)), ratio

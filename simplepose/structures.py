@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import InputError
 
 __all__ = ["Person"]
 
@@ -39,11 +43,38 @@ class Person:
     def num_keypoints(self) -> int:
         return int((self.keypoints[:, 2] > 0).sum())
 
-    def to_coco(self, image_id: int) -> dict:
-        """COCO keypoint result record (category 1, 51 floats)."""
+    def to_coco(self, image_id: int, category_id: int = 1) -> dict:
+        """This person as a COCO keypoint result record; every writer of results uses it.
+
+        Args:
+            image_id: the COCO image id.
+            category_id: the person category id (1 in COCO).
+
+        Returns:
+            ``{"image_id", "category_id", "keypoints", "score"}`` in plain JSON types, the
+            keypoints as ``3 K`` floats ``x, y`` (original px) and score, rounded to 0.001.
+
+        Raises:
+            InputError: non-integer ids, keypoints that are not (K, 3), a non-finite keypoint
+                or score.
+        """
+        for name, value in (("image_id", image_id), ("category_id", category_id)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise InputError(f"Person.to_coco: {name} must be an integer, got {value!r}")
+        kps = np.asarray(self.keypoints, dtype=np.float64)
+        if kps.ndim != 2 or kps.shape[1] != 3:
+            raise InputError(
+                f"Person.to_coco: keypoints must be (K, 3) x, y, score, got {kps.shape}"
+            )
+        if not np.isfinite(kps).all():
+            bad = np.unique(np.nonzero(~np.isfinite(kps))[0]).tolist()
+            raise InputError(f"Person.to_coco: keypoints {bad} of image {image_id} are not finite")
+        score = float(self.score)
+        if not math.isfinite(score):
+            raise InputError(f"Person.to_coco: score of image {image_id} is not finite: {score}")
         return {
             "image_id": int(image_id),
-            "category_id": 1,
-            "keypoints": [round(float(v), 3) for v in self.keypoints.reshape(-1)],
-            "score": float(self.score),
+            "category_id": int(category_id),
+            "keypoints": [round(v, 3) for v in kps.ravel().tolist()],
+            "score": score,
         }

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .skeleton import COCO_SKELETON
+from .utils.image import check_image
 
 __all__ = ["LIMB_COLORS", "KEYPOINT_COLORS", "auto_thickness", "track_color", "draw_people", "draw_hud"]
 
@@ -44,11 +45,6 @@ def track_color(track_id: int) -> tuple[int, int, int]:
 def auto_thickness(image_shape: Sequence[int]) -> int:
     """Line width in px that scales with the image: 2 px at 640 px long side, at least 1."""
     return max(1, int(round(max(image_shape[:2]) / 320.0)))
-
-
-def _check(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be a BGR uint8 (H, W, 3) array, got {getattr(image, 'shape', None)}")
 
 
 def draw_people(
@@ -80,7 +76,7 @@ def draw_people(
     Returns:
         The annotated BGR uint8 image.
     """
-    _check(image)
+    image = check_image(image, "draw_people")
     canvas = image.copy() if copy else image
     t = int(thickness) if thickness else auto_thickness(image.shape)
     radius = max(2, t + 1)
@@ -126,7 +122,7 @@ def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool
         count: number of people shown.
         fps: frames per second to show; None leaves it out.
     """
-    _check(image)
+    image = check_image(image, "draw_hud")
     canvas = image.copy() if copy else image
     text = f"people: {int(count)}" + (f"  fps: {fps:.1f}" if fps is not None else "")
     scale = max(0.4, max(image.shape[:2]) / 1280.0)

@@ -235,19 +235,29 @@ def test_renderers_agree(sample_ann):
 
 
 # ----------------------------------------------------------------------------- masks
-def test_person_masks_rle_equals_person_masks(sample_ann):
-    from simplepose.data.bottomup_dataset import person_masks_rle
-    from simplepose.data.masks import person_masks
+def test_person_masks_equal_per_annotation_masks(sample_ann):
+    """The merged-RLE masks equal the plain recipe: every annotation decoded, OR-ed per group."""
+    from simplepose.data.masks import annotation_mask, person_masks
 
     for image_id in sample_ann.image_ids:
         h, w = sample_ann.image_size(image_id)
         anns = sample_ann.annotations_by_image[image_id]
-        ref_all, ref_miss = person_masks(anns, h, w)
-        got_all, got_miss = person_masks_rle(anns, h, w)
+        ref_all, unlabelled, labelled, crowd = (np.zeros((h, w), np.uint8) for _ in range(4))
+        for ann in anns:
+            m = annotation_mask(ann, h, w)
+            ref_all |= m
+            if ann.get("iscrowd", 0):
+                crowd |= m
+            elif ann.get("num_keypoints", 0) == 0:
+                unlabelled |= m
+            else:
+                labelled |= m
+        ref_miss = 1 - (unlabelled | (crowd & (1 - labelled)))
+        got_all, got_miss = person_masks(anns, h, w)
         np.testing.assert_array_equal(got_all, ref_all)
         np.testing.assert_array_equal(got_miss, ref_miss)
         assert got_all.dtype == got_miss.dtype == np.uint8
-    assert person_masks_rle([], 5, 7)[1].min() == 1
+    assert person_masks([], 5, 7)[1].min() == 1
 
 
 def test_masks_equal_full_size_warp(dataset):

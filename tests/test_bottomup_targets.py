@@ -5,7 +5,7 @@ import pytest
 
 from simplepose.codecs.bottomup import ABSENT, VISIBLE, OpenPosePafCodec, SimplePoseCodec, coco_to_internal
 from simplepose.codecs.render import render_keypoint_gaussians, render_limb_gaussians
-from simplepose.decode.geometry import BottomUpGeometry
+from simplepose.geometry import BottomUpGeometry
 from simplepose.skeleton import SIMPLEPOSE18
 
 from synthetic import PERSON
@@ -119,15 +119,6 @@ def test_simplepose_round_trip_real_people(sample_ann):
             d2 = ((np.stack([p.keypoints[:, :2] for p in decoded]) - t[:, :2]) ** 2).sum(-1)
             oks = np.exp(-d2 / (2 * g["area"] * (2 * COCO_SIGMAS) ** 2))[:, vis].mean(1)
             assert oks.max() > 0.9, (image_id, g["id"], oks.max())
-
-
-def test_geometry_frames_invert():
-    g = BottomUpGeometry.for_image(640, 427, box_size=512)
-    assert g.in_h == 512 and g.pad_w % 64 == 0 and g.pad_h % 64 == 0
-    pts = np.array([[0.0, 0.0], [639.0, 426.0], [123.4, 56.7]])
-    np.testing.assert_allclose(g.input_to_original(g.original_to_input(pts)), pts, atol=1e-9)
-    # heatmap cell centre 4i + 1.5 in input px
-    np.testing.assert_allclose(g.heatmap_to_original([[0.0, 0.0]]), g.input_to_original([[1.5, 1.5]]))
 
 
 def test_person_mask_channels(sample_ann):

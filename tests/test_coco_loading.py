@@ -9,8 +9,9 @@ import pytest
 
 from simplepose.data.coco import load_coco_keypoints, load_image, load_image_info
 from simplepose.errors import AnnotationError, InputError
-from simplepose.evaluation import load_results, make_result
+from simplepose.evaluation import load_results
 from simplepose.skeleton import COCO_KEYPOINTS
+from simplepose.structures import Person
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "coco_sample" / "annotations.json"
 
@@ -218,7 +219,7 @@ def test_load_image_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------- results files
-GOOD = make_result(40083, np.ones((17, 3)), 0.9)
+GOOD = Person.from_keypoints(np.ones((17, 3)), 0.9).to_coco(40083)
 
 BAD_RESULTS = {
     "invalid_json": ("[{", "not valid JSON"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simplepose.codecs.bottomup import OpenPosePafCodec, SimplePoseCodec, coco_to_internal
-from simplepose.decode.geometry import BottomUpGeometry
+from simplepose.geometry import BottomUpGeometry
 from simplepose.inference.bottomup import BottomUpPipeline, flip_channel_index
 from synthetic import PERSON
 
@@ -76,7 +76,8 @@ def test_pipeline_rejects_bad_images():
 
     spec = BottomUpSpec(SimplePoseCodec(), 1 / 255, 128.0, 64, lambda out: out)
     pipe = BottomUpPipeline(MapsModel(np.zeros((50, 2, 2), np.float32)), spec)
-    for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5), np.uint8), np.zeros((5, 5, 3), np.float32), None):
+    for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5, 2), np.uint8),
+                np.zeros((5, 5, 3), np.float32), None):
         with pytest.raises(InputError, match="image 0"):
             pipe.predict(bad)
     with pytest.raises(InputError, match="scales"):

@@ -1,4 +1,4 @@
-"""Top-down oracle (simplepose.oracle.topdown) and the evaluation loop (topdown_runner)."""
+"""Top-down oracle (simplepose.oracle.topdown) and the evaluation loop (evaluation.runner)."""
 
 import logging
 
@@ -9,7 +9,7 @@ from simplepose.codecs.topdown import build_codec
 from simplepose.data.boxes import gt_boxes, gt_instances
 from simplepose.errors import InputError
 from simplepose.evaluation.coco import evaluate_keypoints
-from simplepose.evaluation.topdown_runner import evaluate_topdown
+from simplepose.evaluation.runner import run_predictor
 from simplepose.inference.topdown import crop_affines
 from simplepose.oracle.topdown import (
     match_boxes_to_gt,
@@ -73,21 +73,15 @@ def test_oracle_with_detection_boxes(sample_ann):
     assert len(people) == 4
     assert people[-1].score == pytest.approx(0.6 * 0.5)  # empty maps: keypoint scores 0.5
     box_dict = {image_id: (boxes, np.array([0.9, 0.8, 0.7, 0.6]))}
-    run = evaluate_topdown(None, sample_ann, None, box_dict, progress=False)
-    assert run.image_ids == [image_id] and len(run.results) == 4
-    assert run.evaluate(sample_ann)["AP"] > 0.9
+    results = run_topdown_oracle(sample_ann, "mspn_256x192", boxes=box_dict)
+    assert {r["image_id"] for r in results} == {image_id} and len(results) == 4
+    assert evaluate_keypoints(sample_ann, results, image_ids=[image_id])["AP"] > 0.9
 
 
-def test_runner_oracle_matches_run_topdown_oracle(sample_ann):
-    codec = build_codec("cpn_256x192")
-    run = evaluate_topdown(None, sample_ann, None, "gt", codec=codec, progress=False)
-    assert run.results == run_topdown_oracle(sample_ann, codec)
-    assert run.image_ids == sorted(sample_ann.image_ids) and run.num_boxes == 9
-    assert run.evaluate(sample_ann)["AP"] == pytest.approx(1.0)
+class _StubPredictor:
+    """A top-down predictor that returns nothing; records what it was called with."""
 
-
-class _StubPipeline:
-    """Returns nothing; records what it was called with."""
+    mode = "topdown"
 
     def __init__(self):
         self.calls = []
@@ -102,18 +96,14 @@ def test_runner_bad_images(sample_ann, tmp_path, caplog):
     corrupt = sample_ann.image_path(40083, tmp_path)
     corrupt.write_bytes(b"not an image")
     boxes = gt_boxes(sample_ann)
-    with pytest.raises(InputError, match="image 40083"):
-        evaluate_topdown(_StubPipeline(), sample_ann, tmp_path, boxes, progress=False)
-    stub = _StubPipeline()
+    with pytest.raises(InputError, match="cannot be decoded"):
+        run_predictor(_StubPredictor(), sample_ann, tmp_path, boxes, progress=False)
+    stub = _StubPredictor()
     with caplog.at_level(logging.WARNING):
-        run = evaluate_topdown(stub, sample_ann, tmp_path, boxes, progress=False, skip_bad=True)
-    assert len(run.skipped) == 3 and stub.calls == []
-    assert run.image_ids == sorted(sample_ann.image_ids)  # still evaluated: counted as misses
-    assert any("skipped 3 of 3 images" in r.getMessage() for r in caplog.records)
-    with pytest.raises(InputError, match="not in"):
-        evaluate_topdown(stub, sample_ann, tmp_path, {12345: (np.zeros((0, 4)), np.zeros(0))})
-    with pytest.raises(InputError, match="images_dir"):
-        evaluate_topdown(stub, sample_ann, None, boxes)
+        results, bad = run_predictor(stub, sample_ann, tmp_path, boxes, skip_bad=True,
+                                     progress=False)
+    assert results == [] and len(bad) == 3 and stub.calls == []
+    assert any("3 image(s) could not be read" in r.getMessage() for r in caplog.records)
 
 
 def test_runner_reads_images(sample_ann, tmp_path):
@@ -122,9 +112,9 @@ def test_runner_reads_images(sample_ann, tmp_path):
     for image_id in sample_ann.image_ids:
         h, w = sample_ann.image_size(image_id)
         cv2.imwrite(str(sample_ann.image_path(image_id, tmp_path)), np.zeros((h, w, 3), np.uint8))
-    stub = _StubPipeline()
-    run = evaluate_topdown(stub, sample_ann, tmp_path, gt_boxes(sample_ann), progress=False)
-    assert sorted(n for _, n in stub.calls) == [2, 3, 4] and run.skipped == []
+    stub = _StubPredictor()
+    results, bad = run_predictor(stub, sample_ann, tmp_path, gt_boxes(sample_ann), progress=False)
+    assert sorted(n for _, n in stub.calls) == [2, 3, 4] and results == [] and bad == []
 
 
 @pytest.mark.slow

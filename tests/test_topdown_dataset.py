@@ -16,7 +16,8 @@ from simplepose.data.topdown_dataset import (
     TopDownDataset,
     TopDownSampleParams,
 )
-from simplepose.data.topdown_transforms import TopDownAugParams, apply_affine
+from simplepose.data.topdown_transforms import TopDownAugParams
+from simplepose.geometry import apply_affine
 from simplepose.skeleton import COCO_FLIP_INDEX
 
 

@@ -12,14 +12,12 @@ from simplepose.data.topdown_transforms import (
     get_affine_transform,
 )
 from simplepose.errors import InputError
-from simplepose.inference.topdown import (
+from simplepose.inference.topdown import TopDownPipeline, crop_affines, heatmaps_to_people
+from simplepose.inference.topdown_constants import (
     CPN_INPUT,
     MSPN_INPUT,
     TOPDOWN_TEST_PADDING,
-    TopDownPipeline,
-    crop_affines,
     default_padding,
-    heatmaps_to_people,
     select_heatmap,
 )
 
@@ -175,7 +173,7 @@ def test_predict_edge_cases_and_oks_nms():
     # a degenerate box is dropped (sanitize_boxes warns), not crashed on
     assert len(pipeline.predict(img, [[250, 150, 100, 120], [0, 0, 0, 10]], [1.0, 1.0])) == 1
     with pytest.raises(InputError):
-        pipeline.predict(img[..., 0], [[250, 150, 100, 120]])
+        pipeline.predict(img[..., :2], [[250, 150, 100, 120]])
     # two near-identical boxes give the same pose; OKS-NMS keeps the better-scored one
     boxes = [[250, 150, 100, 120], [251, 150, 100, 120]]
     assert len(pipeline.predict(img, boxes, [0.9, 0.8])) == 2

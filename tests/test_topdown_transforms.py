@@ -10,11 +10,9 @@ import pytest
 from simplepose.data.topdown_transforms import (
     CPN_TEST_PADDING,
     TopDownAugParams,
-    apply_affine,
     box_to_center_scale,
     get_affine_transform,
     half_body_center_scale,
-    invert_affine,
     sample_topdown_aug,
     sanitize_boxes,
     topdown_affine,
@@ -22,6 +20,7 @@ from simplepose.data.topdown_transforms import (
     warp_image,
 )
 from simplepose.errors import InputError
+from simplepose.geometry import apply_affine, invert_affine
 from simplepose.skeleton import COCO_FLIP_INDEX
 
 OUT = (192, 256)  # (W_in, H_in)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..decode.geometry import BottomUpGeometry
+from ..geometry import BottomUpGeometry
 from ..decode.grouping import group
 from ..decode.params import GroupingParams
 from ..errors import InputError

@@ -13,17 +13,13 @@ import math
 
 import numpy as np
 
+from ..geometry import cell_offset
+
 __all__ = [
-    "cell_offset",
     "render_keypoint_gaussians",
     "render_limb_gaussians",
     "render_pafs",
 ]
-
-
-def cell_offset(stride: int) -> float:
-    """Input-px coordinate of the centre of cell 0."""
-    return (stride - 1) / 2.0
 
 
 def _cell_range(lo: float, hi: float, stride: int, size: int) -> tuple[int, int]:

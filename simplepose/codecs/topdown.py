@@ -65,6 +65,7 @@ from simplepose.codecs.cv2_gaussian import (
     gaussian_kernel_1d,
 )
 from simplepose.errors import InputError
+from simplepose.geometry import apply_affine
 from simplepose.skeleton import COCO_FLIP_INDEX
 
 LOG = logging.getLogger(__name__)
@@ -353,7 +354,7 @@ class TopDownHeatmapCodec:
         scores = score_maps[np.arange(n * k), iy, ix].reshape(n, k)
         coords = self.cells_to_input(np.stack([x, y], axis=-1)).reshape(n, k, 2)
         if inverse_affine is not None:
-            coords = _apply_affine(coords, inverse_affine)
+            coords = apply_affine(coords, inverse_affine)
         return coords, scores
 
 
@@ -423,18 +424,6 @@ def _refine_clean(blurred: np.ndarray, shift: float, rtol: float) -> tuple[np.nd
 
     plateau = n_tied > 0
     return np.where(plateau, cx, sx), np.where(plateau, cy, sy)
-
-
-def _apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """(N, K, 2) points and (2, 3) or (N, 2, 3) affine matrices -> (N, K, 2)."""
-    mat = np.asarray(matrix, dtype=np.float64)
-    if mat.shape == (2, 3):
-        mat = np.broadcast_to(mat, (points.shape[0], 2, 3))
-    if mat.shape != (points.shape[0], 2, 3):
-        raise InputError(
-            f"inverse_affine must be (2, 3) or ({points.shape[0]}, 2, 3), got {mat.shape}"
-        )
-    return np.einsum("nij,nkj->nki", mat[:, :, :2], points) + mat[:, None, :, 2]
 
 
 # ---------------------------------------------------------------------- builders

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import torch
 
 from simplepose.errors import CheckpointError
+from simplepose.utils.state_dict import state_dict_diff
 
 __all__ = [
     "convert_simplepose",
@@ -202,21 +203,6 @@ def _expected_shapes_cached(kwargs_items: tuple) -> tuple:
     return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
-def _diff_report(missing, unexpected, mismatched, limit: int = 12) -> str:
-    parts = []
-    for title, items in (
-        ("missing", missing),
-        ("unexpected", unexpected),
-        ("shape mismatch", mismatched),
-    ):
-        if items:
-            shown = ", ".join(items[:limit]) + (
-                f", ... ({len(items) - limit} more)" if len(items) > limit else ""
-            )
-            parts.append(f"{len(items)} {title}: {shown}")
-    return "; ".join(parts)
-
-
 def convert_simplepose(sd) -> dict[str, torch.Tensor]:
     """Map an official SimplePose IMHN state dict onto :class:`~simplepose.models.imhn.IMHN` keys.
 
@@ -270,17 +256,8 @@ def convert_simplepose(sd) -> dict[str, torch.Tensor]:
     for key in expected:
         if key.endswith("num_batches_tracked") and key not in out:
             out[key] = torch.tensor(0, dtype=torch.long)
-    missing = [k for k in expected if k not in out]
-    unexpected = unknown + [k for k in out if k not in expected] + wrong_bottom
-    mismatched = [
-        f"{k} {tuple(out[k].shape)} != {expected[k]}"
-        for k in expected
-        if k in out and tuple(out[k].shape) != expected[k]
-    ]
-    if missing or unexpected or mismatched:
-        raise CheckpointError(
-            f"checkpoint does not match IMHN {kwargs}: "
-            + _diff_report(missing, unexpected, mismatched)
-        )
+    diff = state_dict_diff(expected, out, extra_unexpected=unknown + wrong_bottom)
+    if diff:
+        raise CheckpointError(f"checkpoint does not match IMHN {kwargs}: {diff}")
     LOG.info("converted %d SimplePose tensors to IMHN %s", len(out), kwargs)
     return {k: out[k] for k in expected}

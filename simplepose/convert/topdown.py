@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from simplepose.errors import CheckpointError
+from simplepose.utils.state_dict import state_dict_diff
 
 __all__ = ["convert_pytorch_cpn", "convert_mspn", "convert_rsn", "CPN_RENAMES"]
 
@@ -93,20 +94,9 @@ def _validate(sd: "OrderedDict[str, torch.Tensor]", model: nn.Module, source: st
     for k, v in expected.items():
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = torch.zeros((), dtype=v.dtype)
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in expected.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
-    if missing or unexpected or mismatched:
-        parts = [f"{source}: checkpoint does not match {what}"]
-        if missing:
-            parts.append(f"{len(missing)} missing keys: {_preview(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {_preview(unexpected)}")
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatches: " + "; ".join(mismatched[:8])
-                         + (f"; ... ({len(mismatched) - 8} more)" if len(mismatched) > 8 else ""))
-        raise CheckpointError("\n  ".join(parts))
+    diff = state_dict_diff(expected, sd)
+    if diff:
+        raise CheckpointError(f"{source}: checkpoint does not match {what}: {diff}")
     return OrderedDict((k, sd[k]) for k in expected)
 
 

@@ -48,15 +48,15 @@ from simplepose.codecs.bottomup import ABSENT, SimplePoseCodec, coco_to_internal
 from simplepose.codecs.render_numba import HAVE_NUMBA, encode_simplepose
 from simplepose.data.coco import load_image
 from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
-from simplepose.data.masks import annotation_mask
+from simplepose.data.masks import person_masks
 from simplepose.errors import InputError
+from simplepose.geometry import BottomUpGeometry, apply_affine
 
 __all__ = [
     "BottomUpAugParams",
     "BottomUpAugDraw",
     "BottomUpDataset",
     "select_main_persons",
-    "person_masks_rle",
     "bottomup_affine",
     "sample_bottomup_aug",
     "apply_tint",
@@ -211,65 +211,6 @@ def apply_tint(image: np.ndarray, tint: tuple[int, int, int]) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
 
 
-def person_masks_rle(anns: list[dict], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Same result as :func:`simplepose.data.masks.person_masks`, faster: the annotations'
-    RLEs are merged per group (all / crowd / unlabelled / labelled) with pycocotools and only
-    the unions are decoded, instead of decoding every annotation at full size.
-
-    Returns:
-        ``(mask_all, mask_miss)`` (H, W) uint8 0/1, original px.
-    """
-    from pycocotools import mask as mask_utils
-
-    groups: dict[str, list] = {"all": [], "crowd": [], "unlabelled": [], "labelled": []}
-    for ann in anns:
-        rle = _annotation_rle(ann, height, width)
-        groups["all"].append(rle)
-        if ann.get("iscrowd", 0):
-            groups["crowd"].append(rle)
-        elif ann.get("num_keypoints", 0) == 0:
-            groups["unlabelled"].append(rle)
-        else:
-            groups["labelled"].append(rle)
-
-    def union(name):
-        rles = groups[name]
-        if not rles:
-            return None
-        merged = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
-        return np.ascontiguousarray(mask_utils.decode(merged))
-
-    mask_all = union("all")
-    if mask_all is None:
-        mask_all = np.zeros((height, width), dtype=np.uint8)
-    crowd, unlabelled = union("crowd"), union("unlabelled")
-    miss = np.zeros((height, width), dtype=np.uint8) if unlabelled is None else unlabelled
-    if crowd is not None:
-        labelled = union("labelled")
-        miss = miss | (crowd if labelled is None else crowd & (1 - labelled))
-    return mask_all, (1 - miss).astype(np.uint8)
-
-
-def _annotation_rle(ann: dict, height: int, width: int):
-    """One annotation's segmentation as a single RLE (the branches of
-    :func:`simplepose.data.masks.annotation_mask`; its bbox fallback is encoded as is)."""
-    from pycocotools import mask as mask_utils
-
-    segm = ann.get("segmentation")
-    try:
-        if isinstance(segm, list) and segm:
-            polys = [p for p in segm if isinstance(p, list) and len(p) >= 6]
-            if polys:
-                return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-        elif isinstance(segm, dict) and "counts" in segm:
-            if isinstance(segm["counts"], list):
-                return mask_utils.frPyObjects(segm, height, width)
-            return segm
-    except (TypeError, ValueError):
-        pass  # annotation_mask raises the AnnotationError with the details
-    return mask_utils.encode(np.asfortranarray(annotation_mask(ann, height, width)))
-
-
 def _pack_bgra(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 + (H, W) uint8 -> (H, W, 4) uint8 (faster than ``np.dstack``)."""
     import cv2
@@ -412,8 +353,6 @@ class BottomUpDataset(EpochSeeded):
     # ------------------------------------------------------------------ geometry
     def geometry(self, index: int):
         """``crop='image'``: the inference geometry of the sample's image (SPEC 3.8)."""
-        from ..decode.geometry import BottomUpGeometry
-
         h, w = self.coco.image_size(self.samples[index][0])
         return BottomUpGeometry.for_image(w, h, box_size=self.input_size, stride=self.stride)
 
@@ -447,8 +386,7 @@ class BottomUpDataset(EpochSeeded):
         Joints outside the input are kept (the renderer clips them)."""
         image_id, _ = self.samples[index]
         joints = self.image_joints(image_id)
-        m = np.asarray(matrix, dtype=np.float64)
-        joints[..., :2] = joints[..., :2] @ m[:, :2].T + m[:, 2]
+        joints[..., :2] = apply_affine(joints[..., :2], matrix)
         unlabelled = joints[..., 2] >= ABSENT
         joints[..., :2][unlabelled] = 0.0
         if flip:
@@ -484,7 +422,7 @@ class BottomUpDataset(EpochSeeded):
         with self._stage("masks"):
             masks = self._mask_cache.get(key)
             if masks is None:
-                mask_all, mask_miss = person_masks_rle(
+                mask_all, mask_miss = person_masks(
                     self.coco.annotations_by_image[image_id], height, width)
                 miss = None
                 rows = np.flatnonzero(~mask_miss.all(axis=1))
@@ -523,7 +461,7 @@ class BottomUpDataset(EpochSeeded):
         ch, cw = crop.shape
         corners = np.array([[x0 - 1, y0 - 1], [x0 + cw, y0 - 1], [x0 - 1, y0 + ch],
                             [x0 + cw, y0 + ch]], dtype=np.float64)  # fmt: skip
-        pts = corners @ matrix[:, :2].T + matrix[:, 2]
+        pts = apply_affine(corners, matrix)
         lo = np.floor(pts.min(axis=0)) - 1
         hi = np.ceil(pts.max(axis=0)) + 2
         cx0, cy0 = (max(int(v) // st, 0) for v in lo)

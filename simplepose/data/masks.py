@@ -9,30 +9,42 @@ import numpy as np
 
 from ..errors import AnnotationError
 
-__all__ = ["annotation_mask", "person_masks"]
+__all__ = ["annotation_mask", "annotation_rle", "person_masks"]
 
 LOG = logging.getLogger(__name__)
 
 
-def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
-    """(H, W) uint8 0/1 mask of one annotation's ``segmentation`` (polygons, RLE or
-    uncompressed RLE); an annotation without segmentation falls back to its bbox."""
+def annotation_rle(ann: dict, height: int, width: int):
+    """One annotation's ``segmentation`` (polygons, RLE or uncompressed RLE) as a single
+    pycocotools RLE of an (H, W) image; an annotation without a usable segmentation falls
+    back to its bbox.
+
+    Raises:
+        AnnotationError: naming the annotation id, when pycocotools cannot read it.
+    """
     from pycocotools import mask as mask_utils
 
     segm = ann.get("segmentation")
     try:
         if isinstance(segm, list) and segm:
             polys = [p for p in segm if isinstance(p, list) and len(p) >= 6]
-            if not polys:
-                return _bbox_mask(ann, height, width)
-            rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+            if polys:
+                return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
         elif isinstance(segm, dict) and "counts" in segm:
-            rle = mask_utils.frPyObjects(segm, height, width) if isinstance(segm["counts"], list) else segm
-        else:
-            return _bbox_mask(ann, height, width)
-        return mask_utils.decode(rle).astype(np.uint8)
+            if isinstance(segm["counts"], list):
+                return mask_utils.frPyObjects(segm, height, width)
+            mask_utils.area(segm)  # checks a compressed RLE without decoding it
+            return segm
     except (TypeError, ValueError) as exc:
         raise AnnotationError(f"annotation id {ann.get('id')}: unreadable segmentation ({exc})") from exc
+    return mask_utils.encode(np.asfortranarray(_bbox_mask(ann, height, width)))
+
+
+def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """(H, W) uint8 0/1 mask of one annotation (:func:`annotation_rle` decoded)."""
+    from pycocotools import mask as mask_utils
+
+    return np.ascontiguousarray(mask_utils.decode(annotation_rle(ann, height, width)), np.uint8)
 
 
 def _bbox_mask(ann: dict, height: int, width: int) -> np.ndarray:
@@ -47,7 +59,10 @@ def _bbox_mask(ann: dict, height: int, width: int) -> np.ndarray:
 
 
 def person_masks(anns: list[dict], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of one image.
+    """Masks of one image, original px.
+
+    The annotations' RLEs are merged per group (all / crowd / unlabelled / labelled) with
+    pycocotools and only the unions are decoded, instead of every annotation at full size.
 
     Returns:
         mask_all: (H, W) uint8, 1 on every person including crowd regions.
@@ -55,18 +70,32 @@ def person_masks(anns: list[dict], height: int, width: int) -> tuple[np.ndarray,
             without labelled keypoints, and crowd regions minus labelled persons' masks.
             Unlike the reference, any number of crowd annotations is supported.
     """
-    mask_all = np.zeros((height, width), dtype=np.uint8)
-    unlabelled = np.zeros((height, width), dtype=np.uint8)
-    labelled = np.zeros((height, width), dtype=np.uint8)
-    crowd = np.zeros((height, width), dtype=np.uint8)
+    from pycocotools import mask as mask_utils
+
+    groups: dict[str, list] = {"all": [], "crowd": [], "unlabelled": [], "labelled": []}
     for ann in anns:
-        m = annotation_mask(ann, height, width)
-        mask_all |= m
+        rle = annotation_rle(ann, height, width)
+        groups["all"].append(rle)
         if ann.get("iscrowd", 0):
-            crowd |= m
+            groups["crowd"].append(rle)
         elif ann.get("num_keypoints", 0) == 0:
-            unlabelled |= m
+            groups["unlabelled"].append(rle)
         else:
-            labelled |= m
-    miss = unlabelled | (crowd & (1 - labelled))
+            groups["labelled"].append(rle)
+
+    def union(name):
+        rles = groups[name]
+        if not rles:
+            return None
+        merged = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
+        return np.ascontiguousarray(mask_utils.decode(merged))
+
+    mask_all = union("all")
+    if mask_all is None:
+        mask_all = np.zeros((height, width), dtype=np.uint8)
+    crowd, unlabelled = union("crowd"), union("unlabelled")
+    miss = np.zeros((height, width), dtype=np.uint8) if unlabelled is None else unlabelled
+    if crowd is not None:
+        labelled = union("labelled")
+        miss = miss | (crowd if labelled is None else crowd & (1 - labelled))
     return mask_all, (1 - miss).astype(np.uint8)

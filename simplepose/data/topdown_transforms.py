@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simplepose.errors import InputError
+from simplepose.geometry import apply_affine, compose_affine, float_array, hflip_matrix, invert_affine
 
 LOG = logging.getLogger(__name__)
 
@@ -34,10 +35,6 @@ __all__ = [
     "box_to_center_scale",
     "fix_aspect_ratio",
     "get_affine_transform",
-    "invert_affine",
-    "compose_affine",
-    "hflip_matrix",
-    "apply_affine",
     "warp_image",
     "half_body_center_scale",
     "TopDownAugParams",
@@ -53,19 +50,12 @@ CPN_TEST_PADDING = (1.2, 1.3)  # SPEC 4.1: 0.1 / 0.15 of the box added on every 
 UPPER_BODY_IDS = tuple(range(13))  # COCO 0..12; hips count as upper body (SPEC 5.1)
 
 
-def _as_float_array(x, name: str, last: int | None = None) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if last is not None and (a.ndim == 0 or a.shape[-1] != last):
-        raise InputError(f"{name} must have a last axis of size {last}, got shape {a.shape}")
-    return a
-
-
 def fix_aspect_ratio(scale: np.ndarray, aspect_ratio: float) -> np.ndarray:
     """Enlarge the short side so that ``s_w / s_h == aspect_ratio`` (= W_in / H_in).
 
     ``scale``: (..., 2) (s_w, s_h) in original px. Returns a new (..., 2) array.
     """
-    s = _as_float_array(scale, "scale", 2).copy()
+    s = float_array(scale, "scale", 2).copy()
     wide = s[..., 0] > aspect_ratio * s[..., 1]
     s[..., 1] = np.where(wide, s[..., 0] / aspect_ratio, s[..., 1])
     s[..., 0] = np.where(wide, s[..., 0], s[..., 1] * aspect_ratio)
@@ -90,7 +80,7 @@ def box_to_center_scale(
         centers: (N, 2) or (2,) ``(c_x, c_y)`` in original px (the box centre ``x + w / 2``).
         scales: (N, 2) or (2,) ``(s_w, s_h)`` in original px, ``s_w / s_h == aspect_ratio``.
     """
-    b = _as_float_array(boxes_xywh, "boxes_xywh", 4)
+    b = float_array(boxes_xywh, "boxes_xywh", 4)
     pad = np.broadcast_to(np.asarray(padding, dtype=np.float64), (2,))
     centers = np.stack([b[..., 0] + b[..., 2] / 2.0, b[..., 1] + b[..., 3] / 2.0], axis=-1)
     scales = fix_aspect_ratio(b[..., 2:4] * pad, aspect_ratio)
@@ -116,7 +106,7 @@ def get_affine_transform(center, scale, rot: float, output_size, inv: bool = Fal
     Returns:
         (2, 3) float64 matrix ``M`` with ``[x_in, y_in] = M @ [x, y, 1]`` (or the inverse).
     """
-    c = _as_float_array(center, "center", 2)
+    c = float_array(center, "center", 2)
     s = np.asarray(scale, dtype=np.float64).reshape(-1)
     w_out, h_out = (float(v) for v in output_size)
     src_w = float(s[0])
@@ -133,54 +123,6 @@ def get_affine_transform(center, scale, rot: float, output_size, inv: bool = Fal
     t = np.array([w_out / 2.0, h_out / 2.0]) - a @ c
     m = np.concatenate([a, t[:, None]], axis=1)
     return invert_affine(m) if inv else m
-
-
-def invert_affine(matrix) -> np.ndarray:
-    """Inverse of a (2, 3) (or (N, 2, 3)) affine matrix."""
-    m = _as_float_array(matrix, "matrix", 3)
-    if m.shape[-2:] != (2, 3):
-        raise InputError(f"affine matrix must be (..., 2, 3), got {m.shape}")
-    a = m[..., :2]
-    det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
-    if np.any(np.abs(det) < 1e-300):
-        raise InputError("affine matrix is singular")
-    ainv = np.stack(
-        [np.stack([a[..., 1, 1], -a[..., 0, 1]], -1), np.stack([-a[..., 1, 0], a[..., 0, 0]], -1)],
-        axis=-2,
-    ) / det[..., None, None]
-    t = -np.einsum("...ij,...j->...i", ainv, m[..., 2])
-    return np.concatenate([ainv, t[..., None]], axis=-1)
-
-
-def compose_affine(outer, inner) -> np.ndarray:
-    """(2, 3) matrix of ``outer(inner(p))``."""
-    o = _as_float_array(outer, "outer", 3)
-    i = _as_float_array(inner, "inner", 3)
-    a = o[:, :2] @ i[:, :2]
-    t = o[:, :2] @ i[:, 2] + o[:, 2]
-    return np.concatenate([a, t[:, None]], axis=1)
-
-
-def hflip_matrix(image_width: int) -> np.ndarray:
-    """(2, 3) horizontal flip of an image ``image_width`` px wide: ``x' = W - 1 - x``."""
-    return np.array([[-1.0, 0.0, image_width - 1.0], [0.0, 1.0, 0.0]])
-
-
-def apply_affine(points, matrix) -> np.ndarray:
-    """Apply a (2, 3) affine to (..., 2) points; (N, 2, 3) matrices apply per leading index.
-
-    Returns (..., 2) float64 points in the matrix's destination frame. Non-finite points stay
-    non-finite.
-    """
-    p = _as_float_array(points, "points", 2)
-    m = _as_float_array(matrix, "matrix", 3)
-    if m.shape == (2, 3):
-        return p @ m[:, :2].T + m[:, 2]
-    if m.ndim == 3 and m.shape[1:] == (2, 3) and p.ndim >= 2 and p.shape[0] == m.shape[0]:
-        flat = p.reshape(p.shape[0], -1, 2)
-        out = np.einsum("nij,nkj->nki", m[:, :, :2], flat) + m[:, None, :, 2]
-        return out.reshape(p.shape)
-    raise InputError(f"apply_affine: matrix {m.shape} does not fit points {p.shape}")
 
 
 def warp_image(
@@ -236,7 +178,7 @@ def half_body_center_scale(
         scale = their bounding box, randomly extended by ``1 + U * x_ext`` / ``1 + U * y_ext``
         and aspect-fixed), or ``None`` when fewer than ``min_keypoints`` are available.
     """
-    kp = _as_float_array(keypoints, "keypoints", 2)
+    kp = float_array(keypoints, "keypoints", 2)
     vis = np.asarray(visible).reshape(-1)
     labelled = (vis > 0) & np.isfinite(kp).all(axis=1)
     upper_mask = np.zeros(kp.shape[0], dtype=bool)
@@ -300,8 +242,8 @@ def topdown_affine(
     ``W - 1 - c_x`` (as MSPN does) equals this matrix applied to the unmirrored image. The
     caller must still swap the L/R keypoint channels (:func:`transform_keypoints` does).
     """
-    c = _as_float_array(center, "center", 2)
-    s = _as_float_array(scale, "scale", 2) * params.scale_mult
+    c = float_array(center, "center", 2)
+    s = float_array(scale, "scale", 2) * params.scale_mult
     if params.flip:
         cf = np.array([image_width - 1.0 - c[0], c[1]])
         crop = get_affine_transform(cf, s, params.rotation, output_size)

@@ -1,5 +1,4 @@
-"""COCO keypoint evaluation: results files, the pycocotools COCOeval wrapper, and pose /
-box NMS (SPEC 1.2-1.3).
+"""COCO keypoint evaluation: results files and the pycocotools COCOeval wrapper (SPEC 1.2).
 
 Importing this package does not import pycocotools; :func:`evaluate_keypoints` does.
 """
@@ -10,10 +9,8 @@ from simplepose.evaluation.coco import (
     evaluate_keypoints,
     format_metrics_table,
     load_results,
-    make_result,
     write_results,
 )
-from simplepose.evaluation.nms import box_iou, oks_iou, oks_nms, soft_nms, soft_oks_nms
 
 __all__ = [
     "STAT_NAMES",
@@ -21,11 +18,5 @@ __all__ = [
     "evaluate_keypoints",
     "format_metrics_table",
     "load_results",
-    "make_result",
     "write_results",
-    "box_iou",
-    "oks_iou",
-    "oks_nms",
-    "soft_nms",
-    "soft_oks_nms",
 ]

@@ -2,7 +2,8 @@
 
 A results file is a JSON list of records
 ``{"image_id": int, "category_id": 1, "keypoints": [x1, y1, v1, ..., x17, y17, v17],
-"score": float}`` with keypoints in original-image pixels. The evaluator ignores the ``v``
+"score": float}`` with keypoints in original-image pixels (K triplets for an annotation file
+of another layout, e.g. 14 for CrowdPose; the OKS sigmas are then the layout's). The evaluator ignores the ``v``
 values and keeps, per image, the 20 highest-scoring records (``maxDets = 20``).
 
 :func:`evaluate_keypoints` runs pycocotools' ``COCOeval(..., "keypoints")`` on indexes
@@ -27,17 +28,15 @@ import numpy as np
 
 from simplepose.data.coco import NUM_KEYPOINTS, CocoKeypoints, load_coco_keypoints
 from simplepose.errors import AnnotationError, InputError
-from simplepose.utils.io import atomic_write_json
-from simplepose.utils.io import read_json
+from simplepose.utils.io import atomic_write_json, read_json
 
 __all__ = [
     "STAT_NAMES",
     "KeypointMetrics",
-    "make_result",
-    "write_results",
-    "load_results",
     "evaluate_keypoints",
     "format_metrics_table",
+    "load_results",
+    "write_results",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class KeypointMetrics:
 
 
 # ----------------------------------------------------------------------- result records
-def _record_problem(rec) -> str | None:
+def _record_problem(rec, num_keypoints: int = NUM_KEYPOINTS) -> str | None:
     """What is wrong with one result record, or None when it is valid."""
     if not isinstance(rec, Mapping):
         return f"must be an object, got {type(rec).__name__}"
@@ -93,11 +92,16 @@ def _record_problem(rec) -> str | None:
         kps = kps.ravel().tolist()
     if not isinstance(kps, Sequence) or isinstance(kps, (str, bytes)):
         return (
-            f"'keypoints' must be a list of {3 * NUM_KEYPOINTS} numbers, "
+            f"'keypoints' must be a list of {3 * num_keypoints} numbers, "
             f"got {type(kps).__name__}"
         )
-    if len(kps) != 3 * NUM_KEYPOINTS:
-        return f"'keypoints' must hold {3 * NUM_KEYPOINTS} numbers (17 x, y, v), got {len(kps)}"
+    if len(kps) != 3 * num_keypoints:
+        got = len(kps)
+        hint = f" ({got // 3} keypoints)" if got % 3 == 0 else ""
+        return (
+            f"'keypoints' must hold {3 * num_keypoints} numbers ({num_keypoints} x, y, v), "
+            f"got {got}{hint}"
+        )
     # Fast path for plain ints and floats (what json.load gives); the loop below names
     # the offending value and also accepts numpy scalars.
     plain = set(map(type, kps)) <= _PLAIN_NUMBER_TYPES and all(map(math.isfinite, kps))
@@ -128,7 +132,9 @@ def _plain_record(rec: Mapping) -> dict:
     }
 
 
-def _check_result_list(results, source: str | None) -> list[dict]:
+def _check_result_list(
+    results, source: str | None, num_keypoints: int = NUM_KEYPOINTS
+) -> list[dict]:
     """Validate a list of records; return plain copies of their four standard keys.
 
     ``source`` is the file name for records read from disk (AnnotationError) or None for
@@ -140,7 +146,7 @@ def _check_result_list(results, source: str | None) -> list[dict]:
         raise exc(f"{where}: must be a list of result records, got {type(results).__name__}")
     out = []
     for i, rec in enumerate(results):
-        problem = _record_problem(rec)
+        problem = _record_problem(rec, num_keypoints)
         if problem is not None:
             if source:
                 raise AnnotationError(f"results file {source}: record {i}: {problem}")
@@ -149,49 +155,7 @@ def _check_result_list(results, source: str | None) -> list[dict]:
     return out
 
 
-def make_result(image_id: int, keypoints, score: float, category_id: int = 1) -> dict:
-    """One COCO keypoint result record.
-
-    Args:
-        image_id: the COCO image id.
-        keypoints: (17, 3) array-like of ``(x, y, v)`` in original-image pixels (v is
-            written as given; the evaluator ignores it).
-        score: the person's confidence; COCOeval ranks by it.
-        category_id: the person category id (1 in COCO).
-
-    Returns:
-        ``{"image_id", "category_id", "keypoints" (51 floats), "score"}``.
-
-    Raises:
-        InputError: wrong keypoint shape, non-finite keypoints or score, non-integer ids.
-    """
-    for name, value in (("image_id", image_id), ("category_id", category_id)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise InputError(f"make_result: {name} must be an integer, got {value!r}")
-    try:
-        kps = np.asarray(keypoints, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"make_result: keypoints are not numeric: {exc}") from exc
-    if kps.shape != (NUM_KEYPOINTS, 3):
-        raise InputError(
-            f"make_result: keypoints must have shape (17, 3) (x, y, v), got {kps.shape}"
-        )
-    if not np.isfinite(kps).all():
-        bad = np.unique(np.nonzero(~np.isfinite(kps))[0]).tolist()
-        raise InputError(f"make_result: keypoints {bad} of image {image_id} are not finite")
-    if isinstance(score, bool) or not isinstance(score, numbers.Real):
-        raise InputError(f"make_result: score must be a number, got {score!r}")
-    if not math.isfinite(score):
-        raise InputError(f"make_result: score of image {image_id} is not finite: {score!r}")
-    return {
-        "image_id": int(image_id),
-        "category_id": int(category_id),
-        "keypoints": kps.ravel().tolist(),
-        "score": float(score),
-    }
-
-
-def write_results(results, path) -> None:
+def write_results(results, path, num_keypoints: int = NUM_KEYPOINTS) -> None:
     """Write result records to a JSON file atomically (temp file, fsync, rename).
 
     Records are validated first and written with their four standard keys as plain JSON
@@ -201,12 +165,12 @@ def write_results(results, path) -> None:
         InputError: a record is malformed (the message gives its index).
         FileNotFoundError: the destination folder does not exist.
     """
-    plain = _check_result_list(results, None)
+    plain = _check_result_list(results, None, num_keypoints)
     atomic_write_json(path, plain)
     LOG.info("wrote %d keypoint results to %s", len(plain), path)
 
 
-def load_results(path) -> list[dict]:
+def load_results(path, num_keypoints: int = NUM_KEYPOINTS) -> list[dict]:
     """Read and validate a COCO keypoint results file.
 
     Returns:
@@ -221,7 +185,7 @@ def load_results(path) -> list[dict]:
     """
     path = Path(path)
     data = read_json(path, "results")
-    return _check_result_list(data, str(path))
+    return _check_result_list(data, str(path), num_keypoints)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -257,8 +221,8 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
 
     Args:
         ann: the ground truth: a :class:`CocoKeypoints` or a path to an annotation file.
-        results: a list of result records (see :func:`make_result`) or a path to a
-            results file. Only ``image_id``, ``category_id``, ``keypoints`` and ``score``
+        results: a list of result records (as :meth:`simplepose.structures.Person.to_coco`
+            writes them) or a path to a results file. Only ``image_id``, ``category_id``, ``keypoints`` and ``score``
             are passed on, so an extra ``bbox`` key cannot make pycocotools treat the
             records as box results.
         image_ids: the images to evaluate (default: every image of ``ann``). Records of
@@ -280,10 +244,16 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
 
     if not isinstance(ann, CocoKeypoints):
         ann = load_coco_keypoints(ann)
-    if isinstance(results, (str, Path)):
-        records = load_results(results)
-    else:
-        records = _check_result_list(results, None)
+    k = ann.layout.num_keypoints
+    try:
+        if isinstance(results, (str, Path)):
+            records = load_results(results, k)
+        else:
+            records = _check_result_list(results, None, k)
+    except (AnnotationError, InputError) as exc:
+        if ann.layout.name == "coco17":
+            raise
+        raise type(exc)(f"{exc} (the {ann.layout.name} layout of {ann.source})") from None
 
     ids = _select_image_ids(ann, image_ids)
     id_set = set(ids)
@@ -327,6 +297,7 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
                  "categories": gt_dataset["categories"]}
             )
         coco_eval = COCOeval(coco_gt, coco_dt, "keypoints")
+        coco_eval.params.kpt_oks_sigmas = ann.layout.sigmas_array
         coco_eval.params.imgIds = ids
         coco_eval.params.catIds = [person_id]
         coco_eval.evaluate()

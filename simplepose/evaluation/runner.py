@@ -131,7 +131,7 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
 
 def gather_results(results: list, bad: list) -> tuple[list, list]:
     """All ranks' results on every rank (identity outside torch.distributed)."""
-    from ..engine import dist
+    from .. import dist
 
     if not dist.is_dist():
         return results, bad

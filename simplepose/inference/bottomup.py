@@ -11,19 +11,20 @@ peaks are refined to sub-cell precision there.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from ..codecs.bottomup import OpenPosePafCodec, SimplePoseCodec
-from ..decode.geometry import BottomUpGeometry
+from ..geometry import BottomUpGeometry
 from ..decode.params import GroupingParams
 from ..errors import InputError
 from ..structures import Person
+from ..utils.image import check_image
 
-__all__ = ["BottomUpSpec", "BOTTOMUP_SPECS", "BottomUpPipeline", "flip_channel_index"]
+__all__ = ["BOTTOMUP_SPECS", "BottomUpPipeline", "BottomUpSpec", "flip_channel_index"]
 
 LOG = logging.getLogger(__name__)
 
@@ -184,8 +185,7 @@ class BottomUpPipeline:
         return self.maps_batch([image])[0]
 
     def maps_batch(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, BottomUpGeometry]]:
-        for i, im in enumerate(images):
-            _check_image(im, i)
+        images = [check_image(im, f"image {i}") for i, im in enumerate(images)]
         out: list = [None] * len(images)
         # images of one size share every geometry: run them as one batch
         groups: dict[tuple, list[int]] = {}
@@ -208,11 +208,3 @@ class BottomUpPipeline:
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         return [self.spec.codec.decode(m, g, self.params) for m, g in self.maps_batch(images)]
-
-
-def _check_image(image, index: int) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        desc = f"shape {getattr(image, 'shape', None)} dtype {getattr(image, 'dtype', None)}"
-        raise InputError(f"image {index} must be a BGR uint8 (H, W, 3) array, got {desc}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"image {index} is empty (shape {image.shape})")

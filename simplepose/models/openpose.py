@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simplepose.errors import CheckpointError, InputError
+from simplepose.utils.state_dict import state_dict_diff
 
 __all__ = [
     "NUM_HEATMAPS",
@@ -308,10 +309,10 @@ def load_openpose_weights(model: OpenPoseMobileNetThin, path) -> dict[str, str]:
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not iterable)
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read safetensors file {path}: {exc}") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path} does not match OpenPoseMobileNetThin: {exc}") from exc
+    diff = state_dict_diff(model.state_dict(), state)
+    if diff:
+        raise CheckpointError(f"{path} does not match OpenPoseMobileNetThin: {diff}")
+    model.load_state_dict(state, strict=True)
     LOG.info("loaded %d tensors from %s", len(state), path)
     return metadata
 

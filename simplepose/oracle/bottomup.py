@@ -14,7 +14,7 @@ import numpy as np
 from ..codecs.bottomup import SimplePoseCodec, coco_to_internal
 from ..data.coco import CocoKeypoints
 from ..data.masks import person_masks
-from ..decode.geometry import BottomUpGeometry
+from ..geometry import BottomUpGeometry
 from ..decode.params import GroupingParams
 from ..structures import Person
 

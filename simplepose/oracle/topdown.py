@@ -25,9 +25,9 @@ import numpy as np
 from ..codecs.topdown import TopDownHeatmapCodec, build_codec
 from ..data.boxes import gt_boxes, gt_instances
 from ..data.coco import CocoKeypoints
-from ..data.topdown_transforms import apply_affine
 from ..errors import InputError
-from ..inference.topdown import boxes_xywh_to_xyxy, crop_affines, heatmaps_to_people
+from ..geometry import apply_affine, box_iou, xywh_to_xyxy
+from ..inference.topdown import crop_affines, heatmaps_to_people
 from ..structures import Person
 
 __all__ = ["render_topdown_targets", "oracle_people", "run_topdown_oracle", "match_boxes_to_gt"]
@@ -72,18 +72,6 @@ def render_topdown_targets(
     return maps, fmaps
 
 
-def _box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4), (M, 4) ``(x, y, w, h)`` -> (N, M) IoU."""
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    iw, ih = np.clip(iw, 0, None), np.clip(ih, 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def match_boxes_to_gt(boxes_xywh, gt_xywh, min_iou: float = 0.5) -> np.ndarray:
     """For each box, the index of the GT box with the highest IoU (>= ``min_iou``), else -1.
 
@@ -94,7 +82,7 @@ def match_boxes_to_gt(boxes_xywh, gt_xywh, min_iou: float = 0.5) -> np.ndarray:
     g = np.asarray(gt_xywh, dtype=np.float64).reshape(-1, 4)
     if b.shape[0] == 0 or g.shape[0] == 0:
         return np.full(b.shape[0], -1, dtype=np.int64)
-    iou = _box_iou_xywh(b, g)
+    iou = box_iou(xywh_to_xyxy(b), xywh_to_xyxy(g))
     best = iou.argmax(axis=1)
     return np.where(iou[np.arange(b.shape[0]), best] >= min_iou, best, -1).astype(np.int64)
 
@@ -140,7 +128,7 @@ def oracle_people(
     kp_in = people_kp.copy()
     kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], mats)
     maps, fmaps = render_topdown_targets(codec, kp_in, flip, reference_flip)
-    return heatmaps_to_people(codec, maps, invs, boxes_xywh_to_xyxy(boxes), scores, fmaps)
+    return heatmaps_to_people(codec, maps, invs, xywh_to_xyxy(boxes), scores, fmaps)
 
 
 def run_topdown_oracle(

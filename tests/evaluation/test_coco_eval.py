@@ -18,9 +18,9 @@ from simplepose.evaluation import (
     evaluate_keypoints,
     format_metrics_table,
     load_results,
-    make_result,
     write_results,
 )
+from simplepose.structures import Person
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "tests" / "data" / "coco_sample" / "annotations.json"
@@ -29,6 +29,12 @@ SHARED_VAL = (
     / "person_keypoints_val2017_subset.json"
 )
 EXPECTED_KEYS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def make_result(image_id, keypoints, score, category_id=1):
+    """One result record, written as every results writer does (:meth:`Person.to_coco`)."""
+    person = Person(keypoints=np.asarray(keypoints), score=score, box=np.zeros(4))
+    return person.to_coco(image_id, category_id=category_id)
 
 
 def _gt_results(coco, score=1.0):
@@ -187,7 +193,7 @@ def test_evaluation_does_not_mutate_inputs(sample):
     assert sample.annotations == before_ann
 
 
-def test_make_result_record_and_validation():
+def test_person_to_coco_record_and_validation():
     kps = np.arange(51, dtype=np.float32).reshape(17, 3)
     rec = make_result(np.int64(7), kps, np.float32(0.5))
     assert rec == {
@@ -198,7 +204,7 @@ def test_make_result_record_and_validation():
     }
     assert type(rec["image_id"]) is int and type(rec["score"]) is float
     json.dumps(rec)  # plain JSON types only
-    with pytest.raises(InputError, match=r"\(17, 3\)"):
+    with pytest.raises(InputError, match=r"\(K, 3\)"):
         make_result(1, np.zeros((17, 2)), 1.0)
     bad = np.zeros((17, 3))
     bad[4, 0] = np.nan
