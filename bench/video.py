@@ -141,9 +141,9 @@ def coco_ground_truth(sequences, person_category, folder):
 
 
 def ap_of(gt, outputs) -> float:
-    from simplepose.evaluation.coco import evaluate_keypoints, make_result
+    from simplepose.evaluation.coco import evaluate_keypoints
 
-    records = [make_result(s * 100000 + t + 1, p.keypoints, float(p.score))
+    records = [p.to_coco(s * 100000 + t + 1)
                for s, frames in enumerate(outputs) for t, people in enumerate(frames) for p in people]
     return float(evaluate_keypoints(gt, records)["AP"])
 

@@ -10,7 +10,7 @@ Pure numpy + OpenCV (no torch), so rendering can run in a worker thread beside i
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from .skeleton import COCO_SKELETON
 from .utils.image import check_image
 
-__all__ = ["LIMB_COLORS", "KEYPOINT_COLORS", "auto_thickness", "track_color", "draw_people", "draw_hud"]
+__all__ = ["KEYPOINT_COLORS", "LIMB_COLORS", "auto_thickness", "draw_hud", "draw_people", "track_color"]
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def track_color(track_id: int) -> tuple[int, int, int]:
 
 def auto_thickness(image_shape: Sequence[int]) -> int:
     """Line width in px that scales with the image: 2 px at 640 px long side, at least 1."""
-    return max(1, int(round(max(image_shape[:2]) / 320.0)))
+    return max(1, round(max(image_shape[:2]) / 320.0))
 
 
 def draw_people(
@@ -126,9 +126,9 @@ def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool
     canvas = image.copy() if copy else image
     text = f"people: {int(count)}" + (f"  fps: {fps:.1f}" if fps is not None else "")
     scale = max(0.4, max(image.shape[:2]) / 1280.0)
-    thick = max(1, int(round(scale * 2)))
+    thick = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(3, int(round(6 * scale)))
+    pad = max(3, round(6 * scale))
     x2, y2 = min(tw + 2 * pad, image.shape[1]), min(th + base + 2 * pad, image.shape[0])
     roi = canvas[:y2, :x2]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken for contrast

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..evaluation.nms import oks_iou
+from ..decode.nms import oks_iou
 
 __all__ = [
     "SyntheticSequence",

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ..decode.nms import oks_iou
 from ..errors import InputError
-from ..evaluation.nms import box_iou, oks_iou
+from ..geometry import apply_affine, box_iou
 from ..structures import Person
 from .smoothing import OneEuroFilter, OneEuroParams
 
@@ -214,17 +215,17 @@ class _Track:
 
     def warp(self, m: np.ndarray) -> None:
         """Apply a camera motion: (2, 3) affine from the previous frame's px to this frame's."""
-        a, b = m[:, :2], m[:, 2]
+        linear = np.column_stack([m[:, :2], np.zeros(2)])  # velocities: no translation
         for arr in (self.kpts, self.raw):
             on = arr[:, 2] > 0
-            arr[on, :2] = arr[on, :2] @ a.T + b
+            arr[on, :2] = apply_affine(arr[on, :2], m)
         x1, y1, x2, y2 = self.box
-        corners = np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]]) @ a.T + b
+        corners = apply_affine(np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]]), m)
         self.box = np.concatenate([corners.min(0), corners.max(0)])
-        self.velocity = self.velocity @ a.T
-        self.box_velocity = (self.box_velocity.reshape(2, 2) @ a.T).reshape(4)
+        self.velocity = apply_affine(self.velocity, linear)
+        self.box_velocity = apply_affine(self.box_velocity.reshape(2, 2), linear).reshape(4)
         on = self.smoother.active[:, 0]
-        self.smoother.x[on] = self.smoother.x[on] @ a.T + b
+        self.smoother.x[on] = apply_affine(self.smoother.x[on], m)
 
     def predict(self, frame: int, params: TrackerParams) -> tuple[np.ndarray, np.ndarray]:
         """Predicted (K, 3) keypoints and (4,) box at ``frame``."""
@@ -335,7 +336,7 @@ class Tracker:
             grow = (1.0 + p.uncertainty_growth * t.misses) ** 2
             area = _area(kpts, box) * grow
             oks = oks_iou(kpts, det_k, area, det_area * grow, vis_thresh=0.0)
-            iou = box_iou(box, det_b) if p.iou_weight > 0 else 0.0
+            iou = box_iou(box[None], det_b)[0] if p.iou_weight > 0 else 0.0
             sim[i] = (1.0 - p.iou_weight) * oks + p.iou_weight * iou
         return sim
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["VideoWriter", "JsonlWriter", "ffmpeg_executable", "read_jsonl"]
+__all__ = ["JsonlWriter", "VideoWriter", "ffmpeg_executable", "read_jsonl"]
 
 LOG = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class VideoWriter:
         cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
                "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-", "-an",
                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", *codec, "-pix_fmt", "yuv420p", *fmt, str(self._tmp)]
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the encoder
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def _open_opencv(self, fps: float) -> None:
@@ -170,7 +170,7 @@ class JsonlWriter:
         folder = self.path.parent if str(self.path.parent) else Path(".")
         if not folder.is_dir():
             raise InputError(f"cannot write {self.path}: folder {folder} does not exist")
-        self._f = open(self.path, "w", encoding="utf-8")
+        self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - a long-lived stream
         self._every = max(1, int(flush_every))
         self.lines = 0
 
