@@ -44,7 +44,7 @@ def parse_args(argv=None):
     g = p.add_argument_group("sequences")
     g.add_argument("--sequences", type=int, default=4, help="number of synthetic sequences")
     g.add_argument("--frames", type=int, default=40, help="frames per sequence")
-    g.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"), help="frame size in px")
+    g.add_argument("--size", type=int, nargs=2, default=(480, 360), metavar=("W", "H"), help="frame size in px")
     g.add_argument("--min-people", type=int, default=3, help="people (>= 5 keypoints) an image needs")
     g.add_argument("--max-zoom", type=float, default=1.5, help="largest camera zoom")
     g.add_argument("--seed", type=int, default=0, help="seed of everything random")

@@ -4,12 +4,17 @@
   python demo.py --input photos/ --output photos_pose/ --json people.json
   python demo.py --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320   # ~13 fps on 2 cores
   python demo.py --input webcam:0 --output cam.mp4 --max-frames 300
+  python demo.py --input ../shared/data/demo/vtest.avi --output vt.mp4 --json vt.jsonl --realtime
   python demo.py --input clip.mp4 --checkpoint imhn.safetensors                   # bottom-up checkpoint
   python demo.py --input clip.mp4 --mode topdown --checkpoint rsn18.safetensors \\
       --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
-(read | preprocess + network | assignment | draw + write); see ``simplepose/demo_lib.py``.
+(read | preprocess + network | assignment | track + draw + write); see ``simplepose/demo/``.
+Videos and webcams are tracked (stable ids and colours, smoothed keypoints) unless
+``--no-track``; ``--realtime`` runs the network on keyframes and optical flow in between. The
+video is written as H.264 ``.mp4`` (VP9 for ``.webm``); ``--json X.jsonl`` streams one JSON line
+per frame (a killed run keeps what it wrote), ``--json X.json`` writes one list at the end.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed); 2 an error stopped the run (bad
@@ -45,6 +50,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the network in NCHW layout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                   help="stable track ids, colours and smoothing (default: on for videos and webcams)")
+    p.add_argument("--realtime", action="store_true",
+                   help="video/webcam: network on keyframes in its own thread, optical flow in between")
+    p.add_argument("--keyframe-interval", type=int, default=4,
+                   help="--realtime on a file: most frames carried by flow per keyframe")
     return p
 
 
@@ -69,6 +80,10 @@ def run(args) -> int:
 
     if args.box_size is not None and args.box_size < 8:
         raise ValueError(f"--box-size must be >= 8, got {args.box_size}")
+    if args.keyframe_interval < 1:
+        raise ValueError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
+    if args.realtime and args.track is False:
+        raise ValueError("--realtime tracks the people between keyframes: it cannot run with --no-track")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
@@ -80,8 +95,15 @@ def run(args) -> int:
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,
+        track=args.track, realtime=args.realtime, keyframe_interval=args.keyframe_interval,
     )  # fmt: skip
     print(f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps; wrote {len(report.outputs)} file(s)")
+    if args.realtime:
+        print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
+              + (f", {report.dropped} stale frame(s) dropped" if report.dropped else ""))
+    if report.frames and not args.quiet and len(report.outputs) <= 4:
+        per = report.per_frame_ms()
+        print("per frame (ms, stages overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0))
     for path in report.outputs[:3] if len(report.outputs) > 4 else report.outputs:
         print(f"  -> {path}")
     if report.bad:

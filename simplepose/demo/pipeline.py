@@ -3,9 +3,21 @@ drawn output + JSON (:mod:`simplepose.demo.sinks`).
 
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
-(``cv2.VideoWriter``, mp4v), plus optional per-frame JSON
-``[{"frame": i, "image": name, "people": [{"keypoints": 51 floats, "score", "box": xyxy}]}]``
-written atomically at the end.
+(H.264 ``.mp4``), plus optional per-frame JSON records
+``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score", "box": xyxy}]}``
+(``"image": name`` instead of the timestamp for images): streamed one per line to a ``.jsonl``
+path, or one list written atomically at the end for other paths.
+
+Videos and webcams are tracked by default (:mod:`simplepose.tracking`: stable ``track_id``,
+One-Euro smoothing): the tracker runs in the render stage on each frame's people. With
+``realtime=True`` the network runs on keyframes only, in its own thread, and optical flow
+carries the people over the frames in between (:func:`~simplepose.tracking.track_frames`);
+a webcam then always gives its newest frame and stale ones are dropped.
+
+A stream that breaks mid-way -- a frame that cannot be decoded before the video's known end,
+a frame of another size, a webcam that disconnects -- stops the run with an
+:class:`~simplepose.errors.InputError` naming the frame; the video and JSON written up to
+there are kept.
 
 Videos and webcams run as a 4-stage pipeline of threads joined by bounded queues, so that
 decoding, inference, grouping and drawing overlap and memory stays bounded::
@@ -38,8 +50,14 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_write_json
-from .sinks import open_video_writer, people_to_json, plan_outputs, render_frame, write_image
+from .sinks import (
+    open_json_sink,
+    open_video_writer,
+    people_to_json,
+    plan_outputs,
+    render_frame,
+    write_image,
+)
 from .sources import FrameSource
 
 __all__ = [
@@ -53,7 +71,7 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-STAGES = ("read", "preprocess", "network", "assignment", "render")
+STAGES = ("read", "preprocess", "network", "assignment", "track", "render")
 _SENTINEL = object()
 _POLL_S = 0.1
 
@@ -70,6 +88,8 @@ class DemoReport:
             pipeline the stages overlap, so their sum exceeds the wall time.
         outputs: files written.
         people: people found over all frames.
+        keyframes: frames the network ran on (all of them unless ``realtime``).
+        dropped: frames a live source dropped to stay current (``realtime`` webcams).
     """
 
     frames: int = 0
@@ -78,6 +98,8 @@ class DemoReport:
     stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: list[str] = field(default_factory=list)
     people: int = 0
+    keyframes: int = 0
+    dropped: int = 0
 
     @property
     def fps(self) -> float:
@@ -184,7 +206,8 @@ class InferenceStages:
 def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
-             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None) -> DemoReport:
+             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None, track: bool | None = None,
+             realtime: bool = False, keyframe_interval: int = 4, tracker_params=None) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -201,30 +224,49 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
             frame order. Frames in flight stay bounded by ``3 * queue_size + workers``.
             0 (auto): one worker (see :func:`auto_workers`).
         on_frame: optional ``callback(index, frame_bgr, people)`` after each frame is drawn.
+        track: give people stable ids and smooth them (None: on for videos and webcams).
+        realtime: videos/webcams: the network on keyframes in its own thread, optical flow in
+            between (implies ``track``).
+        keyframe_interval: ``realtime`` on a file: most frames carried per keyframe.
+        tracker_params: :class:`~simplepose.tracking.TrackerParams` (default: the source's fps).
 
     Returns:
         :class:`DemoReport`.
     """
     out = plan_outputs(source, output, json_path)
+    if realtime and not source.is_stream:
+        raise InputError(f"--realtime needs a video or webcam input, not the {source.kind} {source.name}")
+    track = source.is_stream if track is None else bool(track)
+    tracker = None
+    if track or realtime:
+        from ..tracking import TrackerParams, VideoTracker
+
+        params = tracker_params or TrackerParams(fps=float(source.fps))
+        tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval,
+                               live=source.kind == "webcam", fps=float(source.fps))
     workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
-    records: list[dict] = []
+    sink = open_json_sink(json_path) if json_path else None
     report = DemoReport()
+    emit = sink.write if sink is not None else (lambda record: None)
     try:
-        if source.is_stream:
-            _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames,
-                        progress, queue_size, on_frame, max(1, int(workers)))
+        if realtime:
+            _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
+                          progress, on_frame)
+        elif source.is_stream:
+            _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
+                        progress, queue_size, on_frame, max(1, int(workers)), tracker)
         else:
-            _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame)
+            _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame)
     finally:
         source.close()
-        if json_path and (records or report.frames):
-            atomic_write_json(json_path, records)
+        if sink is not None:
+            sink.close()
             report.outputs.append(str(json_path))
     return report
 
 
-def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
+def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
     from tqdm import tqdm
 
     from ..data.coco import load_image
@@ -252,7 +294,8 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
             on_frame(index, frame, people)
         for k, v in zip(STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)):
             report.stage_ms[k] += v
-        records.append({"frame": index, "image": path.name, "people": people_to_json(people)})
+        emit({"frame": index, "image": path.name, "people": people_to_json(people)})
+        report.keyframes += 1
         report.frames += 1
         report.people += len(people)
     report.seconds = time.perf_counter() - start
@@ -285,15 +328,89 @@ def _get(q: queue.Queue, stop: threading.Event):
             continue
 
 
-def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                queue_size, on_frame, workers=1):
+def _read_frames(source: FrameSource, max_frames: int | None, times: dict) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, frame)`` of a video or webcam, in order; ``times["read"]`` gets the ms spent.
+
+    Raises:
+        InputError: no frame at all; a webcam that stops giving frames (disconnected); a video
+            frame that cannot be decoded before the video's known end.
+    """
+    cap = source.capture
+    index = 0
+    while not max_frames or index < max_frames:
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        times["read"] += (time.perf_counter() - t0) * 1e3
+        if not ok or frame is None:
+            if index == 0:
+                raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+            if source.kind == "webcam":
+                raise InputError(f"webcam {source.name} stopped giving frames after {index} (disconnected?)")
+            if source.total and index < source.total:
+                raise InputError(f"video {source.name}: frame {index} of {source.total} cannot be decoded; "
+                                 f"stopped after {index} frames")
+            return
+        yield index, frame
+        index += 1
+
+
+def _frame_record(index: int, timestamp: float, people) -> dict:
+    return {"frame": int(index), "timestamp": round(float(timestamp), 4), "people": people_to_json(people)}
+
+
+def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
+                  on_frame):
+    """Keyframes in a worker thread + optical flow between them; draw and write in the caller."""
+    from tqdm import tqdm
+
+    from ..tracking import LatestFrameReader
+
+    times = {s: 0.0 for s in STAGES}
+    live = source.kind == "webcam"
+    frames = (frame for _, frame in _read_frames(source, max_frames, times))
+    writer = None
+    start = time.perf_counter()
+    last, fps = None, None
+    bar = tqdm(total=source.total, desc="demo (real time)", unit="frame", disable=not progress)
+    try:
+        for item in tracker.run(LatestFrameReader(frames) if live else frames):
+            t0 = time.perf_counter()
+            if last is not None:
+                inst = 1.0 / max(t0 - last, 1e-6)
+                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
+            last = t0
+            if out is not None:
+                canvas = render_frame(item.image, item.people, kpt_threshold, draw_boxes, hud, fps)
+                if writer is None:
+                    writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
+                writer.write(canvas)
+            if on_frame:
+                on_frame(item.index, item.image, item.people)
+            emit(_frame_record(item.index, item.timestamp, item.people))
+            times["render"] += (time.perf_counter() - t0) * 1e3
+            report.frames += 1
+            report.people += len(item.people)
+            bar.update(1)
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - start
+        stats = tracker.stats
+        times["network"], times["track"] = stats.network_s * 1e3, stats.flow_s * 1e3
+        report.stage_ms = dict(times)
+        report.keyframes, report.dropped = stats.keyframes, stats.dropped
+        if writer is not None:
+            writer.close()
+            report.outputs.append(str(out))
+
+
+def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
+                queue_size, on_frame, workers=1, tracker=None):
     from tqdm import tqdm
 
     stop = threading.Event()
     errors: list[BaseException] = []
     q_read, q_maps, q_people = (queue.Queue(maxsize=max(1, queue_size)) for _ in range(3))
     times = {s: 0.0 for s in STAGES}
-    cap = source.capture
 
     def stage(fn: Callable[[], Iterator], q_out: queue.Queue, name: str):
         def body():
@@ -310,17 +427,7 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
         return threading.Thread(target=body, name=f"demo-{name}", daemon=True)
 
     def read():
-        index = 0
-        while not max_frames or index < max_frames:
-            t0 = time.perf_counter()
-            ok, frame = cap.read()
-            times["read"] += (time.perf_counter() - t0) * 1e3
-            if not ok or frame is None:
-                if index == 0:
-                    raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
-                return
-            yield index, frame
-            index += 1
+        yield from _read_frames(source, max_frames, times)
 
     lock = threading.Lock()
 
@@ -379,6 +486,10 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 break
             index, frame, people = item
             t0 = time.perf_counter()
+            if tracker is not None:
+                people = tracker.step(index, frame, people)
+                times["track"] += (time.perf_counter() - t0) * 1e3
+            stamp = t0 - start if source.kind == "webcam" else index / source.fps
             now = t0
             if last is not None:
                 inst = 1.0 / max(now - last, 1e-6)
@@ -391,9 +502,10 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 writer.write(canvas)
             if on_frame:
                 on_frame(index, frame, people)
-            times["render"] += (time.perf_counter() - t0) * 1e3
-            records.append({"frame": index, "people": people_to_json(people)})
+            emit(_frame_record(index, stamp, people))
+            times["render"] += (time.perf_counter() - now) * 1e3
             report.frames += 1
+            report.keyframes += 1
             report.people += len(people)
             bar.update(1)
         if errors:
@@ -408,7 +520,7 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
         report.seconds = time.perf_counter() - start
         report.stage_ms = dict(times)
         if writer is not None:
-            writer.release()
+            writer.close()
             report.outputs.append(str(out))
 
 

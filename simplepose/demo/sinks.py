@@ -1,6 +1,8 @@
 """Demo outputs: the drawn frame (:func:`render_frame`), an annotated image file
-(:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`,
-``cv2.VideoWriter`` mp4v), and the per-frame people JSON records (:func:`people_to_json`).
+(:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`:
+H.264 ``.mp4`` that browsers play, see :class:`~simplepose.utils.video.VideoWriter`), and the
+per-frame people JSON (:func:`people_to_json` records, :func:`open_json_sink`: a ``.jsonl``
+path streams one line per frame as it goes, any other path gets one JSON list at the end).
 :func:`plan_outputs` checks every output location before any work."""
 
 from __future__ import annotations
@@ -12,22 +14,49 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, atomic_write_json
+from ..utils.video import JsonlWriter, VideoWriter
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
-__all__ = ["open_video_writer", "people_to_json", "plan_outputs", "render_frame", "write_image"]
+__all__ = ["open_json_sink", "open_video_writer", "people_to_json", "plan_outputs", "render_frame", "write_image"]
 
 
 def people_to_json(people: list[Person]) -> list[dict]:
-    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``."""
+    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``,
+    with ``"track_id"`` first for tracked people (:class:`~simplepose.tracking.TrackedPerson`)."""
     return [
         {
+            **({"track_id": int(p.track_id)} if getattr(p, "track_id", None) is not None else {}),
             "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
             "score": round(float(p.score), 4),
             "box": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
         }
         for p in people
     ]
+
+
+class _JsonListSink:
+    """Records kept in memory and written as one JSON list, atomically, on close."""
+
+    def __init__(self, path: Path):
+        self.path, self.records = path, []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        atomic_write_json(self.path, self.records)
+
+
+def open_json_sink(path):
+    """Where the per-frame records go: a ``.jsonl`` path streams one JSON object per line,
+    flushed line by line (:class:`~simplepose.utils.video.JsonlWriter`: a killed run keeps every
+    frame written so far); any other path gets one JSON list, written atomically on ``close()``.
+    Both have ``write(record)`` and ``close()``."""
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        return JsonlWriter(path)
+    return _JsonListSink(path)
 
 
 def _check_parent(path: Path, what: str) -> None:
@@ -77,8 +106,6 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     return canvas
 
 
-def open_video_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
-    return writer
+def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
+    """An H.264 (VP9 for ``.webm``) writer; ``write(frame)``, ``close()`` keeps what was written."""
+    return VideoWriter(path, fps, (int(width), int(height)))

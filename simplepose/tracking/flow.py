@@ -68,6 +68,17 @@ class FlowFrame:
     def __init__(self, grey: np.ndarray):
         self.grey = grey
         self.size = (grey.shape[1], grey.shape[0])
+        self._small: dict[int, FlowFrame] = {}
+
+    def small(self, max_side: int) -> "FlowFrame":
+        """This frame shrunk so that its long side is at most ``max_side`` px (cached)."""
+        if max(self.size) <= max_side:
+            return self
+        if max_side not in self._small:
+            f = max_side / max(self.size)
+            size = (max(1, round(self.size[0] * f)), max(1, round(self.size[1] * f)))
+            self._small[max_side] = FlowFrame(cv2.resize(self.grey, size, interpolation=cv2.INTER_AREA))
+        return self._small[max_side]
 
     @classmethod
     def from_image(cls, image: np.ndarray) -> FlowFrame:
@@ -144,26 +155,36 @@ def propagate_keypoints(prev: FlowFrame, nxt: FlowFrame, keypoints, kpt_threshol
     return kpts
 
 
-def estimate_camera_motion(prev: FlowFrame, nxt: FlowFrame, max_points: int = 200,
-                           params: FlowParams | None = None) -> np.ndarray | None:
-    """The global image motion between two frames, as camera-motion compensation (BoT-SORT).
+def estimate_camera_motion(prev: FlowFrame, nxt: FlowFrame, grid: tuple[int, int] = (16, 12),
+                           max_side: int = 320) -> np.ndarray | None:
+    """The global image motion between two frames, for camera-motion compensation (as in
+    BoT-SORT).
 
-    Corners of ``prev`` are tracked into ``nxt`` and a similarity transform (rotation, uniform
-    scale, translation) is fitted with RANSAC, so people moving on their own are outliers.
+    A grid of points on copies of the frames shrunk to ``max_side`` px is followed by
+    Lucas-Kanade (with the forward-backward check; points on flat areas fail it) and a
+    similarity transform (rotation, uniform scale, translation) is fitted with RANSAC, so
+    people moving on their own are outliers. About 3 ms on a 768x576 frame.
 
     Returns:
         (2, 3) float64 affine mapping ``prev`` px to ``nxt`` px, or None when too few points
-        could be tracked (blank or unrelated frames).
+        could be followed (flat or unrelated frames).
     """
-    params = params or FlowParams()
-    corners = cv2.goodFeaturesToTrack(prev.grey, maxCorners=max_points, qualityLevel=0.01, minDistance=8)
-    if corners is None or len(corners) < 8:
-        return None
-    moved, ok = propagate_points(prev, nxt, corners.reshape(-1, 2), params)
+    if prev.size != nxt.size:
+        raise InputError(f"flow between frames of different sizes: {prev.size} and {nxt.size}")
+    a, b = prev.small(max_side), nxt.small(max_side)
+    scale = a.size[0] / prev.size[0]
+    w, h = a.size
+    gx, gy = grid
+    xs = (np.arange(gx) + 0.5) * (w / gx)
+    ys = (np.arange(gy) + 0.5) * (h / gy)
+    pts = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    small_params = FlowParams(win_size=15, max_level=2, fb_threshold=0.5)
+    moved, ok = propagate_points(a, b, pts, small_params)
     if ok.sum() < 8:
         return None
-    matrix, inliers = cv2.estimateAffinePartial2D(corners.reshape(-1, 2)[ok], moved[ok], method=cv2.RANSAC,
-                                                  ransacReprojThreshold=2.0)
+    matrix, inliers = cv2.estimateAffinePartial2D(pts[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
     if matrix is None or inliers is None or int(inliers.sum()) < 8:
         return None
-    return matrix.astype(np.float64)
+    matrix = matrix.astype(np.float64)
+    matrix[:, 2] /= scale  # the linear part is the same at both scales
+    return matrix

@@ -40,7 +40,7 @@ from ..structures import Person
 from .flow import FlowFrame, FlowParams, estimate_camera_motion, propagate_keypoints
 from .tracker import TrackedPerson, Tracker, TrackerParams, _keypoint_box
 
-__all__ = ["LatestFrameReader", "RealtimeTracker", "TrackedFrame", "track_frames"]
+__all__ = ["LatestFrameReader", "VideoTracker", "TrackedFrame", "track_frames"]
 
 LOG = logging.getLogger(__name__)
 
@@ -211,8 +211,12 @@ class RealtimeStats:
     stage_ms: dict = field(default_factory=dict)
 
 
-class RealtimeTracker:
-    """Keyframe network + optical flow + tracker (see the module docstring).
+class VideoTracker:
+    """Optical flow + tracker over a video, with the network on every frame or on keyframes.
+
+    :meth:`step` takes one frame and (optionally) its detections, for callers that run the
+    network themselves (the demo's threaded pipeline); :meth:`run` runs ``predict`` itself,
+    on keyframes in a worker thread (see the module docstring).
 
     Args:
         predict: ``image -> list[Person]`` (e.g. ``Predictor.predict``).
@@ -283,6 +287,14 @@ class RealtimeTracker:
         self.stats.flow_s += time.perf_counter() - t0
         return out
 
+    def step(self, index: int, image: np.ndarray, detections=None) -> list[TrackedPerson]:
+        """Track one frame: carry the tracks to ``image`` by flow, then apply ``detections``
+        (a list of :class:`~simplepose.structures.Person`, or None on a frame without)."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
+            raise InputError(f"frame {index} is not a BGR uint8 (H, W, 3) image: "
+                             f"{getattr(image, 'shape', type(image).__name__)}")
+        return self._step(index, self._flow_frame(index, image), detections)
+
     def _step(self, index: int, ff: FlowFrame, detections=None) -> list[TrackedPerson]:
         """Carry the tracks from the previous frame to this one, then apply detections."""
         carried, camera = {}, None
@@ -290,7 +302,7 @@ class RealtimeTracker:
             carried = {p.track_id: p for p in self._move(self.tracker.active(), self._prev, ff)}
             if self.camera_motion and self.tracker.tracks:
                 t0 = time.perf_counter()
-                camera = estimate_camera_motion(self._prev, ff, params=self.flow_params)
+                camera = estimate_camera_motion(self._prev, ff)
                 self.stats.flow_s += time.perf_counter() - t0
         self._prev = ff
         if detections is None:
@@ -409,19 +421,19 @@ def track_frames(predictor, frames: Iterable, params: TrackerParams | None = Non
         sync: real time: run the network inline on fixed keyframes (deterministic).
         fps: the source's frame rate (timestamps; the smoother's time base).
         flow: :class:`~simplepose.tracking.flow.FlowParams`.
-        camera_motion: compensate the global image motion (see :class:`RealtimeTracker`).
+        camera_motion: compensate the global image motion (see :class:`VideoTracker`).
 
     Yields:
         :class:`TrackedFrame` per output frame.
     """
     params = params or TrackerParams(fps=fps)
     if realtime:
-        engine = RealtimeTracker(predictor.predict, params, flow, keyframe_interval, live, sync, fps,
+        engine = VideoTracker(predictor.predict, params, flow, keyframe_interval, live, sync, fps,
                                  camera_motion=camera_motion)
         yield from engine.run(LatestFrameReader(frames) if live else frames)
         return
     # every frame: the same engine with a keyframe on each frame (flow then only predicts
     # where the tracks are, for the association); live sources still drop stale frames
-    engine = RealtimeTracker(predictor.predict, params, flow, 1, sync=True, fps=fps, camera_motion=camera_motion)
+    engine = VideoTracker(predictor.predict, params, flow, 1, sync=True, fps=fps, camera_motion=camera_motion)
     engine.live_timestamps = live
     yield from engine.run(LatestFrameReader(frames) if live else frames)

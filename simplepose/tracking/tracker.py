@@ -66,15 +66,6 @@ class TrackedPerson(Person):
     track_id: int = 0
     carried: bool = False
 
-    def to_json(self) -> dict:
-        """``{"track_id", "keypoints": 51 floats, "score", "box": xyxy}`` (original px)."""
-        return {
-            "track_id": int(self.track_id),
-            "keypoints": [round(float(v), 2) for v in np.asarray(self.keypoints).reshape(-1)],
-            "score": round(float(self.score), 4),
-            "box": [round(float(v), 2) for v in np.asarray(self.box).reshape(-1)],
-        }
-
 
 @dataclass(frozen=True)
 class TrackerParams:
@@ -119,7 +110,7 @@ class TrackerParams:
     keypoint_memory: int = 5
     smoothing: bool = True
     motion_compensation: bool = True
-    smoother: OneEuroParams = field(default_factory=lambda: OneEuroParams(min_cutoff=1.0, beta=1.0, d_cutoff=1.0))
+    smoother: OneEuroParams = field(default_factory=lambda: OneEuroParams(min_cutoff=1.0, beta=0.5, d_cutoff=1.0))
     fps: float = 25.0
     max_carry: int = 1
 
