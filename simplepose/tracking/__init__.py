@@ -16,7 +16,7 @@ Only numpy, scipy and OpenCV are needed here (no torch).
 """
 
 from .flow import FlowFrame, FlowParams, propagate_keypoints, propagate_points
-from .realtime import LatestFrameReader, VideoTracker, TrackedFrame, track_frames
+from .realtime import LatestFrameReader, TrackedFrame, VideoTracker, track_frames
 from .smoothing import OneEuroFilter, OneEuroParams
 from .tracker import TrackedPerson, Tracker, TrackerParams
 
@@ -26,11 +26,11 @@ __all__ = [
     "LatestFrameReader",
     "OneEuroFilter",
     "OneEuroParams",
-    "VideoTracker",
     "TrackedFrame",
     "TrackedPerson",
     "Tracker",
     "TrackerParams",
+    "VideoTracker",
     "propagate_keypoints",
     "propagate_points",
     "track_frames",

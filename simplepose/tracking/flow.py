@@ -70,7 +70,7 @@ class FlowFrame:
         self.size = (grey.shape[1], grey.shape[0])
         self._small: dict[int, FlowFrame] = {}
 
-    def small(self, max_side: int) -> "FlowFrame":
+    def small(self, max_side: int) -> FlowFrame:
         """This frame shrunk so that its long side is at most ``max_side`` px (cached)."""
         if max(self.size) <= max_side:
             return self

@@ -40,7 +40,7 @@ from ..structures import Person
 from .flow import FlowFrame, FlowParams, estimate_camera_motion, propagate_keypoints
 from .tracker import TrackedPerson, Tracker, TrackerParams, _keypoint_box
 
-__all__ = ["LatestFrameReader", "VideoTracker", "TrackedFrame", "track_frames"]
+__all__ = ["LatestFrameReader", "TrackedFrame", "VideoTracker", "track_frames"]
 
 LOG = logging.getLogger(__name__)
 
