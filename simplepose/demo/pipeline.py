@@ -426,8 +426,18 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
                 stop.set()
         return threading.Thread(target=body, name=f"demo-{name}", daemon=True)
 
+    broken: list[InputError] = []  # the stream broke mid-way: finish the frames in flight first
+
     def read():
-        yield from _read_frames(source, max_frames, times)
+        read_any = False
+        try:
+            for item in _read_frames(source, max_frames, times):
+                read_any = True
+                yield item
+        except InputError as exc:
+            if not read_any:
+                raise
+            broken.append(exc)
 
     lock = threading.Lock()
 
@@ -483,6 +493,8 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
                     raise errors[0] if errors else RuntimeError("demo pipeline stopped without finishing")
                 continue
             if item is _SENTINEL:
+                if broken:
+                    raise broken[0]
                 break
             index, frame, people = item
             t0 = time.perf_counter()

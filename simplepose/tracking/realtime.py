@@ -371,18 +371,24 @@ class VideoTracker:
                 p = held.popleft()
                 yield self._emit(p, self._step(p.index, p.flow), False)
 
-        for pending in self._frames(frames):
-            held.append(pending)
-            if not worker.busy:
-                worker.submit(pending.index, pending.image)
-                continue
-            result = worker.poll(wait=len(held) > self.interval)
-            if result is not None:
-                yield from release(result)
+        broken = None
+        try:
+            for pending in self._frames(frames):
+                held.append(pending)
+                if not worker.busy:
+                    worker.submit(pending.index, pending.image)
+                    continue
+                result = worker.poll(wait=len(held) > self.interval)
+                if result is not None:
+                    yield from release(result)
+        except InputError as exc:  # a broken stream: output the frames already read, then report
+            broken = exc
         while held:
             if not worker.busy:
                 worker.submit(held[0].index, held[0].image)
             yield from release(worker.poll(wait=True))
+        if broken is not None:
+            raise broken
 
     def _run_live(self, frames, worker) -> Iterator[TrackedFrame]:
         submitted: _Pending | None = None
