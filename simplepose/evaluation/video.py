@@ -283,7 +283,9 @@ def tracking_metrics(sequences_gt: list[list[list[dict]]], sequences_pred: list[
         sequences_pred: per sequence, per frame, predicted people with ``track_id``.
 
     Returns:
-        ``{"hota", "deta", "assa", "idf1", "mota", "id_switches"}``.
+        ``{"hota", "deta", "assa", "assa50", "idf1", "mota", "id_switches"}``: HOTA, DetA and
+        AssA averaged over the OKS thresholds 0.05-0.95 as HOTA defines them, ``assa50`` the
+        AssA at OKS 0.5 alone.
     """
     from trackeval.metrics import CLEAR, HOTA, Identity
 
@@ -308,10 +310,12 @@ def tracking_metrics(sequences_gt: list[list[list[dict]]], sequences_pred: list[
             per_seq[name][s] = metric.eval_sequence(data)
     combined = {name: metric.combine_sequences(per_seq[name]) for name, metric in metrics.items()}
     h = combined["hota"]
+    at_50 = int(np.argmin(np.abs(np.asarray(metrics["hota"].array_labels) - 0.5)))
     return {
         "hota": float(np.mean(h["HOTA"])),
         "deta": float(np.mean(h["DetA"])),
         "assa": float(np.mean(h["AssA"])),
+        "assa50": float(h["AssA"][at_50]),
         "idf1": float(combined["identity"]["IDF1"]),
         "mota": float(combined["clear"]["MOTA"]),
         "id_switches": int(combined["clear"]["IDSW"]),
