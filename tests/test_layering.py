@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oracle",),
     ("evaluation",),
     ("predictor",),
-    ("engine", "demo"),
+    ("engine", "demo", "export"),
     ("cli",),
     ("__main__",),
     ("__init__",),

@@ -10,7 +10,7 @@
       --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
-(read | preprocess + network | assignment | track + draw + write); see ``simplepose/demo/``.
+(read | preprocess + network | assignment | track + draw + write); see :mod:`simplepose.demo`.
 Videos and webcams are tracked (stable ids and colours, smoothed keypoints) unless
 ``--no-track``; ``--realtime`` runs the network on keyframes and optical flow in between. The
 video is written as H.264 ``.mp4`` (VP9 for ``.webm``); ``--json X.jsonl`` streams one JSON line
