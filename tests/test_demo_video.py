@@ -53,6 +53,15 @@ class WalkerModel:
         self.pipeline = SimpleNamespace(device="cpu")
         self.calls, self.delay = 0, delay
 
+    def prepare(self, frame):  # the demo pipeline's split of predict
+        return frame
+
+    def forward(self, frame):
+        return self.predict(frame)
+
+    def decode(self, frame, people):
+        return people
+
     def predict(self, frame):
         self.calls += 1
         time.sleep(self.delay)

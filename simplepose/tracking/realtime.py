@@ -2,8 +2,10 @@
 
 Two modes:
 
-* **Every frame** (default): the model runs on each frame, then the
-  :class:`~simplepose.tracking.tracker.Tracker` assigns ids and smooths.
+* **Every frame** (default): the model runs on each frame; optical flow carries the last
+  frame's tracks to this one (and estimates the camera motion), which predicts where each
+  track is; then the :class:`~simplepose.tracking.tracker.Tracker` associates, assigns ids
+  and smooths.
 * **Real time** (``realtime=True``): the model runs on *keyframes* in its own worker thread,
   as fast as it can; the frames in between are carried by sparse optical flow
   (:mod:`~simplepose.tracking.flow`) from the last frame's tracked keypoints, and each
@@ -126,7 +128,10 @@ class LatestFrameReader:
             self.close()
 
     def close(self) -> None:
+        """Stop reading and wait (briefly) for the reading thread, so the source can be closed."""
         self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
 
 
 class _Worker:
