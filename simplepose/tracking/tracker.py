@@ -6,7 +6,10 @@ for poses:
 * **Motion.** Each track predicts its keypoints and box with a constant velocity per
   keypoint (an exponential average of the measured velocities; keypoints without their own
   velocity use the track's mean). While a track is unmatched its velocity decays and its
-  position uncertainty grows, as a Kalman filter's would.
+  position uncertainty grows, as a Kalman filter's would. When the caller has the frames it
+  can do better (:class:`~simplepose.tracking.realtime.VideoTracker` does): poses carried
+  from the previous frame by optical flow replace the prediction (``carried``), and the
+  camera's motion moves every track, lost ones included (``camera``, as in BoT-SORT).
 * **Association.** The similarity of a track and a detection is
   ``(1 - iou_weight) * OKS + iou_weight * IoU`` of the predicted pose and box with the detected
   ones; OKS uses the COCO sigmas with the track's area enlarged by its uncertainty. The optimal
@@ -23,8 +26,10 @@ for poses:
   sequence's first frames are not lost). A tentative track is dropped at its first miss; a
   confirmed one after ``max_age`` rounds without a match.
 * **Smoothing.** Each track keeps a :class:`~simplepose.tracking.smoothing.OneEuroFilter` per
-  keypoint coordinate (speed measured in person heights per second); a keypoint that vanishes
-  restarts its filter when it comes back.
+  keypoint coordinate (speed measured in person heights per second), run on positions
+  compensated for the person's median displacement, so the whole-body motion is not delayed;
+  a keypoint that vanishes restarts its filter when it comes back. Output keypoints are the
+  model's (low-score ones included, never dropped), smoothed.
 
 Coordinates are whatever pixel frame the people are given in (usually original-image px).
 NaN/inf keypoints from a model are dropped (set missing) with a warning; a person whose score
