@@ -55,7 +55,8 @@ def parse_args(argv=None):
     g.add_argument("--box-size", type=int, default=320, help="bottom-up input height (0: the model default)")
     g.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default; 1 is fastest on a busy 2-core CPU)")
     g = p.add_argument_group("tracking")
-    g.add_argument("--keyframe-interval", type=int, default=4, help="real time: most frames per keyframe")
+    g.add_argument("--keyframe-interval", type=int, default=None,
+                   help="real time: most frames per keyframe (default: simplepose.tracking.realtime.KEYFRAME_INTERVAL)")
     g.add_argument("--min-cutoff", type=float, default=None, help="One-Euro min cut-off (Hz)")
     g.add_argument("--beta", type=float, default=None, help="One-Euro beta (per person height per second)")
     g.add_argument("--fps", type=float, default=25.0, help="frame rate of the synthetic videos")
@@ -75,7 +76,7 @@ def check_paths(args) -> None:
     if out.resolve() == ann.resolve() or images.resolve() in out.resolve().parents:
         raise SystemExit(f"bench/video.py: error: output {out} would overwrite or sit among the inputs")
     for name in ("sequences", "frames", "min_people", "keyframe_interval"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"bench/video.py: error: --{name.replace('_', '-')} must be >= 1")
     if min(args.size) < 32:
         raise SystemExit("bench/video.py: error: --size must be at least 32 x 32")
@@ -157,6 +158,9 @@ def main(argv=None) -> int:
     from simplepose.data.coco import load_coco_keypoints
     from simplepose.evaluation.video import keypoint_jitter, oracle_identities, tracking_metrics
     from simplepose.tracking import TrackerParams, track_frames
+    from simplepose.tracking.realtime import KEYFRAME_INTERVAL
+
+    args.keyframe_interval = args.keyframe_interval or KEYFRAME_INTERVAL
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -54,8 +54,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="stable track ids, colours and smoothing (default: on for videos and webcams)")
     p.add_argument("--realtime", action="store_true",
                    help="video/webcam: network on keyframes in its own thread, optical flow in between")
-    p.add_argument("--keyframe-interval", type=int, default=4,
-                   help="--realtime on a file: most frames carried by flow per keyframe")
+    p.add_argument("--keyframe-interval", type=int, default=None,
+                   help="--realtime on a file: most frames carried by flow per keyframe (default 5)")
     return p
 
 
@@ -80,7 +80,7 @@ def run(args) -> int:
 
     if args.box_size is not None and args.box_size < 8:
         raise ValueError(f"--box-size must be >= 8, got {args.box_size}")
-    if args.keyframe_interval < 1:
+    if args.keyframe_interval is not None and args.keyframe_interval < 1:
         raise ValueError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
     if args.realtime and args.track is False:
         raise ValueError("--realtime tracks the people between keyframes: it cannot run with --no-track")

@@ -184,7 +184,7 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
              queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None, track: bool | None = None,
-             realtime: bool = False, keyframe_interval: int = 4, tracker_params=None) -> DemoReport:
+             realtime: bool = False, keyframe_interval: int | None = None, tracker_params=None) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -204,7 +204,8 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         track: give people stable ids and smooth them (None: on for videos and webcams).
         realtime: videos/webcams: the network on keyframes in its own thread, optical flow in
             between (implies ``track``).
-        keyframe_interval: ``realtime`` on a file: most frames carried per keyframe.
+        keyframe_interval: ``realtime`` on a file: most frames carried per keyframe (None:
+            :data:`~simplepose.tracking.realtime.KEYFRAME_INTERVAL`).
         tracker_params: :class:`~simplepose.tracking.TrackerParams` (default: the source's fps).
 
     Returns:
@@ -217,9 +218,10 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     tracker = None
     if track or realtime:
         from ..tracking import TrackerParams, VideoTracker
+        from ..tracking.realtime import KEYFRAME_INTERVAL
 
         params = tracker_params or TrackerParams(fps=float(source.fps))
-        tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval,
+        tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
                                live=source.kind == "webcam", fps=float(source.fps))
     workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
