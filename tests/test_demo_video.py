@@ -128,7 +128,7 @@ def test_tracked_video_and_jsonl_read_back(tmp_path, realtime):
     assert all(sorted(i) == [1, 2] for i in ids[1:]), ids  # two stable ids (crossing included)
     for r in records:
         for p in r["people"]:
-            assert len(p["keypoints"]) == 51 and len(p["box"]) == 4 and isinstance(p["score"], float)
+            assert len(p["keypoints"]) == 51 and len(p["box_xyxy"]) == 4 and isinstance(p["score"], float)
     if realtime:
         assert 5 <= report.keyframes == model.calls < 16
     # the person on the green square keeps one id over the whole clip, through the crossing

@@ -1,16 +1,20 @@
 """Run a pose model on an image, a folder of images, a video or a webcam and draw the people.
 
-  python demo.py --input photo.jpg --output photo_pose.jpg
-  python demo.py --input photos/ --output photos_pose/ --json people.json
-  python demo.py --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320   # ~13 fps on 2 cores
-  python demo.py --input webcam:0 --output cam.mp4 --max-frames 300
-  python demo.py --input ../shared/data/demo/vtest.avi --output vt.mp4 --json vt.jsonl --realtime
-  python demo.py --input clip.mp4 --checkpoint imhn.safetensors                   # bottom-up checkpoint
-  python demo.py --input clip.mp4 --mode topdown --checkpoint rsn18.safetensors \\
-      --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
+  simplepose demo --input assets/sample_group.jpg --output pose.jpg
+  simplepose demo --input assets/ --output assets_pose/ --json people.json
+  simplepose demo --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320
+  simplepose demo --input webcam:0 --max-frames 300                     # shows a window
+  simplepose demo --input ../shared/data/demo/vtest.avi --output vt.mp4 --json vt.jsonl --realtime
+  simplepose demo --input VIDEO --checkpoint CKPT.safetensors --json people.json
+  simplepose demo --input VIDEO --checkpoint CKPT.safetensors --output out.mp4  # top-down CKPT:
+                                        # the bundled person detector finds the boxes
+
+(VIDEO: a video of yours; CKPT: a checkpoint written by ``simplepose train`` or
+``simplepose convert``. ``python demo.py`` takes the same options.)
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
 (read | preprocess + network | assignment | track + draw + write); see :mod:`simplepose.demo`.
+Without ``--output`` or ``--json`` the result is shown in a window, when there is a display.
 Videos and webcams are tracked (stable ids and colours, smoothed keypoints) unless
 ``--no-track``; ``--realtime`` runs the network on keyframes and optical flow in between. The
 video is written as H.264 ``.mp4`` (VP9 for ``.webm``); ``--json X.jsonl`` streams one JSON line
@@ -25,8 +29,15 @@ interrupted with Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from simplepose.cli.common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_max_frames,
+    run_reporting_errors,
+    setup_logging,
+)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -34,6 +45,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="image file, folder of images, video file, or webcam:N")
     p.add_argument("--output", help="annotated image / folder / video (.mp4) to write")
     p.add_argument("--json", help="per-frame people JSON to write")
+    p.add_argument("--show", action="store_true",
+                   help="show the result in a window (the default when neither --output nor --json is given)")
     m = p.add_mutually_exclusive_group()
     m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin)")
     m.add_argument("--checkpoint", help="simplepose checkpoint (bottom-up or top-down)")
@@ -44,7 +57,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--kpt-threshold", type=float, default=0.2, help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
     p.add_argument("--no-hud", action="store_true", help="no people count / fps overlay")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    add_max_frames(p, "frames (images of a folder)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--workers", type=int, default=0,
                    help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
@@ -62,30 +75,23 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from simplepose.errors import SimplePoseError
-
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    except (SimplePoseError, OSError, ValueError, KeyError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging()
+    return run_reporting_errors(parser.prog, lambda: run(args))
 
 
 def run(args) -> int:
     from simplepose import demo as demo_lib
+    from simplepose.errors import InputError
 
     if args.box_size is not None and args.box_size < 8:
-        raise ValueError(f"--box-size must be >= 8, got {args.box_size}")
+        raise InputError(f"--box-size must be >= 8, got {args.box_size}")
     if args.keyframe_interval is not None and args.keyframe_interval < 1:
-        raise ValueError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
+        raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
     if args.realtime and args.track is False:
-        raise ValueError("--realtime tracks the people between keyframes: it cannot run with --no-track")
+        raise InputError("--realtime tracks the people between keyframes: it cannot run with --no-track")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
+        args.show = decide_window(args)
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
         predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size)
     except BaseException:
@@ -95,21 +101,45 @@ def run(args) -> int:
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,
-        track=args.track, realtime=args.realtime, keyframe_interval=args.keyframe_interval,
+        show=args.show, track=args.track, realtime=args.realtime, keyframe_interval=args.keyframe_interval,
     )  # fmt: skip
-    print(f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps; wrote {len(report.outputs)} file(s)")
+    print(summary(report))
     if args.realtime:
         print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
               + (f", {report.dropped} stale frame(s) dropped" if report.dropped else ""))
-    if report.frames and not args.quiet and len(report.outputs) <= 4:
+    if report.frames and not args.quiet:
         per = report.per_frame_ms()
         print("per frame (ms, stages overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0))
-    for path in report.outputs[:3] if len(report.outputs) > 4 else report.outputs:
-        print(f"  -> {path}")
     if report.bad:
         print(f"{len(report.bad)} unreadable image(s) skipped:", file=sys.stderr)
         for line in report.bad:
             print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def decide_window(args) -> bool:
+    """``--show``, or no ``--output``/``--json``: a window, where one can be shown."""
+    if not args.show and (args.output or args.json):
+        return False
+    from simplepose.demo.sinks import display_problem
+    from simplepose.errors import InputError
+
+    problem = display_problem()
+    if problem and args.show:
+        raise InputError(f"--show: cannot show a window: {problem}")
+    if problem:
+        raise InputError(f"nothing to do: give --output FILE and/or --json FILE (a window needs a display: {problem})")
+    return True
+
+
+def summary(report, shown: int = 3) -> str:
+    """What the run did, and where it wrote: every file, or the first ``shown`` and a count."""
+    head = f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps"
+    lines = [f"{head}; wrote {len(report.outputs)} file(s)"]
+    listed = report.outputs if len(report.outputs) <= shown + 1 else report.outputs[:shown]
+    lines += [f"  -> {path}" for path in listed]
+    if len(listed) < len(report.outputs):
+        lines.append(f"  ... and {len(report.outputs) - len(listed)} more")
+    return "\n".join(lines)
 

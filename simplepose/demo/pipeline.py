@@ -4,9 +4,10 @@ drawn output + JSON (:mod:`simplepose.demo.sinks`).
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
 (H.264 ``.mp4``), plus optional per-frame JSON records
-``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score", "box": xyxy}]}``
+``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score", "box_xyxy"}]}``
 (``"image": name`` instead of the timestamp for images): streamed one per line to a ``.jsonl``
-path, or one list written atomically at the end for other paths.
+path, or one list written atomically at the end for other paths; and/or a window
+(:class:`~simplepose.demo.sinks.Window`).
 
 Videos and webcams are tracked by default (:mod:`simplepose.tracking`: stable ``track_id``,
 One-Euro smoothing): the tracker runs in the render stage on each frame's people. With
@@ -51,6 +52,7 @@ import numpy as np
 from ..errors import InputError
 from ..structures import Person
 from .sinks import (
+    Window,
     open_json_sink,
     open_video_writer,
     people_to_json,
@@ -183,8 +185,9 @@ class InferenceStages:
 def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
-             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None, track: bool | None = None,
-             realtime: bool = False, keyframe_interval: int | None = None, tracker_params=None) -> DemoReport:
+             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None,
+             show: bool = False, track: bool | None = None, realtime: bool = False,
+             keyframe_interval: int | None = None, tracker_params=None) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -193,7 +196,8 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         output: image file / folder / video file for the drawn frames (None: no drawing).
         json_path: per-frame people JSON, written atomically when the run ends (also after an
             error, with the frames done so far).
-        max_frames: stop after this many frames.
+        max_frames: stop after this many frames (the source's own ``limit`` applies too: the
+            smaller wins); no frame beyond the limit is read.
         queue_size: bound of each inter-stage queue (video pipeline).
         workers: preprocess + network threads of the video pipeline. Several workers run
             frames concurrently (single-threaded each unless ``threads`` is given; can help
@@ -201,6 +205,8 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
             frame order. Frames in flight stay bounded by ``3 * queue_size + workers``.
             0 (auto): one worker (see :func:`auto_workers`).
         on_frame: optional ``callback(index, frame_bgr, people)`` after each frame is drawn.
+        show: show each drawn frame in a window (see :func:`~simplepose.demo.sinks.display_problem`);
+            a key press moves past an image, q or Esc stops the run.
         track: give people stable ids and smooth them (None: on for videos and webcams).
         realtime: videos/webcams: the network on keyframes in its own thread, optical flow in
             between (implies ``track``).
@@ -214,6 +220,8 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     out = plan_outputs(source, output, json_path)
     if realtime and not source.is_stream:
         raise InputError(f"--realtime needs a video or webcam input, not the {source.kind} {source.name}")
+    limits = [int(n) for n in (max_frames, source.limit) if n]
+    max_frames = min(limits) if limits else None
     track = source.is_stream if track is None else bool(track)
     tracker = None
     if track or realtime:
@@ -223,6 +231,7 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         params = tracker_params or TrackerParams(fps=float(source.fps))
         tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
                                live=source.kind == "webcam", fps=float(source.fps))
+    window = Window(source.name) if show else None
     workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
     sink = open_json_sink(json_path) if json_path else None
@@ -231,21 +240,25 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     try:
         if realtime:
             _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
-                          progress, on_frame)
+                          progress, on_frame, window)
         elif source.is_stream:
             _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
-                        progress, queue_size, on_frame, max(1, int(workers)), tracker)
+                        progress, queue_size, on_frame, max(1, int(workers)), tracker, window)
         else:
-            _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame)
+            _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
+                        window)
     finally:
         source.close()
+        if window is not None:
+            window.close()
         if sink is not None:
             sink.close()
             report.outputs.append(str(json_path))
     return report
 
 
-def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
+def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
+                window=None):
     from tqdm import tqdm
 
     from ..data.coco import load_image
@@ -258,16 +271,19 @@ def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
         except InputError as exc:
             if source.kind != "folder":
                 raise
-            LOG.warning("skipping %s", exc)
+            LOG.info("skipping %s", exc)  # listed once, by whoever reads report.bad
             report.bad.append(str(exc))
             continue
         t1 = time.perf_counter()
         payload, pre_ms, net_ms = stages.infer(frame)
         people, assign_ms = stages.assign(payload)
         t2 = time.perf_counter()
+        canvas = None
+        if out is not None or window is not None:
+            canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, None)
         if out is not None:
             target = out / path.name if source.kind == "folder" else out
-            write_image(target, render_frame(frame, people, kpt_threshold, draw_boxes, hud, None))
+            write_image(target, canvas)
             report.outputs.append(str(target))
         if on_frame:
             on_frame(index, frame, people)
@@ -277,9 +293,11 @@ def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
         report.keyframes += 1
         report.frames += 1
         report.people += len(people)
+        if window is not None and not window.show(canvas, wait=True):
+            break
     report.seconds = time.perf_counter() - start
     if report.bad:
-        LOG.warning("%d of %d image(s) could not be read", len(report.bad), len(source.paths))
+        LOG.info("%d of %d image(s) could not be read", len(report.bad), len(source.paths))
 
 
 class _Stop(Exception):
@@ -338,7 +356,7 @@ def _frame_record(index: int, timestamp: float, people) -> dict:
 
 
 def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                  on_frame):
+                  on_frame, window=None):
     """Keyframes in a worker thread + optical flow between them; draw and write in the caller."""
     from tqdm import tqdm
 
@@ -358,8 +376,10 @@ def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes,
                 inst = 1.0 / max(t0 - last, 1e-6)
                 fps = inst if fps is None else 0.9 * fps + 0.1 * inst
             last = t0
-            if out is not None:
+            canvas = None
+            if out is not None or window is not None:
                 canvas = render_frame(item.image, item.people, kpt_threshold, draw_boxes, hud, fps)
+            if out is not None:
                 if writer is None:
                     writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
                 writer.write(canvas)
@@ -370,6 +390,8 @@ def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes,
             report.frames += 1
             report.people += len(item.people)
             bar.update(1)
+            if window is not None and not window.show(canvas):
+                break
     finally:
         bar.close()
         report.seconds = time.perf_counter() - start
@@ -383,7 +405,7 @@ def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes,
 
 
 def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                queue_size, on_frame, workers=1, tracker=None):
+                queue_size, on_frame, workers=1, tracker=None, window=None):
     from tqdm import tqdm
 
     stop = threading.Event()
@@ -481,13 +503,15 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
                 people = tracker.step(index, frame, people)
                 times["track"] += (time.perf_counter() - t0) * 1e3
             stamp = t0 - start if source.kind == "webcam" else index / source.fps
-            now = t0
+            now = time.perf_counter()
             if last is not None:
                 inst = 1.0 / max(now - last, 1e-6)
                 fps = inst if fps is None else 0.9 * fps + 0.1 * inst
             last = now
-            if out is not None:
+            canvas = None
+            if out is not None or window is not None:
                 canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps)
+            if out is not None:
                 if writer is None:
                     writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
                 writer.write(canvas)
@@ -499,6 +523,8 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
             report.keyframes += 1
             report.people += len(people)
             bar.update(1)
+            if window is not None and not window.show(canvas):
+                break
         if errors:
             raise errors[0]
     finally:

@@ -1,12 +1,16 @@
 """Demo outputs: the drawn frame (:func:`render_frame`), an annotated image file
 (:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`:
-H.264 ``.mp4`` that browsers play, see :class:`~simplepose.utils.video.VideoWriter`), and the
+H.264 ``.mp4`` that browsers play, see :class:`~simplepose.utils.video.VideoWriter`), the
 per-frame people JSON (:func:`people_to_json` records, :func:`open_json_sink`: a ``.jsonl``
-path streams one line per frame as it goes, any other path gets one JSON list at the end).
+path streams one line per frame as it goes, any other path gets one JSON list at the end), and
+a window on the screen (:class:`Window`, where :func:`display_problem` finds none).
 :func:`plan_outputs` checks every output location before any work."""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -18,18 +22,28 @@ from ..utils.io import atomic_path, atomic_write_json
 from ..utils.video import JsonlWriter, VideoWriter
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
-__all__ = ["open_json_sink", "open_video_writer", "people_to_json", "plan_outputs", "render_frame", "write_image"]
+__all__ = [
+    "Window",
+    "display_problem",
+    "open_json_sink",
+    "open_video_writer",
+    "people_to_json",
+    "plan_outputs",
+    "render_frame",
+    "write_image",
+]
 
 
 def people_to_json(people: list[Person]) -> list[dict]:
-    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``,
+    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box_xyxy"}]``
+    (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats"),
     with ``"track_id"`` first for tracked people (:class:`~simplepose.tracking.TrackedPerson`)."""
     return [
         {
             **({"track_id": int(p.track_id)} if getattr(p, "track_id", None) is not None else {}),
             "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
             "score": round(float(p.score), 4),
-            "box": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
+            "box_xyxy": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
         }
         for p in people
     ]
@@ -109,3 +123,41 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
 def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
     """An H.264 (VP9 for ``.webm``) writer; ``write(frame)``, ``close()`` keeps what was written."""
     return VideoWriter(path, fps, (int(width), int(height)))
+
+
+def display_problem() -> str | None:
+    """Why no window can be shown here, or None when one can.
+
+    A window needs OpenCV built with a GUI backend (``opencv-python-headless``, which simplepose
+    installs, has none) and, on Linux, a display (``DISPLAY`` or ``WAYLAND_DISPLAY``).
+    """
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    if gui is None or gui.group(1).upper() == "NONE":
+        return "this OpenCV has no GUI support (opencv-python-headless)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set)"
+    return None
+
+
+class Window:
+    """An OpenCV window showing drawn frames; q or Esc (or closing it) asks the run to stop."""
+
+    def __init__(self, title: str):
+        problem = display_problem()
+        if problem:
+            raise InputError(f"cannot show a window: {problem}")
+        self.title = f"simplepose: {title}"
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+
+    def show(self, canvas: np.ndarray, wait: bool = False) -> bool:
+        """Show ``canvas``; ``wait``: until a key is pressed. False when the user asked to stop."""
+        cv2.imshow(self.title, canvas)
+        key = cv2.waitKey(0 if wait else 1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        return key not in (ord("q"), 27) and not closed
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+        except cv2.error:  # already closed by the user
+            pass

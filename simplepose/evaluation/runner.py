@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..data.coco import CocoKeypoints
 from ..data.datasets import load_annotations
 from ..utils.io import atomic_write_json
@@ -133,7 +135,9 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
             xywh, scores = boxes.get(image_id, (None, None))
             if xywh is None or len(xywh) == 0:
                 continue
-            people = predictor.predict(image, xywh, scores)
+            xywh = np.asarray(xywh, dtype=float).reshape(-1, 4)  # COCO detection boxes
+            people = predictor.predict(image, boxes_xyxy=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
+                                       box_scores=scores)
         else:
             people = predictor.predict(image)
         results.extend(p.to_coco(image_id) for p in people)
