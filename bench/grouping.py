@@ -1,7 +1,7 @@
 """Bottom-up decode speed: C++ assignment vs the pure-Python reference, side by side.
 
 On the oracle maps of every image of an annotation file (50 SimplePose channels at the
-inference resolution of SPEC 3.8), times the full post-network decode -- splitting the
+inference resolution: input height 512), times the full post-network decode -- splitting the
 maps, peak finding, limb scoring, assembly, mapping to COCO-17 in original px -- once per
 image with each backend, interleaved so that machine noise hits both alike. Prints
 median / p90 ms per image, the speed ratio and a time-vs-people table, writes JSON and a

@@ -16,7 +16,7 @@ from simplepose.structures import Person
 
 
 class FakePredictor:
-    """Stands in for a network: one empty person per frame (the pipeline runs it whole)."""
+    """Stands in for a network: one empty person per frame."""
 
     mode = "topdown"
     model_name = "fake"
@@ -24,7 +24,13 @@ class FakePredictor:
     def __init__(self):
         self.pipeline = SimpleNamespace(device="cpu")
 
-    def predict(self, frame):
+    def prepare(self, frame):
+        return frame
+
+    def forward(self, frame):
+        return None
+
+    def decode(self, frame, outputs):
         return [Person.from_keypoints(np.zeros((17, 3)), 1.0)]
 
 

@@ -92,6 +92,8 @@ class DemoReport:
         people: people found over all frames.
         keyframes: frames the network ran on (all of them unless ``realtime``).
         dropped: frames a live source dropped to stay current (``realtime`` webcams).
+        truncated: for a video that decoded fewer frames than its header announces, what was
+            missing (``"... decoding stopped at frame 6"``); None otherwise.
     """
 
     frames: int = 0
@@ -102,6 +104,7 @@ class DemoReport:
     people: int = 0
     keyframes: int = 0
     dropped: int = 0
+    truncated: str | None = None
 
     @property
     def fps(self) -> float:
@@ -113,19 +116,25 @@ class DemoReport:
 
 
 def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
-                    detector: str | None = None, device: str | None = None, box_size: int | None = None):
+                    detector: str | None = None, device: str | None = None, box_size: int | None = None,
+                    backend: str | None = None):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
     Args:
-        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint).
-        checkpoint: a simplepose checkpoint (bottom-up or top-down).
+        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint),
+            or an ONNX file written by ``simplepose export`` (taken as ``checkpoint``).
+        checkpoint: a simplepose checkpoint (bottom-up or top-down) or such an ONNX file.
+        backend: ``"torch"`` / ``"onnxruntime"``; None: onnxruntime for ``.onnx``, else torch.
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
         box_size: bottom-up input height (ignored by top-down models).
     """
     from ..checkpoint import read_metadata
+    from ..inference.onnx_backend import read_onnx_metadata
     from ..predictor import Predictor
 
+    if model and model.lower().endswith(".onnx") and not checkpoint:
+        model, checkpoint = None, model
     if mode == "topdown" and not checkpoint:
         raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
     if detector and not Path(detector).is_file():
@@ -134,12 +143,15 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
         raise InputError(f"checkpoint {checkpoint} does not exist")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
-        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
-    spec = read_metadata(checkpoint)["spec"]
+        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device,
+                                         backend=backend or "torch", **options)
+    is_onnx = checkpoint.lower().endswith(".onnx")
+    spec = (read_onnx_metadata if is_onnx else read_metadata)(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
         raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
-    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
+    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled",
+                                     backend=backend, **options)
 
 
 class InferenceStages:
@@ -163,7 +175,7 @@ class InferenceStages:
 
             torch.set_num_threads(int(threads))
         pipeline = getattr(predictor, "pipeline", None)
-        if hasattr(pipeline, "set_channels_last"):
+        if hasattr(pipeline, "set_channels_last") and getattr(predictor, "backend", "torch") == "torch":
             device = str(getattr(pipeline, "device", "cpu"))
             pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
 
@@ -325,12 +337,15 @@ def _get(q: queue.Queue, stop: threading.Event):
             continue
 
 
-def _read_frames(source: FrameSource, max_frames: int | None, times: dict) -> Iterator[tuple[int, np.ndarray]]:
+def _read_frames(source: FrameSource, max_frames: int | None, times: dict,
+                 report: DemoReport) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, frame)`` of a video or webcam, in order; ``times["read"]`` gets the ms spent.
 
+    A video that stops decoding before the frame count of its header (cut short, or a frame
+    that cannot be decoded) ends the frames there and sets ``report.truncated``.
+
     Raises:
-        InputError: no frame at all; a webcam that stops giving frames (disconnected); a video
-            frame that cannot be decoded before the video's known end.
+        InputError: no frame at all; a webcam that stops giving frames (disconnected).
     """
     cap = source.capture
     index = 0
@@ -343,9 +358,11 @@ def _read_frames(source: FrameSource, max_frames: int | None, times: dict) -> It
                 raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
             if source.kind == "webcam":
                 raise InputError(f"webcam {source.name} stopped giving frames after {index} (disconnected?)")
-            if source.total and index < source.total:
-                raise InputError(f"video {source.name}: frame {index} of {source.total} cannot be decoded; "
-                                 f"stopped after {index} frames")
+            expected = source.header_frames
+            if expected and index < min(expected, max_frames or expected):
+                report.truncated = (f"video {source.name} is truncated: its header announces "
+                                    f"{expected} frames but decoding stopped at frame {index}")
+                LOG.info("%s", report.truncated)  # reported once, by whoever reads the report
             return
         yield index, frame
         index += 1
@@ -364,7 +381,7 @@ def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes,
 
     times = {s: 0.0 for s in STAGES}
     live = source.kind == "webcam"
-    frames = (frame for _, frame in _read_frames(source, max_frames, times))
+    frames = (frame for _, frame in _read_frames(source, max_frames, times, report))
     writer = None
     start = time.perf_counter()
     last, fps = None, None
@@ -432,7 +449,7 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
     def read():
         read_any = False
         try:
-            for item in _read_frames(source, max_frames, times):
+            for item in _read_frames(source, max_frames, times, report):
                 read_any = True
                 yield item
         except InputError as exc:

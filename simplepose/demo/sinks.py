@@ -4,7 +4,11 @@ H.264 ``.mp4`` that browsers play, see :class:`~simplepose.utils.video.VideoWrit
 per-frame people JSON (:func:`people_to_json` records, :func:`open_json_sink`: a ``.jsonl``
 path streams one line per frame as it goes, any other path gets one JSON list at the end), and
 a window on the screen (:class:`Window`, where :func:`display_problem` finds none).
-:func:`plan_outputs` checks every output location before any work."""
+:func:`plan_outputs` checks every output location before any work, and refuses an output that
+is an input or lies inside an input folder. Every file but the streamed ``.jsonl`` is written
+atomically: a video goes to a temp file in the same folder, renamed onto the output when the
+writer is released (also after a stream breaks mid-way: what was written is kept), so a killed
+run leaves the previous file intact (and its temp file is removed by the next run)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ __all__ = [
     "open_video_writer",
     "people_to_json",
     "plan_outputs",
+    "refuse_input_overwrite",
     "render_frame",
     "write_image",
 ]
@@ -87,10 +92,48 @@ def write_image(path: Path, image: np.ndarray) -> None:
         Path(tmp).write_bytes(buf.tobytes())
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved, base = path.resolve(), folder.resolve()
+    return resolved == base or base in resolved.parents
+
+
+def refuse_input_overwrite(source: FrameSource, path: Path, what: str) -> None:
+    """InputError when writing ``path`` could destroy the input: it is the input file (also
+    through a link), one of the input images, or lies inside the input folder."""
+    if source.kind == "webcam":
+        return
+    where = Path(source.name)
+    if source.kind == "folder":
+        if _inside(path, where):
+            raise InputError(f"{what} {path} lies inside the input folder {where}: "
+                             f"write it elsewhere")
+        inputs = source.paths
+    else:
+        inputs = [where]
+    for item in inputs:
+        if _same_file(path, Path(item)):
+            raise InputError(f"{what} {path} is the input {item}: it would be overwritten")
+
+
 def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
-    """Validate the output paths before any work; returns the resolved image/video output."""
+    """Validate the output paths before any work; returns the resolved image/video output.
+
+    Raises:
+        InputError: a missing folder, a wrong kind of output, or an output that is an input or
+            lies inside the input folder (:func:`refuse_input_overwrite`).
+    """
     if json_path:
         _check_parent(Path(json_path), "JSON")
+        refuse_input_overwrite(source, Path(json_path), "JSON output")
     if not output:
         return None
     out = Path(output)
@@ -98,12 +141,16 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
         if out.exists() and not out.is_dir():
             raise InputError(f"output {out} must be a folder for a folder input")
         _check_parent(out, "output folder")
+        refuse_input_overwrite(source, out, "output folder")
         out.mkdir(exist_ok=True)
         return out
     if out.is_dir():
         stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
-        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        out = out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        refuse_input_overwrite(source, out, "output")
+        return out
     _check_parent(out, "output")
+    refuse_input_overwrite(source, out, "output")
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
     if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -121,7 +168,8 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
 
 
 def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
-    """An H.264 (VP9 for ``.webm``) writer; ``write(frame)``, ``close()`` keeps what was written."""
+    """An H.264 (VP9 for ``.webm``) :class:`~simplepose.utils.video.VideoWriter` into a temp file:
+    ``path`` changes only when it is released (``release()``/``close()``; ``discard()`` drops it)."""
     return VideoWriter(path, fps, (int(width), int(height)))
 
 

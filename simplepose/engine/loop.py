@@ -141,7 +141,8 @@ class Trainer:
     def __init__(self, cfg: Config, dataset=None, dist_info: sdist.DistInfo | None = None):
         self.cfg = cfg
         self.spec = build_spec(cfg)
-        self.info = dist_info or sdist.init_distributed(cfg.train.device)
+        self.info = dist_info or sdist.init_distributed(cfg.train.device,
+                                                        timeout_s=cfg.train.dist_timeout_s)
         self.device = self.info.device
         self.world = self.info.world_size
         self.rank = self.info.rank

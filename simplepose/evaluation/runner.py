@@ -116,7 +116,6 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
     """
     from tqdm import tqdm
 
-    from ..data.coco import load_image
     from ..errors import InputError
 
     ids = ann.image_ids if image_ids is None else list(image_ids)
@@ -124,7 +123,7 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
     for image_id in tqdm(ids, desc="evaluate", unit="img", disable=not progress):
         path = ann.image_path(image_id, images_dir)
         try:
-            image = load_image(path)
+            image = ann.read_image(image_id, images_dir)
         except InputError as exc:
             if not skip_bad:
                 raise

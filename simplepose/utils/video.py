@@ -7,8 +7,9 @@ that a killed run leaves valid.
   wheels have no H.264 encoder and its VP8/VP9 encoders run at 0.5-4 FPS on 768x576), and its
   MPEG-4 Part 2 (``mp4v``) files do not play in browsers; without imageio-ffmpeg the writer
   falls back to ``mp4v`` with a warning. The file is written under a temporary name in the
-  same folder and renamed when the writer is closed, also after an error mid-stream, so what
-  was written is kept.
+  same folder (:func:`~simplepose.utils.io.temp_file_for`) and renamed when the writer is
+  closed, also after an error mid-stream, so what was written is kept; a killed run leaves the
+  previous file intact.
 * :class:`JsonlWriter`: one JSON object per line, each line flushed as it is written, so a
   run that is killed leaves every line written so far readable.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .io import commit_temp_file, temp_file_for
 
 __all__ = ["JsonlWriter", "VideoWriter", "ffmpeg_executable", "read_jsonl"]
 
@@ -66,9 +68,7 @@ class VideoWriter:
             raise InputError(f"cannot write video {self.path}: frame size {self.size} is too small")
         fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0
         self.frames = 0
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp" + self.path.suffix, dir=folder)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_file_for(self.path, keep_extension=True)  # stale temps of killed runs go
         self._proc = None
         self._cv = None
         exe = ffmpeg_executable()
@@ -140,12 +140,29 @@ class VideoWriter:
                 LOG.error("video encoder for %s failed: %s", self.path, self._error_text())
             self._log.close()
         if self.frames and ok and self._tmp.exists() and self._tmp.stat().st_size > 0:
-            os.chmod(self._tmp, 0o644)
-            os.replace(self._tmp, self.path)
+            commit_temp_file(self._tmp, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
             if self.frames:
                 raise InputError(f"video {self.path} could not be finished")
+
+    release = close
+
+    def discard(self) -> None:
+        """Stop and delete the temp file; the output path keeps what it held."""
+        if self._cv is not None:
+            self._cv.release()
+            self._cv = None
+        elif self._proc is not None:
+            proc, self._proc = self._proc, None
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            proc.kill()
+            proc.wait()
+            self._log.close()
+        self._tmp.unlink(missing_ok=True)
 
     def __enter__(self):
         return self
