@@ -537,3 +537,101 @@ def test_kill_during_video_output_keeps_the_old_file(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert out.read_bytes() != b"the previous, good video"
     assert not list(tmp_path.glob(".out.mp4.*"))
+
+
+# ---------------------------------------------------------------------- evaluate, convert: outputs
+_SAMPLE_ANN = REPO / "tests" / "data" / "coco_sample" / "annotations.json"
+_UNWRITABLE = "/proc/simplepose_out.json"  # not writable, not even by root
+
+
+def test_evaluate_checks_every_output_before_the_model(tmp_path, capsys):
+    from simplepose.cli.evaluate import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    base = ["--checkpoint", str(tmp_path / "never_loaded.safetensors"), "--ann", str(_SAMPLE_ANN),
+            "--images", str(images), "--quiet"]
+    cases = [
+        (["--metrics", _UNWRITABLE], "cannot write --metrics /proc/simplepose_out.json"),
+        (["--metrics", str(tmp_path / "m.json"), "--results-out", _UNWRITABLE], "--results-out"),
+        (["--metrics", str(tmp_path / "missing" / "m.json")], "does not exist"),
+        (["--metrics", str(_SAMPLE_ANN)], "is the input"),
+        (["--metrics", str(images / "m.json")], "lies inside the input folder"),
+        (["--metrics", str(tmp_path / "m.json"), "--results-out", str(tmp_path / "m.json")],
+         "are the same file"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra, prog="evaluate") == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "never_loaded" not in err, (extra, err)
+
+
+def test_metrics_name_the_results_hash(tmp_path):
+    from simplepose.cli.evaluate import main
+    from simplepose.utils.io import file_sha256
+
+    results = tmp_path / "r.json"
+    results.write_text("[]")
+    metrics = tmp_path / "m.json"
+    assert main(["--results", str(results), "--ann", str(_SAMPLE_ANN), "--metrics", str(metrics)],
+                prog="evaluate") == 0
+    record = json.loads(metrics.read_text())
+    assert record["results_sha256"] == file_sha256(results)
+
+
+def test_convert_checks_its_output_before_reading(tmp_path, capsys):
+    from simplepose.cli.convert import main
+
+    src = tmp_path / "in.pth"
+    src.write_bytes(b"not read: the output is checked first")
+    for out, message in [(_UNWRITABLE, "folder /proc is not writable"), (str(src), "is the input")]:
+        assert main(["--from", "rsn", "--input", str(src), "--output", out], prog="convert") == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------------- training
+def _trainer(out_dir, **cfg_changes):
+    from test_distributed import SyntheticBottomUp, tiny_cfg
+
+    from simplepose.config import config_from_dict, config_to_dict
+    from simplepose.engine.loop import Trainer
+
+    data = config_to_dict(tiny_cfg(out_dir, max_iters_per_epoch=2))
+    for dotted, value in cfg_changes.items():
+        section, key = dotted.split("__")
+        data[section][key] = value
+    return Trainer(config_from_dict(data), dataset=SyntheticBottomUp())
+
+
+def test_unwritable_output_dir_is_one_line_before_work():
+    from simplepose.errors import InputError
+
+    with pytest.raises(InputError, match=r"train.output_dir /proc/simplepose_run cannot be created"):
+        _trainer("/proc/simplepose_run")
+
+
+def test_resume_with_another_optimiser_is_a_clear_error(tmp_path):
+    from simplepose.errors import CheckpointError
+
+    trainer = _trainer(tmp_path, optim__max_iters=1)
+    trainer.fit()
+    other = _trainer(tmp_path, optim__name="adam", optim__max_iters=1)
+    with pytest.raises(CheckpointError, match="trained with optim.name=sgd, this config has optim.name=adam"):
+        other.resume()
+
+
+def test_garbage_and_truncated_metrics_rows_are_skipped(tmp_path, caplog):
+    trainer = _trainer(tmp_path, optim__max_iters=2)
+    trainer.fit()
+    path = tmp_path / "metrics.csv"
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3  # header + 2 rows
+    path.write_text("\n".join([lines[0], lines[1], "garbage,row,x", lines[2][: len(lines[2]) // 2]]))
+    resumed = _trainer(tmp_path, optim__max_iters=3)
+    resumed.resume()
+    assert "skipped 2 malformed row(s) (line 3, 4)" in caplog.text
+    resumed.fit()
+    rows = [r.split(",")[0] for r in path.read_text().splitlines()[1:]]
+    assert rows == ["1", "3"]  # iteration 2's truncated row is gone, 3 was appended cleanly
+    assert (tmp_path / "loss.png").exists()
