@@ -577,6 +577,11 @@ def test_metrics_name_the_results_hash(tmp_path):
                 prog="evaluate") == 0
     record = json.loads(metrics.read_text())
     assert record["results_sha256"] == file_sha256(results)
+    # scoring m_results.json into m.json is fine: --results mode writes no results file
+    named = tmp_path / "m_results.json"
+    named.write_text("[]")
+    assert main(["--results", str(named), "--ann", str(_SAMPLE_ANN), "--metrics", str(metrics)],
+                prog="evaluate") == 0
 
 
 def test_convert_checks_its_output_before_reading(tmp_path, capsys):
