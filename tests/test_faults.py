@@ -640,3 +640,44 @@ def test_garbage_and_truncated_metrics_rows_are_skipped(tmp_path, caplog):
     rows = [r.split(",")[0] for r in path.read_text().splitlines()[1:]]
     assert rows == ["1", "3"]  # iteration 2's truncated row is gone, 3 was appended cleanly
     assert (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.slow
+def test_training_with_a_stopped_rank_ends_with_the_rank_named(tmp_path):
+    from test_distributed import _bottomup_dataset_available, _torchrun
+
+    reason = _bottomup_dataset_available()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "run"
+    cmd = _torchrun(out, "train.dist_timeout_s=8", "train.max_iters_per_epoch=50")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (out / "config.yaml").exists():  # training has started on every rank
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.1)
+        time.sleep(2)
+        ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True,
+                               check=False).stdout.split()
+        rank1 = next(int(p) for p in ranks
+                     if "RANK=1" in Path(f"/proc/{p}/environ").read_text().split("\0"))
+        os.kill(rank1, signal.SIGSTOP)
+        t0 = time.time()
+        lines = []
+        while not any("a collective failed" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)[-3000:]
+            lines.append(line)
+        elapsed = time.time() - t0
+        os.kill(rank1, signal.SIGKILL)
+        os.kill(rank1, signal.SIGCONT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    error = next(line for line in lines if "a collective failed" in line)
+    assert "train.dist_timeout_s=8" in error and "rank 1 (silent for" in error, error
+    assert elapsed < 8 + 10, elapsed
