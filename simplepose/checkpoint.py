@@ -221,7 +221,10 @@ def validate_metadata(meta: Mapping, source: str = "checkpoint", spec: Mapping |
         [16, 1024]"``.
     """
     try:
-        for key, value in meta["model_kwargs"].items():
+        kwargs = meta.get("model_kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise ValueError(f"model_kwargs is a {type(kwargs).__name__}, not an object")
+        for key, value in kwargs.items():
             _check_value(f"model_kwargs.{key}", value, METADATA_BOUNDS.get(key))
         if spec is not None:
             if not isinstance(spec, Mapping):

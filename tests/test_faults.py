@@ -681,3 +681,25 @@ def test_training_with_a_stopped_rank_ends_with_the_rank_named(tmp_path):
     error = next(line for line in lines if "a collective failed" in line)
     assert "train.dist_timeout_s=8" in error and "rank 1 (silent for" in error, error
     assert elapsed < 8 + 10, elapsed
+
+
+def test_onnx_metadata_is_bounded_like_a_checkpoint():
+    from simplepose.errors import CheckpointError
+    from simplepose.inference.onnx_backend import (
+        ONNX_FORMAT_VERSION,
+        decode_metadata,
+        encode_metadata,
+    )
+
+    spec = _tiny_rsn_spec()
+    meta = {"simplepose_format": ONNX_FORMAT_VERSION, "simplepose_spec": spec.to_dict(),
+            "simplepose_model": spec.name, "model_kwargs": spec.kwargs,
+            "simplepose_paradigm": spec.paradigm, "simplepose_input": {}, "simplepose_outputs": []}
+    assert decode_metadata(encode_metadata(meta))["spec"] == spec
+    tampered = {**spec.to_dict(), "codec": {**spec.to_dict()["codec"], "input_hw": [8192, 6144]}}
+    with pytest.raises(CheckpointError, match=r"x.onnx: metadata field spec.codec.input_hw\[0\] = 8192"):
+        decode_metadata(encode_metadata({**meta, "simplepose_spec": tampered}), "x.onnx")
+    deep = encode_metadata(meta)
+    deep["model_kwargs"] = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(CheckpointError, match="model_kwargs is nested deeper than 100 levels"):
+        decode_metadata(deep, "x.onnx")
