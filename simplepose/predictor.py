@@ -22,6 +22,7 @@ from a person detector, or on boxes passed to :meth:`Predictor.predict`.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -182,23 +183,33 @@ class Predictor:
         return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
 
     # ---------------------------------------------------------------------- steps
-    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None):
+    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
+                *, boxes_xyxy: np.ndarray | None = None):
         """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
-        Top-down models use ``boxes`` (N, 4) x, y, w, h in original px (with ``box_scores``), or
-        the detector's when no boxes are given. Bottom-up models ignore ``boxes``.
+        Top-down models use ``boxes_xyxy`` (N, 4) x1, y1, x2, y2 in original px (with
+        ``box_scores`` (N,), default 1), or the detector's when no boxes are given. Bottom-up
+        models ignore boxes. ``boxes`` (N, 4) x, y, w, h is the deprecated spelling of earlier
+        releases.
         """
+        if boxes is not None:
+            warnings.warn("Predictor boxes=(x, y, w, h) is deprecated: pass boxes_xyxy=(x1, y1, x2, y2)",
+                          DeprecationWarning, stacklevel=3)
+            if boxes_xyxy is not None:
+                raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
+            xywh = np.asarray(boxes, dtype=float).reshape(-1, 4)
+            boxes_xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
         if self.mode == "bottomup":
             return self.pipeline.prepare(image)
-        if boxes is None:
+        if boxes_xyxy is None:
             if self.detector is None:
                 raise InputError("a top-down model needs boxes or a detector (Predictor.from_checkpoint(..., detector='bundled'))")
-            xyxy, scores = self.detector.detect(image)
-            boxes = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]) if len(xyxy) else np.zeros((0, 4))
-            box_scores = scores
+            boxes_xyxy, box_scores = self.detector.detect(image)
+        xyxy = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
         if box_scores is None:
-            box_scores = np.ones(len(boxes))
-        return self.pipeline.prepare(image, np.asarray(boxes, float).reshape(-1, 4), np.asarray(box_scores, float))
+            box_scores = np.ones(len(xyxy))
+        xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])  # the pipeline takes COCO boxes
+        return self.pipeline.prepare(image, xywh, np.asarray(box_scores, float))
 
     def forward(self, inputs):
         """Step 2: the network on the inputs of :meth:`prepare`."""
@@ -209,12 +220,27 @@ class Predictor:
         return self.pipeline.decode(inputs, outputs)
 
     # ---------------------------------------------------------------------- API
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None) -> list[Person]:
-        """People in one BGR uint8 (H, W, 3) image, in original px (see :meth:`prepare`)."""
-        inputs = self.prepare(image, boxes, box_scores)
+    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
+                *, boxes_xyxy: np.ndarray | None = None) -> list[Person]:
+        """People in one BGR uint8 (H, W, 3) image, in original px (boxes: see :meth:`prepare`)."""
+        inputs = self.prepare(image, boxes, box_scores, boxes_xyxy=boxes_xyxy)
         if self.mode == "topdown" and inputs.num_boxes == 0:
             return []
         return self.decode(inputs, self.forward(inputs))
+
+    def track(self, frames, **options):
+        """Tracked people over consecutive frames: a generator of
+        :class:`~simplepose.tracking.TrackedFrame` (``index``, ``image``, ``people`` with stable
+        ``track_id``, smoothed). ``options`` go to :func:`~simplepose.tracking.track_frames`
+        (``realtime=True``: network on keyframes + optical flow; ``live=True`` for cameras).
+
+            for out in predictor.track(frames):
+                for person in out.people:
+                    print(out.index, person.track_id, person.keypoints)
+        """
+        from .tracking import track_frames
+
+        return track_frames(self, frames, **options)
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         """People in each image (bottom-up: same-size images share one forward pass)."""

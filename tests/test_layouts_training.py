@@ -56,7 +56,7 @@ def test_config_layout_reaches_the_spec_codec_and_loss():
 def test_topdown_dataset_on_mpii_sample():
     ann = load_annotations(DATA / "mpii" / "test_mpii.json")
     codec = layout_codec("mpii16", "rsn_128x128")
-    ds = TopDownDataset(ann, DATA / "mpii", codec, augment=False, image_ids=[2])  # 052475643.jpg
+    ds = TopDownDataset(ann, DATA / "mpii", codec, augment=False, image_ids=[1])  # 052475643.jpg
     sample = ds[0]
     assert sample["targets"].shape[1] == 16 and sample["target_weight"].shape[0] == 16
     with pytest.raises(InputError, match="mpii16 layout .* flips 17 keypoints"):

@@ -44,7 +44,7 @@ def load_annotations(path, images_dir=None) -> CocoKeypoints:
         from simplepose.data import mpii
 
         records, sizes = mpii._load_parsed(path, data, images_dir)
-        return mpii.mpii_to_coco(records, sizes, path)
+        return mpii.mpii_to_coco(records, sizes, path, images_dir)
     if isinstance(data, dict) and isinstance(data.get("categories"), list):
         for cat in data["categories"]:
             names = cat.get("keypoints") if isinstance(cat, dict) else None
