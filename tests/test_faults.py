@@ -147,7 +147,8 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path):
 
     path = tmp_path / "deep.json"
     path.write_text('{"images": "[[[", "annotations":\n' + "[" * 100_000 + "]" * 100_000 + "}")
-    with pytest.raises(AnnotationError, match=r"deep.json is nested deeper than 100 levels \(line 2"):
+    match = r"deep.json is nested deeper than 100 levels \(line 2"
+    with pytest.raises(AnnotationError, match=match):
         load_coco_keypoints(path)
     cfg = tmp_path / "deep.yaml"
     cfg.write_text("a: " + "[" * 100_000 + "]" * 100_000)
@@ -287,7 +288,8 @@ def test_fp16_weights_are_cast(tmp_path, rsn_file):
 
     from simplepose.checkpoint import load_model
 
-    half = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(rsn_file)).items()}
+    weights = load_file(str(rsn_file))
+    half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     path = _retag(rsn_file, tmp_path / "half.safetensors", _tensors=half)
     model, _ = load_model(path)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
@@ -358,7 +360,8 @@ def test_decoded_size_differs_from_the_annotation(tmp_path):
     (tmp_path / "sub").mkdir()
     cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((40, 30, 3), np.uint8))  # rotated
     coco = load_coco_keypoints(tmp_path / "ann.json")
-    with pytest.raises(InputError, match=r"a.png is 30x40 but .*ann.json says 40x30 \(image id 1\)"):
+    match = r"a.png is 30x40 but .*ann.json says 40x30 \(image id 1\)"
+    with pytest.raises(InputError, match=match):
         coco.read_image(1, tmp_path)
     cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((30, 40, 3), np.uint8))
     assert coco.read_image(1, tmp_path).shape == (30, 40, 3)
@@ -612,7 +615,8 @@ def _trainer(out_dir, **cfg_changes):
 def test_unwritable_output_dir_is_one_line_before_work():
     from simplepose.errors import InputError
 
-    with pytest.raises(InputError, match=r"train.output_dir /proc/simplepose_run cannot be created"):
+    match = r"train.output_dir /proc/simplepose_run cannot be created"
+    with pytest.raises(InputError, match=match):
         _trainer("/proc/simplepose_run")
 
 
@@ -622,7 +626,8 @@ def test_resume_with_another_optimiser_is_a_clear_error(tmp_path):
     trainer = _trainer(tmp_path, optim__max_iters=1)
     trainer.fit()
     other = _trainer(tmp_path, optim__name="adam", optim__max_iters=1)
-    with pytest.raises(CheckpointError, match="trained with optim.name=sgd, this config has optim.name=adam"):
+    match = "trained with optim.name=sgd, this config has optim.name=adam"
+    with pytest.raises(CheckpointError, match=match):
         other.resume()
 
 
@@ -632,7 +637,8 @@ def test_garbage_and_truncated_metrics_rows_are_skipped(tmp_path, caplog):
     path = tmp_path / "metrics.csv"
     lines = path.read_text().splitlines()
     assert len(lines) == 3  # header + 2 rows
-    path.write_text("\n".join([lines[0], lines[1], "garbage,row,x", lines[2][: len(lines[2]) // 2]]))
+    truncated = lines[2][: len(lines[2]) // 2]
+    path.write_text("\n".join([lines[0], lines[1], "garbage,row,x", truncated]))
     resumed = _trainer(tmp_path, optim__max_iters=3)
     resumed.resume()
     assert "skipped 2 malformed row(s) (line 3, 4)" in caplog.text
@@ -697,7 +703,8 @@ def test_onnx_metadata_is_bounded_like_a_checkpoint():
             "simplepose_paradigm": spec.paradigm, "simplepose_input": {}, "simplepose_outputs": []}
     assert decode_metadata(encode_metadata(meta))["spec"] == spec
     tampered = {**spec.to_dict(), "codec": {**spec.to_dict()["codec"], "input_hw": [8192, 6144]}}
-    with pytest.raises(CheckpointError, match=r"x.onnx: metadata field spec.codec.input_hw\[0\] = 8192"):
+    match = r"x.onnx: metadata field spec.codec.input_hw\[0\] = 8192"
+    with pytest.raises(CheckpointError, match=match):
         decode_metadata(encode_metadata({**meta, "simplepose_spec": tampered}), "x.onnx")
     deep = encode_metadata(meta)
     deep["model_kwargs"] = "[" * 100_000 + "]" * 100_000
