@@ -131,9 +131,8 @@ def check_output_folders(args) -> None:
     outputs = []
     if args.metrics:
         outputs.append(("--metrics", args.metrics))
+    if not args.results and (args.metrics or args.results_out):  # --results: nothing rewritten
         outputs.append(("--results-out", args.results_out or default_results_path(args.metrics)))
-    elif args.results_out:
-        outputs.append(("--results-out", args.results_out))
     for flag, path in outputs:
         check_output_file(path, flag, inputs=inputs, input_folders=[args.images])
     if len(outputs) == 2 and Path(outputs[0][1]).resolve() == Path(outputs[1][1]).resolve():

@@ -304,8 +304,9 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError, RuntimeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise CheckpointError(f"{path}: optimiser state does not fit this config's optimiser "
-                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                                  f"({type(exc).__name__}: {first})") from None
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
