@@ -47,6 +47,6 @@ setup(
         "pyyaml>=6.0",
         "matplotlib>=3.6",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "ruff==0.17.6"]},
     zip_safe=False,
 )

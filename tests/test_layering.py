@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oracle",),
     ("evaluation",),
     ("predictor",),
-    ("engine", "demo", "demo_runner"),
+    ("engine", "demo", "demo_runner", "export"),
     ("cli",),
     ("__init__",),
 )
