@@ -6,6 +6,7 @@ needed. ``DEBUG=1 pip install -e .`` builds with ``-g -Og`` for gdb/valgrind.
 
 import os
 from glob import glob
+from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_packages, setup
@@ -27,7 +28,7 @@ setup(
     name="simplepose",
     version="0.1.0",
     description="Multi-person 2D pose estimation: SimplePose (bottom-up) and CPN/MSPN/RSN (top-down)",
-    long_description=open("README.md", encoding="utf-8").read() if os.path.exists("README.md") else "",
+    long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
@@ -46,7 +47,9 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "matplotlib>=3.6",
+        "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat)
     ],
     extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "ruff==0.17.6"]},
+    entry_points={"console_scripts": ["simplepose = simplepose.cli:main"]},
     zip_safe=False,
 )

@@ -1,129 +1,13 @@
-"""Convert a released checkpoint (SimplePose, pytorch-cpn, MSPN, RSN) to simplepose safetensors.
-
-Usage (from the repository root, with simplepose importable: ``pip install -e .``, or prefix the
-command with ``PYTHONPATH=.``)::
-
-    python data_prep/convert_checkpoint.py --from simplepose IN.pth OUT.safetensors
-    python data_prep/convert_checkpoint.py --from pytorch-cpn --model cpn101 IN.pth.tar OUT.st
-    python data_prep/convert_checkpoint.py --from rsn IN.pth OUT.st --model-kwargs '{"stages": 4}'
-
-Steps: read IN without unpickling code (``torch.load(weights_only=True)`` or safetensors), map its
-keys with ``simplepose.convert.convert_state_dict(source, ...)``, build the target model and load
-the result with ``strict=True``, then write OUT atomically with ``simplepose.checkpoint.save_model``
-(metadata: model name, kwargs, source). Model kwargs are the source's defaults, updated by what the
-converted weights imply (IMHN: stacks, widths), updated by ``--model-kwargs``. Errors are one line
-on stderr with exit status 1.
-"""
-
-from __future__ import annotations
-
-import argparse
-import importlib
-import json
-import sys
-from pathlib import Path
+"""Convert a released checkpoint (SimplePose, pytorch-cpn, MSPN, RSN) to simplepose safetensors:
+a thin wrapper around :mod:`simplepose.cli.convert` (``--help`` for the options)."""
 
 try:
-    from simplepose.checkpoint import build_and_load, load_state_dict_any, save_model
-    from simplepose.convert import CONVERTERS, convert_state_dict
-    from simplepose.errors import SimplePoseError
+    from simplepose.cli.convert import main
 except ImportError as _exc:  # pragma: no cover - depends on the environment
     raise SystemExit(
         f"cannot import simplepose ({_exc}); run `pip install -e .` in the repository root "
         "or prefix the command with `PYTHONPATH=.`"
     ) from _exc
 
-#: source -> (allowed model names, first = default, default kwargs, optional "module:function" that
-#: infers kwargs from the converted state dict).
-SOURCES: dict[str, tuple[tuple[str, ...], dict, str | None]] = {
-    "simplepose": (("imhn",), {}, "simplepose.convert.simplepose_imhn:infer_imhn_kwargs"),
-    "pytorch-cpn": (("cpn50", "cpn101"), {}, None),
-    "mspn": (("mspn",), {}, None),
-    "rsn": (("rsn18", "rsn50"), {}, None),
-}
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        choices=sorted(SOURCES),
-        help="layout of the input checkpoint",
-    )
-    p.add_argument(
-        "input", type=Path, help="released checkpoint (.pth/.pt/.pkl/.tar or .safetensors)"
-    )
-    p.add_argument("output", type=Path, help="simplepose checkpoint to write (.safetensors)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="target model name; defaults per source: "
-        + ", ".join(f"{s}: {'|'.join(m)}" for s, (m, _, _) in sorted(SOURCES.items())),
-    )
-    p.add_argument(
-        "--model-kwargs",
-        default=None,
-        metavar="JSON",
-        help="keyword overrides for the model builder, e.g. '{\"num_stacks\": 4}'",
-    )
-    return p.parse_args(argv)
-
-
-def resolve_model(
-    source: str, model: str | None, kwargs_json: str | None, converted
-) -> tuple[str, dict]:
-    """Model name and builder kwargs for ``source`` (see the module docstring for precedence)."""
-    names, defaults, inferrer = SOURCES[source]
-    name = model or names[0]
-    if name not in names:
-        raise SimplePoseError(
-            f"--model {name!r} does not fit --from {source}; choose one of {list(names)}"
-        )
-    kwargs = dict(defaults)
-    if inferrer:
-        module_name, func_name = inferrer.split(":")
-        kwargs.update(getattr(importlib.import_module(module_name), func_name)(converted))
-    if kwargs_json:
-        try:
-            extra = json.loads(kwargs_json)
-        except json.JSONDecodeError as exc:
-            raise SimplePoseError(f"--model-kwargs is not valid JSON: {exc}") from None
-        if not isinstance(extra, dict):
-            raise SimplePoseError("--model-kwargs must be a JSON object")
-        kwargs.update(extra)
-    return name, kwargs
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.source not in CONVERTERS:
-            raise SimplePoseError(f"no converter registered for {args.source!r}")
-        raw = load_state_dict_any(args.input)
-        converted = convert_state_dict(args.source, raw)
-        name, kwargs = resolve_model(args.source, args.model, args.model_kwargs, converted)
-        model = build_and_load(name, kwargs, converted, source=f"converted {args.input}")
-        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        save_model(
-            args.output,
-            name,
-            kwargs,
-            model.state_dict(),
-            verify=False,
-            extra_meta={"converted_from": args.source, "source_file": args.input.name},
-        )
-    except (SimplePoseError, ValueError, FileNotFoundError, KeyError, ImportError) as exc:
-        print(f"convert_checkpoint: error: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {args.output}: model {name} {json.dumps(kwargs, sort_keys=True)}, "
-        f"{len(converted)} tensors, {n_params:,} trainable parameters "
-        f"(from {args.source} {args.input})"
-    )
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""demo.py and simplepose.demo_runner: sources, sinks, JSON, the threaded video pipeline and
+"""demo.py and simplepose.demo: sources, sinks, JSON, the threaded video pipeline and
 the one-line errors.
 
 ``demo.py`` exit codes: 0 all frames processed, 1 a folder had unreadable images (the rest
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from simplepose import demo_runner
+from simplepose import demo as sdemo
 from simplepose.errors import InputError
 from simplepose.structures import Person
 
@@ -211,8 +211,8 @@ def _demo_threads():
 def test_pipeline_keeps_frame_order(tmp_path, workers):
     src = _numbered_video(tmp_path / "n.avi", 12)
     seen = []
-    report = demo_runner.run_demo(
-        FakePredictor(delay=0.002, jitter=0.02), demo_runner.open_source(src), output=str(tmp_path / "o.mp4"),
+    report = sdemo.run_demo(
+        FakePredictor(delay=0.002, jitter=0.02), sdemo.open_source(src), output=str(tmp_path / "o.mp4"),
         json_path=str(tmp_path / "o.json"), progress=False, queue_size=2, workers=workers,
         on_frame=lambda i, frame, people: seen.append((i, people[0].keypoints[0, 0])),
     )  # fmt: skip
@@ -220,7 +220,7 @@ def test_pipeline_keeps_frame_order(tmp_path, workers):
     values = [v for _, v in seen]
     assert values == sorted(values) and abs(values[-1] - values[0] - 110) < 6
     assert count_frames(tmp_path / "o.mp4") == 12
-    assert set(report.stage_ms) == set(demo_runner.STAGES)
+    assert set(report.stage_ms) == set(sdemo.STAGES)
     assert not _demo_threads()
 
 
@@ -228,7 +228,7 @@ def test_pipeline_error_propagates_without_hanging(tmp_path):
     src = _numbered_video(tmp_path / "n.avi", 40)
     t0 = time.perf_counter()
     with pytest.raises(InputError, match="boom"):
-        demo_runner.run_demo(FakePredictor(fail_at=3), demo_runner.open_source(src),
+        sdemo.run_demo(FakePredictor(fail_at=3), sdemo.open_source(src),
                              output=str(tmp_path / "o.mp4"), progress=False, queue_size=1, workers=2)
     assert time.perf_counter() - t0 < 20
     assert not _demo_threads()
@@ -243,7 +243,7 @@ def test_pipeline_keyboard_interrupt_stops_threads(tmp_path):
 
     js = tmp_path / "partial.json"
     with pytest.raises(KeyboardInterrupt):
-        demo_runner.run_demo(FakePredictor(), demo_runner.open_source(src), json_path=str(js),
+        sdemo.run_demo(FakePredictor(), sdemo.open_source(src), json_path=str(js),
                              progress=False, on_frame=interrupt)
     assert not _demo_threads()
     assert [r["frame"] for r in json.loads(js.read_text())] == [0, 1]  # frames done before Ctrl-C
@@ -251,17 +251,17 @@ def test_pipeline_keyboard_interrupt_stops_threads(tmp_path):
 
 def test_max_frames_and_source_kinds(tmp_path):
     src = _numbered_video(tmp_path / "n.avi", 10)
-    report = demo_runner.run_demo(FakePredictor(), demo_runner.open_source(src, max_frames=4), max_frames=4,
+    report = sdemo.run_demo(FakePredictor(), sdemo.open_source(src, max_frames=4), max_frames=4,
                                   progress=False)
     assert report.frames == 4
     (tmp_path / "f").mkdir()
     with pytest.raises(InputError, match="no images"):
-        demo_runner.open_source(tmp_path / "f")
+        sdemo.open_source(tmp_path / "f")
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), synthetic_image())
-    assert demo_runner.open_source(img).kind == "image"
+    assert sdemo.open_source(img).kind == "image"
     with pytest.raises(InputError, match="must be a video file"):
-        demo_runner.plan_outputs(demo_runner.open_source(src), str(tmp_path / "x.png"), None)
+        sdemo.plan_outputs(sdemo.open_source(src), str(tmp_path / "x.png"), None)
 
 
 # ------------------------------------------------------------------ top-down end to end

@@ -86,7 +86,7 @@ def _grad_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> 
                           LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     from simplepose import dist
-    from simplepose.engine.trainer import Trainer
+    from simplepose.engine.loop import Trainer
 
     try:
         ds = SyntheticBottomUp()
@@ -146,7 +146,7 @@ def _final_state(trainer) -> dict:
 
 
 def test_resume_mid_epoch_is_exact_in_process(tmp_path):
-    from simplepose.engine.trainer import Trainer
+    from simplepose.engine.loop import Trainer
 
     torch.set_num_threads(1)
     ds = SyntheticBottomUp(n=12)  # 6 iterations per epoch at batch 2
@@ -173,7 +173,7 @@ def test_resume_mid_epoch_is_exact_in_process(tmp_path):
 
 
 def test_skip_bad_loss(tmp_path):
-    from simplepose.engine.trainer import Trainer
+    from simplepose.engine.loop import Trainer
 
     torch.set_num_threads(1)
     trainer = Trainer(tiny_cfg(tmp_path / "skip", skip_loss_above=1e-12),
@@ -190,7 +190,8 @@ def test_skip_bad_loss(tmp_path):
 
 
 def test_resume_refuses_crafted_pickle(tmp_path):
-    from simplepose.engine.trainer import Trainer, load_training_checkpoint
+    from simplepose.engine.loop import Trainer
+    from simplepose.engine.state import load_training_checkpoint
 
     marker = tmp_path / "pwned"
 
@@ -256,7 +257,7 @@ def test_torchrun_sigkill_resume_is_exact(tmp_path):
         proc.wait(timeout=60)
         proc.stderr.close()
     assert not (killed / "model_final.safetensors").exists(), "run finished before the kill"
-    from simplepose.engine.trainer import load_training_checkpoint
+    from simplepose.engine.state import load_training_checkpoint
 
     saved = load_training_checkpoint(killed / "last.pt")
     assert 0 < saved["iteration"] < 12
@@ -305,7 +306,7 @@ class SyntheticTopDown:
 @pytest.mark.parametrize("model, codec, kernels", [("rsn18", "rsn_256x192", 5),
                                                     ("cpn50", "cpn_256x192", 4)])
 def test_topdown_training_iteration(tmp_path, model, codec, kernels):
-    from simplepose.engine.trainer import Trainer
+    from simplepose.engine.loop import Trainer
 
     torch.set_num_threads(1)
     cfg = config_from_dict({
@@ -330,7 +331,7 @@ def test_topdown_training_iteration(tmp_path, model, codec, kernels):
 
 # ---------------------------------------------------------------------- mixed precision
 def test_bf16_autocast_on_cpu_and_fp16_refused(tmp_path):
-    from simplepose.engine.trainer import Trainer
+    from simplepose.engine.loop import Trainer
     from simplepose.errors import InputError
 
     torch.set_num_threads(1)
@@ -346,7 +347,8 @@ def test_bf16_autocast_on_cpu_and_fp16_refused(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
 def test_cuda_training_and_resume(tmp_path, amp):
-    from simplepose.engine.trainer import Trainer, load_training_checkpoint
+    from simplepose.engine.loop import Trainer
+    from simplepose.engine.state import load_training_checkpoint
 
     cfg = tiny_cfg(tmp_path, amp=amp, device="cuda", checkpoint_every_iters=2)
     trainer = Trainer(cfg, dataset=SyntheticBottomUp(8))

@@ -31,8 +31,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oracle",),
     ("evaluation",),
     ("predictor",),
-    ("engine", "demo", "demo_runner", "export"),
+    ("engine", "demo", "export"),
     ("cli",),
+    ("__main__",),
     ("__init__",),
 )
 

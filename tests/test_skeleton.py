@@ -55,3 +55,105 @@ def test_coco_constants():
     assert len(sk.COCO_KEYPOINTS) == 17 and len(sk.COCO_SIGMAS) == 17
     assert len(sk.COCO_SKELETON) == 19 and all(0 <= a < 17 and 0 <= b < 17 for a, b in sk.COCO_SKELETON)
     assert sk.COCO_SIGMAS[0] == pytest.approx(0.026)
+
+
+LAYOUTS = list(sk.LAYOUTS.values())
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: l.name)
+def test_layout_flip_is_an_involution_swapping_left_and_right(layout):
+    perm = np.asarray(layout.flip_index)
+    assert sorted(perm.tolist()) == list(range(layout.num_keypoints))
+    assert (perm[perm] == np.arange(layout.num_keypoints)).all()
+    for i, name in enumerate(layout.keypoints):
+        mirrored = layout.keypoints[perm[i]]
+        assert mirrored == name.replace("left", "@").replace("right", "left").replace("@", "right")
+    gperm = np.asarray(layout.graph_flip_index)
+    assert (gperm[gperm] == np.arange(len(layout.graph_keypoints))).all()
+
+
+def _components(n, edges):
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in edges:
+        parent[find(a)] = find(b)
+    return len({find(i) for i in range(n)})
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: l.name)
+def test_limb_graph_connects_every_keypoint(layout):
+    n = len(layout.graph_keypoints)
+    assert all(0 <= a < n and 0 <= b < n and a != b for a, b in layout.limbs)
+    assert len(set(map(frozenset, layout.limbs))) == layout.num_limbs  # no duplicate limb
+    assert _components(n, layout.limbs) == 1
+    # without the 7 or 9 redundant cross-links (step 4) the graph is still connected
+    assert _components(n, layout.limbs[: layout.num_limbs - 9 + (layout.name != "coco17") * 2]) == 1
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda l: l.name)
+def test_limb_graph_is_mirror_symmetric(layout):
+    bu = sk.bottomup_layout(layout)
+    kf = bu.keypoint_flip
+    for k, (a, b) in enumerate(bu.limbs):
+        assert {*bu.limbs[bu.limb_flip[k]]} == {kf[a], kf[b]}
+    assert sorted(bu.limb_flip) == list(range(bu.num_limbs))
+
+
+def test_limb_rule_reproduces_simplepose_30_limbs_in_order():
+    coco = sk.COCO17
+    assert coco.graph_keypoints[17] == "neck" and coco.num_limbs == 30
+    sp = sk.SIMPLEPOSE18
+    mapped = tuple(
+        (sp.keypoints.index(coco.graph_keypoints[a]), sp.keypoints.index(coco.graph_keypoints[b]))
+        for a, b in coco.limbs
+    )
+    assert mapped == sp.limbs
+    assert sk.bottomup_layout("coco17") is sk.SIMPLEPOSE18
+
+
+def test_limb_rule_on_other_layouts():
+    def names(lay):
+        return [(lay.graph_keypoints[a], lay.graph_keypoints[b]) for a, b in lay.limbs]
+
+    crowd = names(sk.CROWDPOSE14)
+    assert len(crowd) == 20 and crowd[0] == ("neck", "head")
+    assert ("head", "right_shoulder") in crowd and ("right_hip", "left_knee") in crowd
+    mpii = names(sk.MPII16)
+    assert len(mpii) == 23 and mpii[:4] == [
+        ("thorax", "upper_neck"), ("thorax", "head_top"), ("thorax", "pelvis"),
+        ("upper_neck", "head_top"),
+    ]  # fmt: skip
+    assert len(sk.MPII16.graph_keypoints) == 16  # the root is a real keypoint
+
+
+def test_layout_constants_and_registry():
+    assert sk.COCO17.keypoints == sk.COCO_KEYPOINTS and sk.COCO17.flip_index == sk.COCO_FLIP_INDEX
+    assert np.allclose(sk.COCO17.sigmas_array, sk.COCO_SIGMAS)
+    assert sk.get_layout("mpii16").num_keypoints == 16
+    assert sk.get_layout(sk.CROWDPOSE14) is sk.CROWDPOSE14
+    assert sk.CROWDPOSE14.sigmas_array[-1] == pytest.approx(0.079)
+    assert sk.layout_from_keypoint_names(sk.CROWDPOSE14.keypoints) is sk.CROWDPOSE14
+    assert sk.layout_from_keypoint_names(["a"]) is None
+    with pytest.raises(sk.InputError, match="unknown keypoint layout 'h36m'"):
+        sk.get_layout("h36m")
+    with pytest.raises(sk.InputError, match="no OKS sigmas"):
+        _ = sk.MPII16.sigmas_array
+    for lay in LAYOUTS:
+        k = lay.num_keypoints
+        assert all(0 <= a < k and 0 <= b < k for a, b in lay.skeleton)
+
+
+def test_body_plan_errors_name_the_problem():
+    with pytest.raises(sk.InputError, match="not a right point"):
+        sk.derive_limbs(
+            sk.COCO_KEYPOINTS, sk.COCO_SKELETON,
+            sk.BodyPlan(root=(5, 6), centre=(0,), chains=((5, 7, 9), (6, 8, 10), (12, 14), (11, 13))),
+        )  # fmt: skip
+    with pytest.raises(sk.InputError, match="not a keypoint index below 17"):
+        sk.derive_limbs(sk.COCO_KEYPOINTS, (), sk.BodyPlan(root=40, centre=(0,), chains=()))

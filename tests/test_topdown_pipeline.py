@@ -12,14 +12,12 @@ from simplepose.data.topdown_transforms import (
     get_affine_transform,
 )
 from simplepose.errors import InputError
-from simplepose.inference.topdown import (
+from simplepose.inference.topdown import TopDownPipeline, crop_affines, heatmaps_to_people
+from simplepose.inference.topdown_constants import (
     CPN_INPUT,
     MSPN_INPUT,
     TOPDOWN_TEST_PADDING,
-    TopDownPipeline,
-    crop_affines,
     default_padding,
-    heatmaps_to_people,
     select_heatmap,
 )
 

@@ -181,12 +181,15 @@ def gt_boxes(ann: CocoKeypoints) -> BoxesByImage:
 def gt_instances(ann: CocoKeypoints, image_id: int) -> tuple[np.ndarray, np.ndarray]:
     """The persons :func:`gt_boxes` keeps for one image, in the same order.
 
-    Returns ``(boxes_xywh (N, 4), keypoints (N, 17, 3) original px (x, y, v))``.
+    Returns ``(boxes_xywh (N, 4), keypoints (N, K, 3) original px (x, y, v))``, K of
+    ``ann.layout``.
     """
     anns = [a for a in ann.annotations_by_image[image_id]
             if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]  # fmt: skip
     b = np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
-    k = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, 17, 3)
+    k = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(
+        -1, ann.layout.num_keypoints, 3
+    )
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0)
     return b[ok], k[ok]

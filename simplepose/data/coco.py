@@ -22,6 +22,11 @@ Which annotation fields are required and which get a default:
 
 Annotations of categories other than the person category are skipped (an instances file
 has 80 categories); only person annotations are kept.
+
+Other COCO-style keypoint files (CrowdPose-14, :mod:`simplepose.data.crowdpose`; OCHuman,
+which is COCO-17) load through the same checks with a ``layout``
+(:class:`~simplepose.skeleton.KeypointLayout`): the person category must list that layout's
+keypoint names and every record must hold ``3 K`` values.
 """
 
 from __future__ import annotations
@@ -34,15 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from simplepose.errors import AnnotationError, InputError
-from simplepose.skeleton import COCO_KEYPOINTS
+from simplepose.skeleton import COCO17, COCO_KEYPOINTS, KeypointLayout, get_layout
 from simplepose.utils.io import read_json
 
 __all__ = [
+    "NUM_KEYPOINTS",
     "CocoKeypoints",
     "load_coco_keypoints",
-    "load_image_info",
     "load_image",
-    "NUM_KEYPOINTS",
+    "load_image_info",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +75,7 @@ class CocoKeypoints:
         image_ids: all image ids, sorted ascending.
         person_category: the category record of the person class (``id``, ``name``,
             ``keypoints``, ``skeleton``).
+        layout: the keypoint layout of the file (COCO-17 unless loaded with another).
     """
 
     path: Path | None
@@ -78,6 +84,7 @@ class CocoKeypoints:
     annotations_by_image: dict[int, list[dict]]
     image_ids: list[int]
     person_category: dict
+    layout: KeypointLayout = COCO17
 
     @property
     def person_category_id(self) -> int:
@@ -112,15 +119,14 @@ class CocoKeypoints:
         return int(record["height"]), int(record["width"])
 
     def keypoints_array(self, image_id: int) -> np.ndarray:
-        """(P, 17, 3) float64 keypoints ``(x, y, v)`` of the image's persons, original px."""
+        """(P, K, 3) float64 keypoints ``(x, y, v)`` of the image's persons, original px."""
         anns = self.annotations_by_image.get(image_id)
         if anns is None:
             raise InputError(f"image id {image_id!r} is not in {self.source}")
+        k = self.layout.num_keypoints
         if not anns:
-            return np.zeros((0, NUM_KEYPOINTS, 3), dtype=np.float64)
-        return np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(
-            -1, NUM_KEYPOINTS, 3
-        )
+            return np.zeros((0, k, 3), dtype=np.float64)
+        return np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, k, 3)
 
     @property
     def source(self) -> str:
@@ -163,8 +169,10 @@ def _is_number(value) -> bool:
     return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
-def _find_person_category(categories: list, name: str, required: bool) -> dict | None:
-    """The person category record with the 17 COCO keypoints.
+def _find_person_category(
+    categories: list, name: str, required: bool, layout: KeypointLayout = COCO17
+) -> dict | None:
+    """The person category record with the layout's keypoints (COCO-17 by default).
 
     With ``required=False`` (image-info files, whose categories carry no keypoint names)
     a record named ``person`` is enough, and ``None`` is returned when there is none.
@@ -187,13 +195,14 @@ def _find_person_category(categories: list, name: str, required: bool) -> dict |
             if cat.get("name") == "person":
                 return cat
         return None
+    k = layout.num_keypoints
     for cat in persons:
         kps = cat.get("keypoints")
-        if isinstance(kps, list) and len(kps) == NUM_KEYPOINTS:
-            if tuple(kps) != COCO_KEYPOINTS:
+        if isinstance(kps, list) and len(kps) == k:
+            if tuple(kps) != layout.keypoints:
                 raise AnnotationError(
                     f"annotation file {name}: category {cat['id']} ({cat.get('name')!r}) "
-                    f"lists 17 keypoints in an order other than COCO's: {kps}"
+                    f"lists {k} keypoints in an order other than {layout.name.upper()}'s: {kps}"
                 )
             return cat
     described = [
@@ -202,7 +211,7 @@ def _find_person_category(categories: list, name: str, required: bool) -> dict |
         for c in persons
     ]
     raise AnnotationError(
-        f"annotation file {name}: no person category with the 17 COCO keypoints "
+        f"annotation file {name}: no person category with the {k} {layout.name} keypoints "
         f"(candidates as (id, name, number of keypoints): {described or 'none'})"
     )
 
@@ -234,7 +243,9 @@ def _index_images(images: list, name: str) -> dict[int, dict]:
     return by_id
 
 
-def _check_annotation(ann, i: int, name: str, image_ids: dict, person_id: int) -> dict | None:
+def _check_annotation(
+    ann, i: int, name: str, image_ids: dict, person_id: int, num_keypoints: int = NUM_KEYPOINTS
+) -> dict | None:
     """Validate one annotation; return a normalised copy, or None for another category."""
     if not isinstance(ann, dict):
         raise AnnotationError(
@@ -256,11 +267,11 @@ def _check_annotation(ann, i: int, name: str, image_ids: dict, person_id: int) -
         raise AnnotationError(f"{where}: refers to image id {image_id}, which is not in 'images'")
 
     kps = ann["keypoints"]
-    if not isinstance(kps, list) or len(kps) != 3 * NUM_KEYPOINTS:
+    if not isinstance(kps, list) or len(kps) != 3 * num_keypoints:
         got = f"{len(kps)} values" if isinstance(kps, list) else type(kps).__name__
         raise AnnotationError(
-            f"{where}: 'keypoints' must be a list of {3 * NUM_KEYPOINTS} numbers "
-            f"(17 x, y, v triplets), got {got}"
+            f"{where}: 'keypoints' must be a list of {3 * num_keypoints} numbers "
+            f"({num_keypoints} x, y, v triplets), got {got}"
         )
     # set(map(type, ...)) runs at C speed; a full train2017 file has 262k persons.
     if not set(map(type, kps)) <= _PLAIN_NUMBER_TYPES:
@@ -310,7 +321,9 @@ def _check_annotation(ann, i: int, name: str, image_ids: dict, person_id: int) -
     return out
 
 
-def _build(path: Path | None, data: dict, annotations: list, person: dict) -> CocoKeypoints:
+def _build(
+    path: Path | None, data: dict, annotations: list, person: dict, layout=COCO17
+) -> CocoKeypoints:
     name = str(path) if path is not None else "<in-memory annotations>"
     images = _index_images(data["images"], name)
     person_id = int(person["id"])
@@ -318,7 +331,7 @@ def _build(path: Path | None, data: dict, annotations: list, person: dict) -> Co
     kept: list[dict] = []
     skipped = 0
     for i, ann in enumerate(annotations):
-        norm = _check_annotation(ann, i, name, images, person_id)
+        norm = _check_annotation(ann, i, name, images, person_id, layout.num_keypoints)
         if norm is None:
             skipped += 1
         else:
@@ -361,15 +374,18 @@ def _build(path: Path | None, data: dict, annotations: list, person: dict) -> Co
         annotations_by_image=by_image,
         image_ids=sorted(images),
         person_category=person,
+        layout=layout,
     )
 
 
 # -------------------------------------------------------------------------- public API
-def load_coco_keypoints(path) -> CocoKeypoints:
+def load_coco_keypoints(path, layout="coco17") -> CocoKeypoints:
     """Load and validate a COCO person-keypoint annotation file.
 
     Args:
         path: a ``person_keypoints_*.json`` file (str or Path).
+        layout: the keypoint layout (name or :class:`~simplepose.skeleton.KeypointLayout`)
+            the person category must list (COCO-17; OCHuman too).
 
     Returns:
         The validated :class:`CocoKeypoints`; see the module docstring for the required
@@ -382,10 +398,11 @@ def load_coco_keypoints(path) -> CocoKeypoints:
             image record, or an annotation with a missing or malformed field or an
             unknown image id.
     """
+    layout = get_layout(layout)
     path, data = _read_json_object(path)
     _require_keys(data, ("images", "annotations", "categories"), str(path))
-    person = _find_person_category(data["categories"], str(path), required=True)
-    return _build(path, data, data["annotations"], person)
+    person = _find_person_category(data["categories"], str(path), required=True, layout=layout)
+    return _build(path, data, data["annotations"], person, layout)
 
 
 def load_image_info(path) -> CocoKeypoints:

@@ -2,7 +2,8 @@
 
 A results file is a JSON list of records
 ``{"image_id": int, "category_id": 1, "keypoints": [x1, y1, v1, ..., x17, y17, v17],
-"score": float}`` with keypoints in original-image pixels. The evaluator ignores the ``v``
+"score": float}`` with keypoints in original-image pixels (K triplets for an annotation file
+of another layout, e.g. 14 for CrowdPose; the OKS sigmas are then the layout's). The evaluator ignores the ``v``
 values and keeps, per image, the 20 highest-scoring records (``maxDets = 20``).
 
 :func:`evaluate_keypoints` runs pycocotools' ``COCOeval(..., "keypoints")`` on indexes
@@ -27,16 +28,15 @@ import numpy as np
 
 from simplepose.data.coco import NUM_KEYPOINTS, CocoKeypoints, load_coco_keypoints
 from simplepose.errors import AnnotationError, InputError
-from simplepose.utils.io import atomic_write_json
-from simplepose.utils.io import read_json
+from simplepose.utils.io import atomic_write_json, read_json
 
 __all__ = [
     "STAT_NAMES",
     "KeypointMetrics",
-    "write_results",
-    "load_results",
     "evaluate_keypoints",
     "format_metrics_table",
+    "load_results",
+    "write_results",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class KeypointMetrics:
 
 
 # ----------------------------------------------------------------------- result records
-def _record_problem(rec) -> str | None:
+def _record_problem(rec, num_keypoints: int = NUM_KEYPOINTS) -> str | None:
     """What is wrong with one result record, or None when it is valid."""
     if not isinstance(rec, Mapping):
         return f"must be an object, got {type(rec).__name__}"
@@ -92,11 +92,16 @@ def _record_problem(rec) -> str | None:
         kps = kps.ravel().tolist()
     if not isinstance(kps, Sequence) or isinstance(kps, (str, bytes)):
         return (
-            f"'keypoints' must be a list of {3 * NUM_KEYPOINTS} numbers, "
+            f"'keypoints' must be a list of {3 * num_keypoints} numbers, "
             f"got {type(kps).__name__}"
         )
-    if len(kps) != 3 * NUM_KEYPOINTS:
-        return f"'keypoints' must hold {3 * NUM_KEYPOINTS} numbers (17 x, y, v), got {len(kps)}"
+    if len(kps) != 3 * num_keypoints:
+        got = len(kps)
+        hint = f" ({got // 3} keypoints)" if got % 3 == 0 else ""
+        return (
+            f"'keypoints' must hold {3 * num_keypoints} numbers ({num_keypoints} x, y, v), "
+            f"got {got}{hint}"
+        )
     # Fast path for plain ints and floats (what json.load gives); the loop below names
     # the offending value and also accepts numpy scalars.
     plain = set(map(type, kps)) <= _PLAIN_NUMBER_TYPES and all(map(math.isfinite, kps))
@@ -127,7 +132,9 @@ def _plain_record(rec: Mapping) -> dict:
     }
 
 
-def _check_result_list(results, source: str | None) -> list[dict]:
+def _check_result_list(
+    results, source: str | None, num_keypoints: int = NUM_KEYPOINTS
+) -> list[dict]:
     """Validate a list of records; return plain copies of their four standard keys.
 
     ``source`` is the file name for records read from disk (AnnotationError) or None for
@@ -139,7 +146,7 @@ def _check_result_list(results, source: str | None) -> list[dict]:
         raise exc(f"{where}: must be a list of result records, got {type(results).__name__}")
     out = []
     for i, rec in enumerate(results):
-        problem = _record_problem(rec)
+        problem = _record_problem(rec, num_keypoints)
         if problem is not None:
             if source:
                 raise AnnotationError(f"results file {source}: record {i}: {problem}")
@@ -148,7 +155,7 @@ def _check_result_list(results, source: str | None) -> list[dict]:
     return out
 
 
-def write_results(results, path) -> None:
+def write_results(results, path, num_keypoints: int = NUM_KEYPOINTS) -> None:
     """Write result records to a JSON file atomically (temp file, fsync, rename).
 
     Records are validated first and written with their four standard keys as plain JSON
@@ -158,12 +165,12 @@ def write_results(results, path) -> None:
         InputError: a record is malformed (the message gives its index).
         FileNotFoundError: the destination folder does not exist.
     """
-    plain = _check_result_list(results, None)
+    plain = _check_result_list(results, None, num_keypoints)
     atomic_write_json(path, plain)
     LOG.info("wrote %d keypoint results to %s", len(plain), path)
 
 
-def load_results(path) -> list[dict]:
+def load_results(path, num_keypoints: int = NUM_KEYPOINTS) -> list[dict]:
     """Read and validate a COCO keypoint results file.
 
     Returns:
@@ -178,7 +185,7 @@ def load_results(path) -> list[dict]:
     """
     path = Path(path)
     data = read_json(path, "results")
-    return _check_result_list(data, str(path))
+    return _check_result_list(data, str(path), num_keypoints)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -237,10 +244,16 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
 
     if not isinstance(ann, CocoKeypoints):
         ann = load_coco_keypoints(ann)
-    if isinstance(results, (str, Path)):
-        records = load_results(results)
-    else:
-        records = _check_result_list(results, None)
+    k = ann.layout.num_keypoints
+    try:
+        if isinstance(results, (str, Path)):
+            records = load_results(results, k)
+        else:
+            records = _check_result_list(results, None, k)
+    except (AnnotationError, InputError) as exc:
+        if ann.layout.name == "coco17":
+            raise
+        raise type(exc)(f"{exc} (the {ann.layout.name} layout of {ann.source})") from None
 
     ids = _select_image_ids(ann, image_ids)
     id_set = set(ids)
@@ -284,6 +297,7 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
                  "categories": gt_dataset["categories"]}
             )
         coco_eval = COCOeval(coco_gt, coco_dt, "keypoints")
+        coco_eval.params.kpt_oks_sigmas = ann.layout.sigmas_array
         coco_eval.params.imgIds = ids
         coco_eval.params.catIds = [person_id]
         coco_eval.evaluate()

@@ -11,8 +11,8 @@ peaks are refined to sub-cell precision there.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..structures import Person
 from ..utils.image import check_image
 
-__all__ = ["BottomUpSpec", "BOTTOMUP_SPECS", "BottomUpPipeline", "flip_channel_index"]
+__all__ = ["BOTTOMUP_SPECS", "BottomUpPipeline", "BottomUpSpec", "flip_channel_index"]
 
 LOG = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""What ``demo.py`` runs: images / folders / videos / webcams -> people -> drawn output + JSON.
+"""The demo pipeline: frames of a :class:`~simplepose.demo.sources.FrameSource` -> people ->
+drawn output + JSON (:mod:`simplepose.demo.sinks`).
 
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
@@ -25,49 +26,38 @@ Library code: it logs and raises :class:`~simplepose.errors.InputError` with one
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
-from .errors import InputError
-from .structures import Person
-from .utils.io import atomic_path, atomic_write_json
+from ..errors import InputError
+from ..structures import Person
+from ..utils.io import atomic_write_json
+from .sinks import open_video_writer, people_to_json, plan_outputs, render_frame, write_image
+from .sources import FrameSource
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
-    "VIDEO_EXTENSIONS",
     "STAGES",
     "DemoReport",
-    "FrameSource",
     "InferenceStages",
     "auto_workers",
     "build_predictor",
-    "open_source",
-    "plan_outputs",
-    "people_to_json",
     "run_demo",
 ]
 
 LOG = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv")
 STAGES = ("read", "preprocess", "network", "assignment", "render")
 _SENTINEL = object()
 _POLL_S = 0.1
 
 
-# ---------------------------------------------------------------------------- results
 @dataclass
 class DemoReport:
     """What a run did.
@@ -98,122 +88,6 @@ class DemoReport:
         return {k: v / n for k, v in self.stage_ms.items()}
 
 
-def people_to_json(people: list[Person]) -> list[dict]:
-    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``."""
-    return [
-        {
-            "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
-            "score": round(float(p.score), 4),
-            "box": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
-        }
-        for p in people
-    ]
-
-
-# ---------------------------------------------------------------------------- sources
-@dataclass
-class FrameSource:
-    """An input: ``kind`` is ``"image"``, ``"folder"``, ``"video"`` or ``"webcam"``.
-
-    Attributes:
-        name: what the user passed.
-        paths: image files (image / folder kinds).
-        capture: the opened ``cv2.VideoCapture`` (video / webcam kinds).
-        fps: the video's frame rate (25 when unknown).
-        total: number of frames when known (None for webcams).
-    """
-
-    kind: str
-    name: str
-    paths: list[Path] = field(default_factory=list)
-    capture: object = None
-    fps: float = 25.0
-    total: int | None = None
-
-    @property
-    def is_stream(self) -> bool:
-        return self.kind in ("video", "webcam")
-
-    def close(self) -> None:
-        if self.capture is not None:
-            self.capture.release()
-            self.capture = None
-
-
-def _quiet_opencv() -> None:
-    """Silence OpenCV's own warnings (failed camera probes etc.): we raise one clear error."""
-    try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except AttributeError:  # pragma: no cover - old OpenCV
-        pass
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send fd 2 to /dev/null while OpenCV/FFmpeg probe an input: their C-level messages
-    ("moov atom not found", camera probe warnings) would duplicate our one-line error."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # pragma: no cover - no fd 2
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
-    """Open an image file, a folder of images, a video file or ``webcam:N``.
-
-    Raises:
-        InputError: the path does not exist, the folder has no images, the video or webcam
-            cannot be opened or yields no frame.
-    """
-    _quiet_opencv()
-    spec = str(spec)
-    if spec.startswith("webcam:"):
-        index = spec.split(":", 1)[1]
-        if not index.isdigit():
-            raise InputError(f"webcam index must be a number, got {spec!r} (use webcam:0)")
-        with _native_stderr_silenced():
-            cap = cv2.VideoCapture(int(index))
-        if not cap.isOpened():
-            cap.release()
-            raise InputError(f"webcam {index} cannot be opened (no such camera, or it is busy)")
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        return FrameSource("webcam", spec, capture=cap, fps=fps, total=max_frames)
-    path = Path(spec)
-    if not path.exists():
-        raise InputError(f"input {path} does not exist")
-    if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not paths:
-            raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        paths = paths[:max_frames] if max_frames else paths
-        return FrameSource("folder", spec, paths=paths, total=len(paths))
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return FrameSource("image", spec, paths=[path], total=1)
-    with _native_stderr_silenced():
-        cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise InputError(f"video {path} cannot be opened (not a video, or an unsupported codec)")
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and np.isfinite(fps) and 0 < fps < 1000 else 25.0
-    total = count if count > 0 else None
-    if max_frames:
-        total = min(total, max_frames) if total else max_frames
-    return FrameSource("video", spec, capture=cap, fps=fps, total=total)
-
-
-# ---------------------------------------------------------------------------- predictor
 def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
                     detector: str | None = None, device: str | None = None, box_size: int | None = None):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
@@ -225,8 +99,8 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
         box_size: bottom-up input height.
     """
-    from .checkpoint import read_metadata
-    from .predictor import TOPDOWN_MODELS, Predictor
+    from ..checkpoint import read_metadata
+    from ..predictor import TOPDOWN_MODELS, Predictor
 
     if mode == "topdown" and not checkpoint:
         raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
@@ -307,46 +181,6 @@ class InferenceStages:
         return people, (time.perf_counter() - t0) * 1e3
 
 
-# ---------------------------------------------------------------------------- sinks
-def _check_parent(path: Path, what: str) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {what} {path}: folder {parent} does not exist")
-
-
-def _write_image(path: Path, image: np.ndarray) -> None:
-    ok, buf = cv2.imencode(path.suffix or ".jpg", image)
-    if not ok:
-        raise InputError(f"cannot encode {path} (unsupported image extension {path.suffix!r})")
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(buf.tobytes())
-
-
-def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
-    """Validate the output paths before any work; returns the resolved image/video output."""
-    if json_path:
-        _check_parent(Path(json_path), "JSON")
-    if not output:
-        return None
-    out = Path(output)
-    if source.kind == "folder":
-        if out.exists() and not out.is_dir():
-            raise InputError(f"output {out} must be a folder for a folder input")
-        _check_parent(out, "output folder")
-        out.mkdir(exist_ok=True)
-        return out
-    if out.is_dir():
-        stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
-        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
-    _check_parent(out, "output")
-    if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
-        raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
-    if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise InputError(f"output {out} of an image must be an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder")
-    return out
-
-
-# ---------------------------------------------------------------------------- runners
 def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
@@ -390,19 +224,10 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     return report
 
 
-def _render(frame, people, kpt_threshold, draw_boxes, hud, fps):
-    from .visualize import draw_hud, draw_people
-
-    canvas = draw_people(frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False)
-    if hud:
-        draw_hud(canvas, len(people), fps)
-    return canvas
-
-
 def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
     from tqdm import tqdm
 
-    from .data.coco import load_image
+    from ..data.coco import load_image
 
     start = time.perf_counter()
     for index, path in enumerate(tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)):
@@ -421,7 +246,7 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
         t2 = time.perf_counter()
         if out is not None:
             target = out / path.name if source.kind == "folder" else out
-            _write_image(target, _render(frame, people, kpt_threshold, draw_boxes, hud, None))
+            write_image(target, render_frame(frame, people, kpt_threshold, draw_boxes, hud, None))
             report.outputs.append(str(target))
         if on_frame:
             on_frame(index, frame, people)
@@ -478,7 +303,7 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 _put(q_out, _SENTINEL, stop)
             except _Stop:
                 pass
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:
                 LOG.debug("stage %s failed", name, exc_info=True)
                 errors.append(exc)
                 stop.set()
@@ -560,9 +385,9 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 fps = inst if fps is None else 0.9 * fps + 0.1 * inst
             last = now
             if out is not None:
-                canvas = _render(frame, people, kpt_threshold, draw_boxes, hud, fps)
+                canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps)
                 if writer is None:
-                    writer = _open_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
+                    writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
                 writer.write(canvas)
             if on_frame:
                 on_frame(index, frame, people)
@@ -585,13 +410,6 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
         if writer is not None:
             writer.release()
             report.outputs.append(str(out))
-
-
-def _open_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
-    return writer
 
 
 def auto_workers(predictor, workers: int = 0, threads: int = 0) -> tuple[int, int]:

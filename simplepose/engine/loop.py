@@ -25,13 +25,10 @@ Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
    epoch end), and at the end ``model_final.safetensors`` (:func:`simplepose.checkpoint.save_model`)
    and ``loss.png``.
 
-Training checkpoint (``torch.save`` of tensors and plain containers only, loaded back with
-``torch.load(weights_only=True)`` so a crafted pickle is refused): ``format``, ``model``,
-``optimizer``, ``scaler``, ``iteration``, ``epoch``, ``step_in_epoch``, ``skipped_batches``,
-``world_size``, ``rng`` (a list with the python / numpy / torch / cuda RNG states of every rank)
-and ``config`` (:func:`simplepose.config.config_to_dict`).
+The training checkpoint and the RNG states are in :mod:`simplepose.engine.state`; the
+dataset, codec, loss and optimiser builders in :mod:`simplepose.engine.builders`.
 
-Resuming restores all of it and continues at (epoch, step_in_epoch), skipping the batches of the
+Resuming restores that state and continues at (epoch, step_in_epoch), skipping the batches of the
 epoch that were already consumed, so on CPU with the same world size and config the final weights
 are bit-identical to an uninterrupted run's (tested in ``tests/test_distributed.py``).
 """
@@ -42,91 +39,39 @@ import contextlib
 import csv
 import logging
 import math
-import os
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from simplepose import dist as sdist
-from simplepose.checkpoint import torch_load_safe
 from simplepose.config import Config, config_to_dict, save_config
+from simplepose.engine.builders import build_loss, build_optimizer, build_train_dataset, loss_name
 from simplepose.engine.schedule import lr_from_config
+from simplepose.engine.state import (
+    CHECKPOINT_FORMAT,
+    capture_rng_state,
+    config_changes,
+    load_training_checkpoint,
+    restore_rng_state,
+    save_training_checkpoint,
+    seed_everything,
+    worker_init,
+)
 from simplepose.errors import CheckpointError, InputError
 from simplepose.utils.io import atomic_path
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "Trainer",
-    "build_loss",
-    "build_train_dataset",
-    "capture_rng_state",
-    "load_training_checkpoint",
-    "restore_rng_state",
-    "seed_everything",
-]
+__all__ = ["FINAL_MODEL", "LAST_CHECKPOINT", "Trainer"]
 
 LOG = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "simplepose-train-1"
 LAST_CHECKPOINT = "last.pt"
 FINAL_MODEL = "model_final.safetensors"
 METRICS_FIELDS = ["iteration", "epoch", "loss", "lr", "samples_per_s", "skipped", "time_s"]
 
 
-# ------------------------------------------------------------------ RNG
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def capture_rng_state() -> dict:
-    """RNG states of this process as tensors / plain containers (``weights_only``-loadable)."""
-    np_state = np.random.get_state(legacy=False)
-    np_state["state"]["key"] = torch.from_numpy(np_state["state"]["key"].astype(np.int64))
-    state = {"python": random.getstate(), "numpy": np_state, "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    np_state = dict(state["numpy"])
-    inner = dict(np_state["state"])
-    inner["key"] = np.asarray(inner["key"].numpy(), dtype=np.uint32)
-    np_state["state"] = inner
-    np.random.set_state(np_state)
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _worker_init(worker_id: int) -> None:
-    # torch seeds each worker with base_seed + worker_id (base_seed from the loader's
-    # generator); derive python / numpy from it so workers never share a stream.
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-    # one thread per worker: N workers with full OpenCV / torch pools oversubscribe the CPU
-    torch.set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
-
-
-# ------------------------------------------------------------------ builders
 class _IndexSampler(Sampler):
     """Yields a fixed list of dataset indices (this rank's, minus those already consumed)."""
 
@@ -140,132 +85,7 @@ class _IndexSampler(Sampler):
         return len(self.indices)
 
 
-def _require_path(value: str, key: str, kind: str) -> str:
-    if not value:
-        raise InputError(f"{key} is not set (the {kind} path)")
-    if not os.path.exists(value):
-        raise InputError(f"{key}: {kind} {value} does not exist")
-    return value
 
-
-def _codec(cfg: Config):
-    from simplepose.codecs.topdown import build_codec
-
-    name = cfg.data.codec or _default_codec_name(cfg)
-    return build_codec(name)
-
-
-def _default_codec_name(cfg: Config) -> str:
-    h, w = cfg.data.input_hw
-    family = "cpn" if cfg.model.name.startswith("cpn") else (
-        "rsn" if cfg.model.name.startswith("rsn") else "mspn")
-    return f"{family}_{h}x{w}"
-
-
-def build_train_dataset(cfg: Config):
-    """The training dataset of ``cfg.data`` (checks that the paths exist first).
-
-    Raises:
-        InputError: a path is unset or missing (one-line message naming the config key).
-    """
-    ann = _require_path(cfg.data.train_ann, "data.train_ann", "annotation file")
-    images = _require_path(cfg.data.train_images, "data.train_images", "image folder")
-    if cfg.data.task == "bottomup":
-        from simplepose.data.bottomup_dataset import BottomUpDataset
-
-        return BottomUpDataset(
-            ann, images, input_size=cfg.data.input_size, stride=4, augment=cfg.data.augment,
-            seed=cfg.data.seed, image_ids=cfg.data.image_ids, crop=cfg.data.crop,
-        )
-    from simplepose.data.topdown_dataset import TopDownDataset
-
-    extra = {} if cfg.data.padding is None else {"padding": tuple(cfg.data.padding)}
-    return TopDownDataset(
-        ann, images, _codec(cfg), augment=cfg.data.augment, seed=cfg.data.seed, image_ids=cfg.data.image_ids, **extra
-    )
-
-
-def _loss_name(cfg: Config) -> str:
-    if cfg.loss.name != "auto":
-        return cfg.loss.name
-    if cfg.data.task == "bottomup":
-        return "focal_l2"
-    return "cpn" if cfg.model.name.startswith("cpn") else "coarse_to_fine"
-
-
-def build_loss(cfg: Config, model: nn.Module) -> nn.Module:
-    """The loss module for ``cfg`` (see the module docstring)."""
-    name = _loss_name(cfg)
-    if name == "focal_l2":
-        from simplepose.losses.focal_l2 import SCALE_WEIGHTS, MultiScaleFocalL2Loss
-
-        num_scales = getattr(model, "num_scales", len(SCALE_WEIGHTS))
-        scale_weights = cfg.loss.scale_weights or SCALE_WEIGHTS[:num_scales]
-        return MultiScaleFocalL2Loss(
-            gamma=cfg.loss.gamma,
-            scale_weights=scale_weights,
-            stack_weights=cfg.loss.stack_weights,
-            batch_normalizer=cfg.loss.batch_normalizer,
-        )
-    from simplepose.losses.topdown import CoarseToFineLoss, CPNLoss
-
-    codec = _codec(cfg)
-    if name == "cpn":
-        return CPNLoss.from_codec(
-            codec, top_k=cfg.loss.top_k, global_level_mean=cfg.loss.global_level_mean
-        )
-    return CoarseToFineLoss.from_codec(
-        codec, top_k=cfg.loss.top_k, use_ohkm=cfg.loss.use_ohkm,
-        coarse_weight=cfg.loss.coarse_weight,
-    )
-
-
-def _build_optimizer(cfg: Config, model: nn.Module, base_lr: float) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    o = cfg.optim
-    if o.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=base_lr, momentum=o.momentum, weight_decay=o.weight_decay,
-            nesterov=o.nesterov,
-        )
-    return torch.optim.Adam(
-        params, lr=base_lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
-    )
-
-
-# ------------------------------------------------------------------ checkpoints
-def load_training_checkpoint(path) -> dict:
-    """Read a training checkpoint with ``torch.load(weights_only=True)``.
-
-    Raises:
-        CheckpointError: missing file, a pickle that needs arbitrary Python objects (refused,
-            never executed), an unreadable file or one without the simplepose fields.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"training checkpoint {path} does not exist")
-    state = torch_load_safe(path, "training checkpoint")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a simplepose training checkpoint "
-                              f"(format {CHECKPOINT_FORMAT!r})")
-    missing = [k for k in ("model", "optimizer", "iteration", "epoch", "step_in_epoch", "config")
-               if k not in state]
-    if missing:
-        raise CheckpointError(f"{path}: training checkpoint lacks {missing}")
-    return state
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and not (prefix + k).startswith("model.kwargs"):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-# ------------------------------------------------------------------ trainer
 class Trainer:
     """Train ``cfg`` in this process (one of ``WORLD_SIZE`` torchrun processes).
 
@@ -317,7 +137,7 @@ class Trainer:
 
         scale = self.world if cfg.optim.lr_scales_with_world_size else 1
         self.base_lr = cfg.optim.lr * scale
-        self.optimizer = _build_optimizer(cfg, self.raw_model, self.base_lr)
+        self.optimizer = build_optimizer(cfg, self.raw_model, self.base_lr)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.amp)
         self.scaler = (torch.amp.GradScaler("cuda") if cfg.train.amp == "fp16" else None)
 
@@ -377,8 +197,7 @@ class Trainer:
         state = self.state_dict()
         path = Path(path) if path is not None else self.checkpoint_path
         if self.rank == 0:
-            with atomic_path(path) as tmp:
-                torch.save(state, tmp)
+            save_training_checkpoint(state, path)
             LOG.info("saved training checkpoint (iteration %d) to %s", self.iteration, path)
         self._saved_iteration = self.iteration
         sdist.barrier()
@@ -421,9 +240,7 @@ class Trainer:
                  path, self.iteration, self.epoch, self.step_in_epoch)
 
     def _warn_config_changes(self, saved: dict) -> None:
-        old, new = _flatten(saved), _flatten(config_to_dict(self.cfg))
-        changed = sorted(k for k in set(old) | set(new)
-                         if old.get(k) != new.get(k) and k != "train.output_dir")
+        changed = config_changes(saved, config_to_dict(self.cfg))
         if changed:
             LOG.warning("config differs from the checkpoint's in: %s", ", ".join(changed))
 
@@ -438,11 +255,10 @@ class Trainer:
             return
         with open(self.metrics_path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
-        with atomic_path(self.metrics_path) as tmp:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
+        with atomic_path(self.metrics_path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
 
     def _write_metrics(self, row: dict) -> None:
         new = not self.metrics_path.exists()
@@ -496,7 +312,7 @@ class Trainer:
         """Forward ``batch`` (already on the device) and return the scalar float32 loss."""
         with self._autocast():
             out = self.model(batch["image"])
-        name = _loss_name(self.cfg)
+        name = loss_name(self.cfg)
         if name == "focal_l2":
             return self.loss_fn(out, batch["targets"], batch["mask_miss"])
         weights = batch["target_weight"]
@@ -574,7 +390,7 @@ class Trainer:
         return DataLoader(
             self.dataset, batch_size=self.batch_size, sampler=_IndexSampler(indices),
             num_workers=workers, drop_last=True, generator=gen,
-            worker_init_fn=_worker_init if workers else None,
+            worker_init_fn=worker_init if workers else None,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
         )
 
@@ -664,3 +480,4 @@ class Trainer:
         LOG.info("finished %d iterations (%d skipped); final model %s", self.iteration,
                  self.skipped, path)
         return path
+

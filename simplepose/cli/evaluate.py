@@ -1,0 +1,227 @@
+"""Evaluate COCO person keypoints.
+
+  # a trained or converted checkpoint on a COCO split (bottom-up or top-down)
+  python evaluate.py --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json [--flip] [--scales 1 0.5]
+  # top-down with detector boxes, ground-truth boxes or the bundled RTMDet-nano person detector
+  python evaluate.py --checkpoint CKPT --boxes det.json --ann ANN.json --images DIR --metrics m.json
+  python evaluate.py --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
+  # the bundled pretrained model
+  python evaluate.py --model openpose_mobilenet_thin --ann ANN.json --images DIR --metrics m.json
+  # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
+  python evaluate.py --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR --name mine
+  # what the representation + decoding lose with perfect maps (no network)
+  python evaluate.py --oracle bottomup --ann ANN.json --metrics oracle.json
+  python evaluate.py --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
+  # score an existing COCO results file (any producer's)
+  python evaluate.py --results R.json --ann ANN.json --metrics OUT.json
+
+Sharded across processes under torchrun (``torchrun --nproc_per_node=4 evaluate.py ...``):
+each rank predicts its share of the images and rank 0 gathers, writes and scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--checkpoint", help="simplepose checkpoint (.safetensors)")
+    mode.add_argument("--model", help="a model with bundled weights, e.g. openpose_mobilenet_thin")
+    mode.add_argument("--oracle", choices=["bottomup", "topdown"], help="render ground truth as network output and decode it")
+    mode.add_argument("--results", help="score this COCO keypoint results JSON")
+    gt = p.add_mutually_exclusive_group()
+    gt.add_argument("--ann", help="COCO person-keypoint annotation JSON (ground truth)")
+    gt.add_argument("--image-info", help="test-dev image-info JSON (no ground truth): write a submission")
+    p.add_argument("--images", help="folder of the images named in the annotation file")
+    p.add_argument("--metrics", help="where to write the metrics JSON (required with --ann)")
+    p.add_argument("--results-out", help="where to write results JSON (default: <metrics>_results.json)")
+    p.add_argument("--image-ids", type=int, nargs="+", help="evaluate only these images of the file")
+    p.add_argument("--name", default="simplepose", help="test-dev: the <name> in the submission file name")
+    p.add_argument("--out-dir", default=".", help="test-dev: folder of the submission files")
+    g = p.add_argument_group("inference")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    g.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    g.add_argument("--scales", type=float, nargs="+", default=None, help="bottom-up scale factors (SPEC 3.8)")
+    g.add_argument("--box-size", type=int, default=None, help="bottom-up input height at scale 1")
+    g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (reported) instead of failing")
+    t = p.add_argument_group("top-down boxes")
+    boxes = t.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
+    boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
+    boxes.add_argument("--detector", nargs="?", const="bundled",
+                       help="run a person detector on each image: the bundled RTMDet-nano (no value) or an ONNX file of that format")
+    t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
+    o = p.add_argument_group("oracle")
+    o.add_argument("--backend", choices=["cpp", "reference"], default="cpp", help="bottom-up grouping implementation")
+    o.add_argument("--reference-params", action="store_true", help="the original SimplePose grouping options")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
+    p = build_parser(prog)
+    args = p.parse_args(argv)
+    if args.image_info is None and args.ann is None:
+        p.error("one of --ann or --image-info is required")
+    if args.ann and not args.metrics:
+        p.error("--metrics is required with --ann")
+    if (args.checkpoint or args.model) and not args.images:
+        p.error("--images is required to run a model")
+    if args.image_info and not (args.checkpoint or args.model):
+        p.error("--image-info needs --checkpoint or --model")
+    return args
+
+
+def main(argv=None, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
+    prog = prog or "evaluate.py"
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from simplepose.errors import SimplePoseError
+
+    try:
+        return run(args)
+    except (SimplePoseError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def check_output_folders(args) -> None:
+    """Fail before any work when an output would land in a folder that does not exist."""
+    for flag, path in (("--metrics", args.metrics), ("--results-out", args.results_out), ("--out-dir", args.out_dir)):
+        if path is None:
+            continue
+        folder = Path(path) if flag == "--out-dir" else (Path(path).parent if str(Path(path).parent) else Path("."))
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{flag} {path}: folder {folder} does not exist")
+
+
+def run(args) -> int:
+    from simplepose.data.coco import load_coco_keypoints, load_image_info
+
+    check_output_folders(args)
+    from simplepose.evaluation import evaluate_keypoints, format_metrics_table, runner
+
+    if args.results:
+        metrics = runner.score_results(args.results, args.ann)
+        runner.write_metrics(args.metrics, metrics, results_file=args.results, ann=args.ann)
+        return report(metrics, args.metrics, format_metrics_table)
+
+    ann = load_image_info(args.image_info) if args.image_info else load_coco_keypoints(args.ann)
+    if args.oracle:
+        return run_oracle(args, ann, runner, format_metrics_table)
+
+    rank, world, local_rank = init_distributed()
+    predictor = build_predictor(args, local_rank if world > 1 else None)
+    boxes = load_boxes(args, ann)
+    image_ids = selected_image_ids(args, ann)
+    if args.boxes:  # a detection file may cover only part of a split: score the images it covers
+        image_ids = [i for i in image_ids if i in boxes]
+    ids = runner.shard(image_ids, rank, world)
+    results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
+    results, bad = runner.gather_results(results, bad)
+    if rank != 0:
+        return 0
+    if args.image_info:
+        processed = set(ann.image_ids) - {_image_id_of(p, ann, args.images) for p in bad}
+        json_path, zip_path = runner.write_test_dev_submission(results, ann, args.out_dir, args.name, processed)
+        print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}")
+        return 0
+    metrics = evaluate_keypoints(ann, results, image_ids=image_ids)
+    out = args.results_out or runner.default_results_path(args.metrics)
+    runner.save_run(
+        results, metrics, out, args.metrics, ann=args.ann, images=args.images, model=predictor.model_name,
+        checkpoint=args.checkpoint, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
+    )  # fmt: skip
+    print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}")
+    return report(metrics, args.metrics, format_metrics_table)
+
+
+def run_oracle(args, ann, runner, format_metrics_table) -> int:
+    if args.oracle == "bottomup":
+        from simplepose.decode.params import REFERENCE_SIMPLEPOSE, GroupingParams
+
+        params = REFERENCE_SIMPLEPOSE if args.reference_params else GroupingParams()
+        options = {"box_size": args.box_size or 512, "backend": args.backend, "params": params}
+        meta = {"box_size": options["box_size"], "backend": args.backend, "grouping": params.to_dict()}
+    else:
+        if args.boxes or args.detector:
+            raise ValueError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
+        options = {"flip": args.flip}
+        meta = {"boxes": "gt", "flip": args.flip}
+    results, metrics, seconds = runner.run_oracle(args.oracle, ann, progress=not args.quiet, **options)
+    out = args.results_out or runner.default_results_path(args.metrics)
+    runner.save_run(results, metrics, out, args.metrics, ann=args.ann, oracle=args.oracle, seconds=round(seconds, 2), **meta)
+    print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}")
+    return report(metrics, args.metrics, format_metrics_table)
+
+
+def selected_image_ids(args, ann) -> list[int]:
+    if not args.image_ids:
+        return ann.image_ids
+    unknown = sorted(set(args.image_ids) - set(ann.image_ids))
+    if unknown:
+        raise ValueError(f"--image-ids {unknown[:5]} are not images of the annotation file")
+    return sorted(set(args.image_ids))
+
+
+def build_predictor(args, local_rank: int | None = None):
+    import torch
+
+    from simplepose.predictor import Predictor
+
+    if args.device is None and local_rank is not None and torch.cuda.is_available():
+        args.device = f"cuda:{local_rank}"  # one GPU per torchrun process
+    options = {}
+    if args.flip:
+        options["flip"] = True
+    if args.scales:
+        options["scales"] = tuple(args.scales)
+    if args.box_size:
+        options["box_size"] = args.box_size
+    if args.model:
+        return Predictor.from_pretrained(args.model, device=args.device, **options)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=args.detector, **options)
+    if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
+        raise ValueError("a top-down checkpoint needs --boxes, --gt-boxes or --detector")
+    return predictor
+
+
+def load_boxes(args, ann):
+    if args.gt_boxes:
+        from simplepose.data.boxes import gt_boxes
+
+        return gt_boxes(ann)
+    if args.boxes:
+        from simplepose.data.boxes import load_detections
+
+        return load_detections(args.boxes, ann, score_threshold=args.box_threshold)
+    return None
+
+
+def _image_id_of(path: str, ann, images_dir) -> int:
+    names = {ann.image_path(i, images_dir).name: i for i in ann.image_ids}
+    return names.get(Path(path).name, -1)
+
+
+def init_distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, 0
+    from simplepose.dist import init_distributed as init
+
+    info = init()
+    return info.rank, info.world_size, info.local_rank
+
+
+def report(metrics, metrics_path, format_metrics_table) -> int:
+    print(metrics.summary)
+    print(format_metrics_table(metrics))
+    print(f"metrics -> {metrics_path}")
+    return 0
+
