@@ -12,12 +12,13 @@ from conftest import REPO, SAMPLE_ANN, VAL_IMAGES
 pytestmark = pytest.mark.skipif(not VAL_IMAGES.exists(), reason=f"val images not found at {VAL_IMAGES}")
 
 
-def run_evaluate(*args):
-    env_args = [sys.executable, str(REPO / "evaluate.py"), *map(str, args), "--quiet"]
-    return subprocess.run(env_args, capture_output=True, text=True, cwd=REPO)
+@pytest.fixture
+def run_evaluate(run_cli):
+    """evaluate.py's ``main(argv)`` in process (``--quiet`` added)."""
+    return lambda *args: run_cli("evaluate", *args, "--quiet")
 
 
-def test_bottomup_checkpoint_writes_results_and_metrics(tmp_path, tiny_imhn_checkpoint):
+def test_bottomup_checkpoint_writes_results_and_metrics(tmp_path, tiny_imhn_checkpoint, run_evaluate):
     metrics = tmp_path / "m.json"
     proc = run_evaluate("--checkpoint", tiny_imhn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES,
                         "--metrics", metrics, "--box-size", 128, "--flip")
@@ -27,7 +28,7 @@ def test_bottomup_checkpoint_writes_results_and_metrics(tmp_path, tiny_imhn_chec
     assert (tmp_path / "m_results.json").exists()
 
 
-def test_test_dev_submission(tmp_path, tiny_imhn_checkpoint):
+def test_test_dev_submission(tmp_path, tiny_imhn_checkpoint, run_evaluate):
     sample = json.loads(SAMPLE_ANN.read_text())
     info = {k: sample[k] for k in ("info", "licenses", "images", "categories") if k in sample}
     info_path = tmp_path / "image_info_test-dev2017.json"
@@ -44,7 +45,7 @@ def test_test_dev_submission(tmp_path, tiny_imhn_checkpoint):
         assert json.loads(zf.read(result_json.name)) == results
 
 
-def test_test_dev_missing_image_fails_unless_skipped(tmp_path, tiny_imhn_checkpoint):
+def test_test_dev_missing_image_fails_unless_skipped(tmp_path, tiny_imhn_checkpoint, run_evaluate):
     sample = json.loads(SAMPLE_ANN.read_text())
     sample["images"][0]["file_name"] = "does_not_exist.jpg"
     info = {k: sample[k] for k in ("images", "categories")}
@@ -57,7 +58,7 @@ def test_test_dev_missing_image_fails_unless_skipped(tmp_path, tiny_imhn_checkpo
     assert proc.returncode == 2 and "not processed" in proc.stderr
 
 
-def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn_checkpoint):
+def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn_checkpoint, run_evaluate):
     sample = json.loads(SAMPLE_ANN.read_text())
     dets = [
         {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
@@ -80,7 +81,7 @@ def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn_chec
 
 
 @pytest.mark.slow
-def test_sharded_evaluation_under_torchrun_equals_single_process(tmp_path, tiny_imhn_checkpoint):
+def test_sharded_evaluation_under_torchrun_equals_single_process(tmp_path, tiny_imhn_checkpoint, run_evaluate):
     single, sharded = tmp_path / "single.json", tmp_path / "sharded.json"
     common = ["--checkpoint", tiny_imhn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--box-size", 128, "--quiet"]
     proc = run_evaluate(*common[:-1], "--metrics", single)
