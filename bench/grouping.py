@@ -16,7 +16,6 @@ heatmap cell in Python. The ratio is C++ vs that plain-Python definition.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -102,8 +101,9 @@ def main(argv=None) -> int:
     codec.decode(warm.maps, warm.geometry)  # loads the extension outside the timings
     for image_id in tqdm(ids, desc="decode", unit="img"):
         sample = render_oracle_sample(ann, image_id, codec)
-        t_cpp, people = time_call(lambda: codec.decode(sample.maps, sample.geometry, params, "cpp"), args.cpp_repeats)
-        t_ref, ref_people = time_call(lambda: codec.decode(sample.maps, sample.geometry, params, "reference"), 1)
+        maps, geometry = sample.maps, sample.geometry
+        t_cpp, people = time_call(lambda: codec.decode(maps, geometry, params, "cpp"), args.cpp_repeats)  # noqa: B023
+        t_ref, ref_people = time_call(lambda: codec.decode(maps, geometry, params, "reference"), 1)  # noqa: B023
         if len(people) != len(ref_people):
             print(f"warning: image {image_id}: C++ and reference disagree ({len(people)} vs {len(ref_people)} people)")
         cpp_ms.append(t_cpp)

@@ -112,11 +112,10 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     ann = load_coco_keypoints(args.ann)
     ids = ann.image_ids[: args.limit] if args.limit else ann.image_ids
-    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu")
-    pipeline = predictor.pipeline
     # channels-last is markedly faster for the depthwise convs; same maps to float rounding
-    pipeline.model.to(memory_format=torch.channels_last)
-    base = pipeline.spec.params
+    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", channels_last=True)
+    pipeline = predictor.pipeline
+    base = pipeline.params
     grid = parse_grid(args.grid)
     keys = list(grid)
     variants = [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
@@ -129,7 +128,7 @@ def main(argv=None) -> int:
         for kind, changes in todo:
             params = base.replace(**changes)
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its summary
-                ap, ap50, ar, ms = score(pipeline.spec.codec, maps, params, ann)
+                ap, ap50, ar, ms = score(pipeline.codec, maps, params, ann)
             rows.append(dict(box_size=size, kind=kind, AP=ap, AP50=ap50, AR=ar, decode_ms=ms, **params.to_dict()))
             print(f"  {size:4d} {kind:7s} AP {ap:.3f} AP50 {ap50:.3f} AR {ar:.3f} decode {ms:5.1f} ms  {changes}", flush=True)
 

@@ -3,10 +3,18 @@
 Format (``format_version`` "1"): a ``.safetensors`` file whose tensors are the model's
 ``state_dict()`` and whose string metadata holds
 
-* ``simplepose_model``: the registry name (:data:`simplepose.models.MODELS`), e.g. ``"imhn"``;
-* ``model_kwargs``: JSON of the keyword overrides passed to ``build_model(name, **kwargs)``;
+* ``simplepose_spec``: JSON of the whole :class:`~simplepose.spec.PoseModelSpec` (builder and
+  kwargs, paradigm, keypoint layout, codec with all its parameters, input normalisation, output
+  adapter, loss, inference defaults): the model, its codec and its pipeline are rebuilt from
+  it alone, with nothing looked up by name;
+* ``simplepose_model``: the spec's name, e.g. ``"imhn"``;
+* ``model_kwargs``: JSON of the spec's builder kwargs;
 * ``format_version``: ``"1"``;
 * anything from ``extra_meta`` (string values as they are, other values JSON-encoded).
+
+Checkpoints written before the spec existed hold only ``simplepose_model`` and
+``model_kwargs``: :func:`read_metadata` fills their spec from the registered spec of that name
+with those kwargs (:func:`spec_from_legacy_metadata`).
 
 Loading never unpickles: safetensors holds raw tensor bytes and a JSON header only. Legacy ``.pth``
 files are read by :func:`load_state_dict_any` with ``torch.load(weights_only=True)``, which refuses
@@ -26,6 +34,7 @@ import torch
 from safetensors import SafetensorError
 
 from simplepose.errors import CheckpointError, InputError
+from simplepose.spec import PoseModelSpec
 from simplepose.utils.io import atomic_path
 from simplepose.utils.state_dict import state_dict_diff
 
@@ -36,37 +45,31 @@ __all__ = [
     "load_state_dict_any",
     "read_metadata",
     "save_model",
+    "spec_from_legacy_metadata",
 ]
 
 LOG = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-_RESERVED = ("simplepose_model", "model_kwargs", "format_version")
+_RESERVED = ("simplepose_model", "model_kwargs", "format_version", "simplepose_spec")
+_REQUIRED = ("simplepose_model", "model_kwargs", "format_version")
 # What safetensors raises for a bad header, truncated data or an unreadable file.
 _SAFETENSORS_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError)
 _PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".tar", ".bin", ".ckpt")
 
 
-def _build(model_name: str, model_kwargs: dict, device=None):
-    from simplepose.models import build_model
-
+def _build(spec: PoseModelSpec, device=None):
     try:
         if device is None:
-            return build_model(model_name, **model_kwargs)
+            return spec.build_model()
         with torch.device(device):
-            return build_model(model_name, **model_kwargs)
-    except KeyError as exc:
-        raise CheckpointError(f"cannot build model {model_name!r}: {exc}") from None
+            return spec.build_model()
     except (TypeError, InputError) as exc:
-        raise CheckpointError(
-            f"cannot build model {model_name!r} with {model_kwargs}: {exc}"
-        ) from None
+        raise CheckpointError(f"cannot build model {spec.name!r} with {spec.kwargs}: {exc}") from None
 
 
-def build_and_load(
-    model_name: str, model_kwargs: dict, state_dict: Mapping, source: str = "state dict"
-):
-    """Build ``model_name`` with ``model_kwargs`` and load ``state_dict`` strictly.
+def build_and_load(spec: PoseModelSpec, state_dict: Mapping, source: str = "state dict"):
+    """Build the model of ``spec`` and load ``state_dict`` strictly.
 
     The model is built on the meta device and the tensors are assigned (no random init, no copy;
     the model takes the state dict's device and dtype). Models with tied weights or with tensors
@@ -76,22 +79,20 @@ def build_and_load(
     Raises:
         CheckpointError: the model cannot be built, or keys/shapes differ (the message lists them).
     """
-    model = _build(model_name, model_kwargs, device="meta")
+    model = _build(spec, device="meta")
     named = list(model.named_parameters(remove_duplicate=False))
     if len({id(p) for _, p in named}) != len(named):  # tied weights: assign would untie them
-        model = _build(model_name, model_kwargs)
+        model = _build(spec)
     diff = state_dict_diff(model.state_dict(), state_dict)
     if diff:
-        raise CheckpointError(
-            f"{source} does not match model {model_name!r} {model_kwargs}: {diff}"
-        )
+        raise CheckpointError(f"{source} does not match model {spec.name!r} {spec.kwargs}: {diff}")
     if not any(t.is_meta for t in model.parameters()):
         model.load_state_dict(state_dict, strict=True)
         return model
     model.load_state_dict(state_dict, strict=True, assign=True)
     if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
-        LOG.debug("%s has tensors outside its state dict; building it normally", model_name)
-        model = _build(model_name, model_kwargs)
+        LOG.debug("%s has tensors outside its state dict; building it normally", spec.name)
+        model = _build(spec)
         model.load_state_dict(state_dict, strict=True)
     return model
 
@@ -102,42 +103,38 @@ def _encode_meta(value) -> str:
 
 def save_model(
     path,
-    model_name: str,
-    model_kwargs: dict,
+    spec: PoseModelSpec,
     state_dict: Mapping,
     extra_meta: dict | None = None,
     verify: bool = True,
 ) -> Path:
-    """Write ``state_dict`` and the rebuild recipe to ``path`` (safetensors, atomic).
+    """Write ``state_dict`` and the model's whole spec to ``path`` (safetensors, atomic).
 
     Args:
         path: destination file (its folder must exist).
-        model_name: registry name for :func:`simplepose.models.build_model`.
-        model_kwargs: JSON-serialisable keyword overrides for the builder.
+        spec: the model's :class:`~simplepose.spec.PoseModelSpec` (builder kwargs included).
         state_dict: ``{key: tensor}`` (moved to CPU; tensors sharing storage are copied).
         extra_meta: more metadata (e.g. ``{"epoch": 3}``); may not redefine the reserved keys.
-        verify: check the keys and shapes against ``build_model(model_name, **model_kwargs)``
-            (built on the meta device, so it costs no memory) before writing.
+        verify: check the keys and shapes against ``spec.build_model()`` (built on the meta
+            device, so it costs no memory) before writing.
 
     Returns:
         the written path.
     """
     from safetensors.torch import save_file
 
-    try:
-        kwargs_json = json.dumps(model_kwargs, sort_keys=True)
-    except TypeError as exc:
-        raise CheckpointError(f"model_kwargs must be JSON-serialisable: {exc}") from None
+    if not isinstance(spec, PoseModelSpec):
+        raise CheckpointError(f"save_model needs a PoseModelSpec, got {type(spec).__name__}")
     extra_meta = dict(extra_meta or {})
     clash = sorted(set(extra_meta) & set(_RESERVED))
     if clash:
         raise CheckpointError(f"extra_meta may not set the reserved keys {clash}")
     if verify:
-        expected = _build(model_name, dict(model_kwargs), device="meta").state_dict()
+        expected = _build(spec, device="meta").state_dict()
         diff = state_dict_diff(expected, state_dict)
         if diff:
             raise CheckpointError(
-                f"state dict does not match model {model_name!r} {model_kwargs}: {diff}"
+                f"state dict does not match model {spec.name!r} {spec.kwargs}: {diff}"
             )
     tensors, seen = {}, set()
     for key, value in state_dict.items():
@@ -153,20 +150,39 @@ def save_model(
         seen.add(t.untyped_storage().data_ptr())
         tensors[key] = t
     metadata = {
-        "simplepose_model": model_name,
-        "model_kwargs": kwargs_json,
+        "simplepose_spec": spec.to_json(),
+        "simplepose_model": spec.name,
+        "model_kwargs": json.dumps(spec.kwargs, sort_keys=True),
         "format_version": FORMAT_VERSION,
     }
     metadata.update({str(k): _encode_meta(v) for k, v in extra_meta.items()})
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-    LOG.info("saved %s checkpoint (%d tensors) to %s", model_name, len(tensors), path)
+    LOG.info("saved %s checkpoint (%d tensors) to %s", spec.name, len(tensors), path)
     return path
 
 
+def spec_from_legacy_metadata(model_name: str, model_kwargs: dict) -> PoseModelSpec:
+    """The spec of a checkpoint written before checkpoints carried one: the registered spec of
+    ``model_name`` with the builder ``model_kwargs`` (a top-down ``input_size`` also sets the
+    codec's input size, as the pipelines did then).
+
+    Raises:
+        CheckpointError: the name is not registered, or the kwargs do not fit its spec.
+    """
+    from simplepose.spec import get_spec
+
+    try:
+        return get_spec(model_name).with_kwargs(**model_kwargs)
+    except InputError as exc:
+        raise CheckpointError(f"cannot rebuild the spec of an old {model_name!r} checkpoint: {exc}") from None
+
+
 def read_metadata(path) -> dict:
-    """The metadata of a simplepose checkpoint, ``model_kwargs`` decoded to a dict.
+    """The metadata of a simplepose checkpoint: ``model_kwargs`` decoded to a dict and ``spec``
+    the :class:`~simplepose.spec.PoseModelSpec` (from ``simplepose_spec``, or filled from the
+    old metadata of a checkpoint written before specs, see :func:`spec_from_legacy_metadata`).
 
     Raises CheckpointError for a missing or unreadable file and for missing simplepose metadata.
     """
@@ -180,7 +196,7 @@ def read_metadata(path) -> dict:
             raw = f.metadata() or {}
     except _SAFETENSORS_ERRORS as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
-    missing = [k for k in _RESERVED if k not in raw]
+    missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise CheckpointError(f"{path} is not a simplepose checkpoint: metadata lacks {missing}")
     if raw["format_version"] != FORMAT_VERSION:
@@ -195,6 +211,15 @@ def read_metadata(path) -> dict:
         raise CheckpointError(f"{path}: model_kwargs metadata is not JSON ({exc})") from None
     if not isinstance(meta["model_kwargs"], dict):
         raise CheckpointError(f"{path}: model_kwargs metadata is not a JSON object")
+    if "simplepose_spec" in raw:
+        try:
+            meta["spec"] = PoseModelSpec.from_json(raw["simplepose_spec"])
+        except InputError as exc:
+            raise CheckpointError(f"{path}: invalid simplepose_spec metadata ({exc})") from None
+    else:
+        meta["spec"] = spec_from_legacy_metadata(raw["simplepose_model"], meta["model_kwargs"])
+        LOG.info("%s predates model specs: spec filled from simplepose_model %r and its kwargs",
+                 path, raw["simplepose_model"])
     return meta
 
 
@@ -208,8 +233,8 @@ def load_model(path, map_location="cpu", expected_model: str | None = None):
 
     Returns:
         ``(model, meta)``: the model on ``map_location`` in eval mode, and the metadata dict
-        (``simplepose_model``, ``model_kwargs`` as a dict, ``format_version``, extra entries as
-        strings).
+        (``spec``: the :class:`~simplepose.spec.PoseModelSpec`; ``simplepose_model``,
+        ``model_kwargs`` as a dict, ``format_version``, extra entries as strings).
 
     Raises:
         CheckpointError: missing, corrupt or non-safetensors file, missing metadata, another model's
@@ -225,7 +250,7 @@ def load_model(path, map_location="cpu", expected_model: str | None = None):
         state_dict = load_file(str(path), device=str(map_location))
     except _SAFETENSORS_ERRORS as exc:  # truncated data section, bad offsets, ...
         raise CheckpointError(f"{path}: cannot read tensors ({exc})") from None
-    model = build_and_load(name, meta["model_kwargs"], state_dict, source=str(path))
+    model = build_and_load(meta["spec"], state_dict, source=str(path))
     model.eval()
     LOG.info("loaded %s %s from %s", name, meta["model_kwargs"], path)
     return model, meta

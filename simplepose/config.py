@@ -8,7 +8,7 @@ may be overridden from the command line with dotted ``key=value`` pairs, is save
 Schema (defaults in the dataclasses below)::
 
     seed                      # torch/python/numpy seed of the run (model init)
-    model:  name, kwargs      # simplepose.models.build_model(name, **kwargs)
+    model:  name, kwargs      # a registered model spec (simplepose.spec) and its builder kwargs
     data:   task (bottomup | topdown), train_ann, train_images, val_ann, val_images,
             input_size (bottom-up square side), input_hw (top-down [H, W]), codec (top-down
             codec name, e.g. rsn_256x192), augment, workers, batch_size (per process), seed
@@ -60,11 +60,13 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "TrainConfig",
+    "apply_opts",
     "config_from_dict",
     "config_to_dict",
     "load_config",
-    "apply_opts",
     "save_config",
+    "validate",
+    "validate_model",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +78,8 @@ class ConfigError(SimplePoseError, ValueError):
 
 @dataclass
 class ModelConfig:
-    """Which network to build: ``build_model(name, **kwargs)``."""
+    """Which network to build: the registered spec ``name`` (:mod:`simplepose.spec`) with
+    builder ``kwargs``."""
 
     name: str = "imhn"
     kwargs: dict = field(default_factory=dict)  # free-form builder keyword arguments
@@ -93,7 +96,8 @@ class DataConfig:
     val_images: str = ""
     input_size: int = 512  # bottom-up: square network input (px), labels at input_size / 4
     input_hw: list[int] = field(default_factory=lambda: [256, 192])  # top-down input [H, W]
-    codec: str = ""  # top-down codec name (simplepose.codecs.topdown.CODECS), e.g. rsn_256x192
+    codec: str = ""  # top-down codec name (simplepose.codecs.topdown.CODECS), e.g. rsn_256x192;
+    # empty: the model spec's codec family at input_hw
     augment: bool = True
     workers: int = 2  # DataLoader workers per process
     batch_size: int = 4  # per process (per GPU)
@@ -108,7 +112,7 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """Loss options; ``name: auto`` picks focal_l2 (bottom-up), cpn (cpn*) or coarse_to_fine."""
+    """Loss options; ``name: auto`` is the model spec's loss (focal_l2, cpn or coarse_to_fine)."""
 
     name: Literal["auto", "focal_l2", "cpn", "coarse_to_fine"] = "auto"
     # focal L2 (SPEC 3.6)
@@ -316,6 +320,34 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"optim.betas must be [beta1, beta2], got {cfg.optim.betas}")
     if cfg.optim.epochs == 0 and cfg.optim.max_iters == 0:
         raise ConfigError("set optim.epochs or optim.max_iters (both are 0)")
+    validate_model(cfg)
+
+
+def validate_model(cfg: Config) -> None:
+    """Model, task, input size and codec must describe one model spec: the model is registered
+    (:mod:`simplepose.spec`), ``data.task`` is its paradigm, a top-down model's
+    ``model.kwargs.input_size``, ``data.input_hw`` and ``data.codec`` agree (same size, the
+    model's codec family), and a bottom-up ``data.input_size`` is a multiple of the model's
+    padding multiple."""
+    from simplepose.errors import InputError
+    from simplepose.spec import get_spec, resolve_spec
+
+    try:
+        spec = get_spec(cfg.model.name)
+    except InputError as exc:
+        raise ConfigError(f"model.name: {exc}") from None
+    if cfg.data.task != spec.paradigm:
+        raise ConfigError(f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}")
+    topdown = spec.paradigm == "topdown"
+    try:
+        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, cfg.data.input_hw if topdown else None,
+                            cfg.data.codec or None)  # fmt: skip
+    except InputError as exc:
+        raise ConfigError(f"model / data.input_hw / data.codec disagree: {exc}") from None
+    multiple = int(spec.inference.get("pad_multiple", 1))
+    if not topdown and cfg.data.input_size % multiple:
+        raise ConfigError(f"data.input_size {cfg.data.input_size} must be a multiple of "
+                          f"{multiple} for {spec.name}")
 
 
 # ------------------------------------------------------------------ overrides

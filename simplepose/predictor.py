@@ -14,18 +14,17 @@ from a person detector, or on boxes passed to :meth:`Predictor.predict`.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .errors import InputError
+from .spec import PoseModelSpec, available_specs, get_spec
 from .structures import Person
 
-__all__ = ["Predictor", "select_device", "TOPDOWN_MODELS"]
+__all__ = ["Predictor", "select_device"]
 
 LOG = logging.getLogger(__name__)
-
-TOPDOWN_MODELS = ("cpn50", "cpn101", "mspn", "rsn18", "rsn50")
 
 
 def select_device(device: str | None = None) -> str:
@@ -42,34 +41,43 @@ def select_device(device: str | None = None) -> str:
 class Predictor:
     """Runs a pose model on BGR uint8 images.
 
+    Every caller (``predict``, the demo's threaded stages, evaluation) drives the same three
+    steps: :meth:`prepare` (top-down: boxes from the detector when none are given, then crops;
+    bottom-up: resize + pad), :meth:`forward` (the network) and :meth:`decode` (people in
+    original px).
+
     Attributes:
         pipeline: the bottom-up or top-down pipeline doing the work.
-        mode: ``"bottomup"`` or ``"topdown"``.
-        model_name: registry name of the model.
+        spec: the model's :class:`~simplepose.spec.PoseModelSpec`.
+        mode: ``"bottomup"`` or ``"topdown"`` (the spec's paradigm).
+        model_name: the spec's name.
+        detector: top-down person detector used when :meth:`prepare` gets no boxes, or None.
     """
 
-    def __init__(self, pipeline, mode: str, model_name: str, detector=None):
+    def __init__(self, pipeline, spec: PoseModelSpec, detector=None):
         self.pipeline = pipeline
-        self.mode = mode
-        self.model_name = model_name
+        self.spec = spec
+        self.mode = spec.paradigm
+        self.model_name = spec.name
         self.detector = detector
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options) -> "Predictor":
+    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options) -> Predictor:
         """A model with weights bundled in the package (no download)."""
-        from .models import build_model
-
-        if name != "openpose_mobilenet_thin":
-            raise InputError(f"no bundled weights for {name!r}; bundled: openpose_mobilenet_thin")
-        return cls._bottomup(build_model(name, pretrained=True), name, select_device(device), **options)
+        spec = get_spec(name)
+        if not spec.pretrained:
+            bundled = [n for n in available_specs() if get_spec(n).pretrained]
+            raise InputError(f"no bundled weights for {name!r}; bundled: {', '.join(bundled)}")
+        return cls.from_spec(spec, spec.build_model(pretrained=True), device=device, **options)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | None = None, detector="bundled", **options) -> "Predictor":
+    def from_checkpoint(cls, path, device: str | None = None, detector="bundled", **options) -> Predictor:
         """A simplepose checkpoint (``.safetensors`` written by training or conversion).
 
         Args:
-            path: the checkpoint; its metadata names the model and its configuration.
+            path: the checkpoint; the model spec it carries rebuilds the model, codec and
+                pipeline exactly as training used them.
             device: ``"cpu"``, ``"cuda[:i]"`` or ``None`` (auto).
             detector: top-down only, used when :meth:`predict` gets no boxes: ``"bundled"`` (the
                 RTMDet-nano person detector shipped with simplepose), a
@@ -80,33 +88,33 @@ class Predictor:
         """
         from .checkpoint import load_model
 
-        device = select_device(device)
         model, meta = load_model(path, map_location="cpu")
-        name = meta["simplepose_model"]
-        if name in TOPDOWN_MODELS:
-            from .inference.topdown import TopDownPipeline
-
-            pipeline = TopDownPipeline.from_model(model, name, meta.get("model_kwargs", {}), device=device, **options)
-            return cls(pipeline, "topdown", name, detector=_as_detector(detector))
-        return cls._bottomup(model, name, device, **options)
+        return cls.from_spec(meta["spec"], model, device=device, detector=detector, **options)
 
     @classmethod
-    def _bottomup(cls, model, name: str, device: str, **options) -> "Predictor":
-        from .inference.bottomup import BOTTOMUP_SPECS, BottomUpPipeline
+    def from_spec(cls, spec: PoseModelSpec, model, device: str | None = None, detector="bundled",
+                  **options) -> Predictor:
+        """The predictor of ``model`` described by ``spec`` (``detector`` as in
+        :meth:`from_checkpoint`, top-down only)."""
+        device = select_device(device)
+        if spec.paradigm == "topdown":
+            from .inference.topdown import TopDownPipeline
 
-        if name not in BOTTOMUP_SPECS:
-            raise InputError(f"model {name!r} has no inference recipe; known: {sorted(BOTTOMUP_SPECS) + list(TOPDOWN_MODELS)}")
-        return cls(BottomUpPipeline(model, BOTTOMUP_SPECS[name], device=device, **options), "bottomup", name)
+            pipeline = TopDownPipeline.from_spec(model, spec, device=device, **options)
+            return cls(pipeline, spec, detector=_as_detector(detector))
+        from .inference.bottomup import BottomUpPipeline
 
-    # ---------------------------------------------------------------------- API
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None) -> list[Person]:
-        """People in one BGR uint8 (H, W, 3) image, in original px.
+        return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
+
+    # ---------------------------------------------------------------------- steps
+    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None):
+        """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
         Top-down models use ``boxes`` (N, 4) x, y, w, h in original px (with ``box_scores``), or
-        the detector when no boxes are given. Bottom-up models ignore ``boxes``.
+        the detector's when no boxes are given. Bottom-up models ignore ``boxes``.
         """
         if self.mode == "bottomup":
-            return self.pipeline.predict(image)
+            return self.pipeline.prepare(image)
         if boxes is None:
             if self.detector is None:
                 raise InputError("a top-down model needs boxes or a detector (Predictor.from_checkpoint(..., detector='bundled'))")
@@ -115,7 +123,23 @@ class Predictor:
             box_scores = scores
         if box_scores is None:
             box_scores = np.ones(len(boxes))
-        return self.pipeline.predict(image, np.asarray(boxes, float).reshape(-1, 4), np.asarray(box_scores, float))
+        return self.pipeline.prepare(image, np.asarray(boxes, float).reshape(-1, 4), np.asarray(box_scores, float))
+
+    def forward(self, inputs):
+        """Step 2: the network on the inputs of :meth:`prepare`."""
+        return self.pipeline.forward(inputs)
+
+    def decode(self, inputs, outputs) -> list[Person]:
+        """Step 3: people in original px from the inputs and the network outputs."""
+        return self.pipeline.decode(inputs, outputs)
+
+    # ---------------------------------------------------------------------- API
+    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None) -> list[Person]:
+        """People in one BGR uint8 (H, W, 3) image, in original px (see :meth:`prepare`)."""
+        inputs = self.prepare(image, boxes, box_scores)
+        if self.mode == "topdown" and inputs.num_boxes == 0:
+            return []
+        return self.decode(inputs, self.forward(inputs))
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         """People in each image (bottom-up: same-size images share one forward pass)."""

@@ -59,10 +59,11 @@ def val_ann():
 def _tiny_checkpoint(tmp_path_factory, name: str, **kwargs):
     """A simplepose checkpoint of a small, randomly initialised ``name`` model."""
     from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
+    from simplepose.spec import get_spec
 
     path = tmp_path_factory.mktemp("ckpt") / f"{name}_tiny.safetensors"
-    save_model(path, name, kwargs, build_model(name, **kwargs).state_dict())
+    spec = get_spec(name).with_kwargs(**kwargs)
+    save_model(path, spec, spec.build_model().state_dict())
     return path
 
 

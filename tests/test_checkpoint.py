@@ -11,11 +11,13 @@ from safetensors.torch import save_file
 
 from simplepose.checkpoint import load_model, load_state_dict_any, read_metadata, save_model
 from simplepose.convert.simplepose_imhn import reference_key_to_ours
-from simplepose.errors import CheckpointError
+from simplepose.errors import CheckpointError, InputError
 from simplepose.models.imhn import build_imhn
+from simplepose.spec import PoseModelSpec, get_spec
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(num_stacks=2, inp_dim=32, increase=16, stem_channels=8, se_reduction=4, num_scales=3)
+SPEC = get_spec("imhn").with_kwargs(**TINY)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,7 @@ def _outputs(model, seed=0):
 def test_round_trip(tmp_path, tiny):
     path = save_model(
         tmp_path / "tiny.safetensors",
-        "imhn",
-        TINY,
+        SPEC,
         tiny.state_dict(),
         extra_meta={"epoch": 3, "note": "tiny"},
     )
@@ -55,10 +56,56 @@ def test_round_trip(tmp_path, tiny):
     for a, b in zip(_outputs(model), _outputs(tiny)):
         assert torch.equal(a, b)
     assert read_metadata(path)["model_kwargs"] == TINY
+    assert meta["spec"] == SPEC and meta["spec"].to_dict() == SPEC.to_dict()
+
+
+def _legacy_checkpoint(path, name, kwargs, state_dict):
+    """A checkpoint as written before checkpoints carried the spec (format 1 metadata with
+    ``simplepose_model`` and ``model_kwargs`` only)."""
+    tensors = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(path), metadata={
+        "simplepose_model": name, "model_kwargs": json.dumps(kwargs), "format_version": "1"})
+    return path
+
+
+def test_checkpoint_from_before_specs_loads(tmp_path, tiny):
+    path = _legacy_checkpoint(tmp_path / "old_imhn.safetensors", "imhn", TINY, tiny.state_dict())
+    model, meta = load_model(path)
+    assert meta["spec"] == SPEC
+    for a, b in zip(_outputs(model), _outputs(tiny)):
+        assert torch.equal(a, b)
+    # a top-down one: the codec follows the old model_kwargs input size, as pipelines did then
+    kwargs = {"num_stages": 1, "input_size": [128, 96]}
+    rsn = get_spec("rsn18").build_model(**kwargs)
+    path = _legacy_checkpoint(tmp_path / "old_rsn.safetensors", "rsn18", kwargs, rsn.state_dict())
+    spec = read_metadata(path)["spec"]
+    assert spec.name == "rsn18" and spec.paradigm == "topdown" and spec.input_hw == (128, 96)
+    assert spec.build_codec().name == "rsn_128x96" and spec.kwargs == kwargs
+    from simplepose import Predictor
+
+    predictor = Predictor.from_checkpoint(path, device="cpu", detector=None, flip=False)
+    assert predictor.mode == "topdown" and predictor.pipeline.codec.input_hw == (128, 96)
+    # an old checkpoint of a name nobody registers any more: a clear error
+    path = _legacy_checkpoint(tmp_path / "gone.safetensors", "gone_net", {}, tiny.state_dict())
+    with pytest.raises(CheckpointError, match="unknown model 'gone_net'"):
+        load_model(path)
+
+
+def test_spec_metadata_rebuilds_without_the_registry(tmp_path, tiny):
+    """The whole spec is in the file: a model registered nowhere loads from it alone."""
+    spec = SPEC.replace(name="my_imhn_variant")
+    path = save_model(tmp_path / "variant.safetensors", spec, tiny.state_dict())
+    model, meta = load_model(path)
+    assert meta["spec"] == spec and meta["simplepose_model"] == "my_imhn_variant"
+    with pytest.raises(InputError, match="unknown model"):
+        get_spec("my_imhn_variant")
+    for a, b in zip(_outputs(model), _outputs(tiny)):
+        assert torch.equal(a, b)
+    assert PoseModelSpec.from_json(spec.to_json()) == spec
 
 
 def test_wrong_model_name_refused(tmp_path, tiny):
-    path = save_model(tmp_path / "tiny.safetensors", "imhn", TINY, tiny.state_dict())
+    path = save_model(tmp_path / "tiny.safetensors", SPEC, tiny.state_dict())
     with pytest.raises(CheckpointError, match="holds a 'imhn' model, expected 'cpn50'"):
         load_model(path, expected_model="cpn50")
 
@@ -70,7 +117,7 @@ def test_missing_corrupt_and_foreign_files_refused(tmp_path, tiny):
     junk.write_bytes(b"\x00\x01not a safetensors file" * 10)
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
         load_model(junk)
-    good = save_model(tmp_path / "good.safetensors", "imhn", TINY, tiny.state_dict())
+    good = save_model(tmp_path / "good.safetensors", SPEC, tiny.state_dict())
     truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(good.read_bytes()[:-1000])
     with pytest.raises(CheckpointError):
@@ -85,7 +132,7 @@ def test_mismatching_keys_and_shapes_listed(tmp_path, tiny):
     sd = dict(tiny.state_dict())
     del sd["heads.1.2.bias"]
     sd["extra.weight"] = torch.zeros(1)
-    path = save_model(tmp_path / "bad.safetensors", "imhn", TINY, sd, verify=False)
+    path = save_model(tmp_path / "bad.safetensors", SPEC, sd, verify=False)
     with pytest.raises(
         CheckpointError, match=r"1 missing: heads\.1\.2\.bias; 1 unexpected: extra\.weight"
     ):
@@ -93,8 +140,7 @@ def test_mismatching_keys_and_shapes_listed(tmp_path, tiny):
     # kwargs in the metadata that do not fit the tensors: shape mismatches are listed
     path = save_model(
         tmp_path / "wide.safetensors",
-        "imhn",
-        dict(TINY, out_dim=17),
+        SPEC.with_kwargs(out_dim=17),
         tiny.state_dict(),
         verify=False,
     )
@@ -108,19 +154,20 @@ def test_mismatching_keys_and_shapes_listed(tmp_path, tiny):
         CheckpointError, match="shape mismatch"
     ):  # verify=True catches it at save time
         save_model(
-            tmp_path / "never.safetensors", "imhn", dict(TINY, out_dim=17), tiny.state_dict()
+            tmp_path / "never.safetensors", SPEC.with_kwargs(out_dim=17), tiny.state_dict()
         )
     assert not (tmp_path / "never.safetensors").exists()
     with pytest.raises(CheckpointError, match="reserved"):
         save_model(
             tmp_path / "x.safetensors",
-            "imhn",
-            TINY,
+            SPEC,
             tiny.state_dict(),
             extra_meta={"model_kwargs": 1},
         )
-    with pytest.raises(CheckpointError, match="unknown model"):
-        save_model(tmp_path / "x.safetensors", "no_such_model", {}, tiny.state_dict())
+    with pytest.raises(CheckpointError, match="PoseModelSpec"):
+        save_model(tmp_path / "x.safetensors", "imhn", tiny.state_dict())
+    with pytest.raises(InputError, match="unknown model 'no_such_model'; known: cpn101, cpn50"):
+        get_spec("no_such_model")
 
 
 def test_shared_and_view_tensors_are_saved(tmp_path):
@@ -131,7 +178,7 @@ def test_shared_and_view_tensors_are_saved(tmp_path):
     sd["stem.conv1.bn.bias"] = shared
     sd["stem.conv1.bn.running_mean"] = shared  # same storage twice
     sd["stem.conv1.bn.weight"] = big[4:12]  # a view into a larger storage
-    model, _ = load_model(save_model(tmp_path / "s.safetensors", "imhn", TINY, sd))
+    model, _ = load_model(save_model(tmp_path / "s.safetensors", SPEC, sd))
     assert torch.equal(model.stem.conv1.bn.bias.detach(), shared)
     assert torch.equal(model.stem.conv1.bn.running_mean, shared)
     assert torch.equal(model.stem.conv1.bn.weight.detach(), big[4:12])

@@ -97,6 +97,33 @@ def test_bad_values():
         load_config(None, ["optim.lr=fast"])
 
 
+@pytest.mark.parametrize("opts, needle", [
+    (["model.name=imhnn"], "model.name: unknown model 'imhnn'; known: cpn101"),
+    (["model.name=rsn18"], "data.task is 'bottomup' but model rsn18 is topdown"),
+    (["model.name=rsn18", "data.task=topdown", "model.kwargs.input_size=[128, 96]"],
+     r"input_size \[128, 96\] and input size \[256, 192\] disagree"),
+    (["model.name=rsn18", "data.task=topdown", "data.codec=cpn_256x192"],
+     "codec cpn_256x192 is a cpn codec; model rsn18 uses rsn codecs"),
+    (["model.name=mspn", "data.task=topdown", "data.codec=mspn_384x288"],
+     r"codec mspn_384x288 is for input \[384, 288\], the model's input is \[256, 192\]"),
+    (["model.name=imhn", "data.codec=rsn_256x192"], "bottom-up: a top-down codec"),
+    (["data.input_size=500"], "data.input_size 500 must be a multiple of 64 for imhn"),
+])
+def test_model_input_size_and_codec_must_agree(opts, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(None, opts)
+
+
+def test_consistent_topdown_config_loads():
+    cfg = load_config(None, ["model.name=rsn18", "data.task=topdown", "data.codec=rsn_384x288",
+                             "data.input_hw=[384, 288]", "model.kwargs.input_size=[384, 288]"])
+    from simplepose.engine.builders import build_spec
+
+    spec = build_spec(cfg)
+    assert spec.input_hw == (384, 288) and spec.codec["name"] == "rsn_384x288"
+    assert spec.build_codec().kernels == (23, 17, 13, 9, 7)
+
+
 def test_round_trip(tmp_path):
     cfg = load_config(None, ["optim.lr=3e-4", "model.kwargs.num_stacks=1",
                              "data.input_hw=[384, 288]"])
@@ -109,7 +136,9 @@ def test_round_trip(tmp_path):
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_shipped_configs_load(path):
     cfg = load_config(path)
-    assert cfg.model.name in ("imhn", "cpn50", "cpn101", "mspn", "rsn18", "rsn50")
+    from simplepose.spec import get_spec
+
+    assert get_spec(cfg.model.name).paradigm == cfg.data.task
     if cfg.data.task == "topdown":
         assert cfg.optim.name == "adam" and cfg.optim.schedule == "warmup_linear"
 

@@ -184,6 +184,15 @@ class FakePredictor:
         self.rng = np.random.default_rng(0) if jitter else None
         self.jitter = jitter
 
+    def prepare(self, frame):
+        return frame
+
+    def forward(self, frame):
+        return self.predict(frame)
+
+    def decode(self, frame, people):
+        return people
+
     def predict(self, frame):
         self.calls += 1
         if self.fail_at is not None and self.calls > self.fail_at:

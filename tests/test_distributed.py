@@ -303,15 +303,16 @@ class SyntheticTopDown:
         }
 
 
-@pytest.mark.parametrize("model, codec, kernels", [("rsn18", "rsn_256x192", 5),
-                                                    ("cpn50", "cpn_256x192", 4)])
+@pytest.mark.parametrize("model, codec, kernels", [("rsn18", "rsn_64x48", 5),
+                                                    ("cpn50", "cpn_64x48", 4)])
 def test_topdown_training_iteration(tmp_path, model, codec, kernels):
     from simplepose.engine.loop import Trainer
 
     torch.set_num_threads(1)
     cfg = config_from_dict({
         "model": {"name": model, "kwargs": {"input_size": [64, 48]}},
-        "data": {"task": "topdown", "codec": codec, "batch_size": 2, "workers": 0},
+        "data": {"task": "topdown", "codec": codec, "input_hw": [64, 48], "batch_size": 2,
+                 "workers": 0},
         "optim": {"name": "adam", "lr": 5e-4, "weight_decay": 1e-5, "schedule": "warmup_linear",
                   "warmup_iters": 1, "max_iters": 1},
         "train": {"output_dir": str(tmp_path), "progress": False, "skip_loss_above": None,
@@ -327,6 +328,8 @@ def test_topdown_training_iteration(tmp_path, model, codec, kernels):
 
     rebuilt, meta = load_model(final)
     assert meta["simplepose_model"] == model
+    assert meta["spec"] == trainer.spec and meta["spec"].codec["name"] == codec
+    assert meta["spec"].input_hw == (64, 48) and meta["spec"].kwargs["input_size"] == [64, 48]
 
 
 # ---------------------------------------------------------------------- mixed precision

@@ -71,9 +71,11 @@ def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(tmp_path, tiny_rsn_chec
     proc = run_evaluate("--checkpoint", tiny_rsn_checkpoint, "--boxes", det_path, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(metrics.read_text())
-    assert record["model"] == "rsn18" and record["num_images"] == 2  # the images the file covers
+    # image 463730 is not in the file: scored as an image with no detections, said in one line
+    assert record["model"] == "rsn18" and record["num_images"] == 3
+    assert "--boxes: 1 of 3 images have no entry" in proc.stdout
     results = json.loads((tmp_path / "td_results.json").read_text())
-    assert len(results) == len(dets) - 1
+    assert len(results) == len(dets) - 1 and 463730 not in {r["image_id"] for r in results}
     proc = run_evaluate("--checkpoint", tiny_rsn_checkpoint, "--gt-boxes", "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)
     assert proc.returncode == 0, proc.stderr
     proc = run_evaluate("--checkpoint", tiny_rsn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES, "--metrics", metrics)

@@ -13,12 +13,7 @@ from simplepose.errors import InputError
 from simplepose.skeleton import SIMPLEPOSE18
 
 LIMBS = SIMPLEPOSE18.limbs_array
-KW = dict(
-    scale_x=1.0, scale_y=1.0, image_height=100.0, peak_threshold=0.1, max_peaks_per_part=64,
-    limb_sample_threshold=0.1, limb_pass_ratio=0.8, limb_max_samples=20, length_prior=True,
-    limb_length_rate=16.0, merge_tolerance=0.7, priority_weights=(0.5, 0.25, 0.25), min_parts=2,
-    min_mean_score=0.45, person_score="mean", attach_from_end=True,
-)  # fmt: skip
+SCALES = {"scale_x": 1.0, "scale_y": 1.0, "image_height": 100.0}
 
 
 def maps(h=16, w=16):
@@ -26,7 +21,11 @@ def maps(h=16, w=16):
 
 
 def call(heat, limb_maps, limbs=LIMBS, **overrides):
-    return load_extension().group(heat, limb_maps, limbs, **{**KW, **overrides})
+    """The binding itself (no Python-side validation): overrides go into the params dict
+    or, for the scales, into the call."""
+    scales = {k: overrides.pop(k, v) for k, v in SCALES.items()}
+    params = {**GroupingParams().to_dict(), **overrides}
+    return load_extension().group(heat, limb_maps, limbs, params, **scales)
 
 
 @pytest.mark.parametrize(
@@ -66,20 +65,54 @@ def test_non_finite_maps_raise(value, which):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"scale_x": 0.0}, "scale_x and scale_y must be > 0"),
-        ({"scale_y": float("nan")}, "scale_y must be finite"),
-        ({"image_height": -1.0}, "image_height must be > 0"),
-        ({"max_peaks_per_part": 0}, "max_peaks_per_part"),
-        ({"limb_max_samples": 1}, "limb_max_samples"),
-        ({"min_parts": 0}, "min_parts"),
-        ({"priority_weights": (1.0, 2.0)}, "priority_weights"),
-        ({"person_score": "max"}, "person_score"),
-        ({"peak_threshold": float("inf")}, "must be finite"),
+        ({"scale_x": 0.0}, "scale_x must be a finite number in"),
+        ({"scale_y": float("nan")}, "scale_y must be a finite number in"),
+        ({"image_height": -1.0}, "image_height must be a finite number in"),
+        ({"max_peaks_per_part": 0}, "params['max_peaks_per_part'] must be a finite number in [1, "),
+        ({"max_peaks_per_part": 10**9}, "params['max_peaks_per_part'] must be a finite number in"),
+        ({"max_peaks_per_part": 10**30}, "params['max_peaks_per_part'] must be a finite number in"),
+        ({"limb_max_samples": 1}, "params['limb_max_samples']"),
+        ({"min_parts": 0}, "params['min_parts']"),
+        ({"max_candidate_pairs": 10**12}, "params['max_candidate_pairs']"),
+        ({"priority_weights": (1.0, 2.0)}, "params['priority_weights'] must be a tuple of 3 numbers"),
+        ({"priority_weights": "abc"}, "params['priority_weights'] must be a tuple of 3 numbers"),
+        ({"priority_weights": (1.0, float("nan"), 0.0)}, "params['priority_weights'][1] must be a finite"),
+        ({"person_score": "max"}, "params['person_score']"),
+        ({"peak_threshold": float("inf")}, "params['peak_threshold'] must be a finite number"),
+        ({"limb_pass_ratio": 1.5}, "params['limb_pass_ratio'] must be a finite number in [0, 1]"),
     ],
 )
 def test_bad_parameters_raise(overrides, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         call(*maps(), **overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"priority_weights": (1.0, "a", 0.0)}, "params['priority_weights'][1] must be a number, got str"),
+        ({"max_peaks_per_part": 64.0}, "params['max_peaks_per_part'] must be an int, got float"),
+        ({"min_parts": True}, "params['min_parts'] must be an int, got bool"),
+        ({"length_prior": 1}, "params['length_prior'] must be a bool, got int"),
+        ({"peak_threshold": "0.1"}, "params['peak_threshold'] must be a number, got str"),
+    ],
+)
+def test_wrong_parameter_types_raise_type_errors(overrides, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        call(*maps(), **overrides)
+
+
+def test_params_dict_must_have_exactly_the_dataclass_fields():
+    """The binding has no defaults of its own: a missing key or an unknown one is refused."""
+    heat, limb_maps = maps()
+    params = GroupingParams().to_dict()
+    ext = load_extension()
+    for key in params:
+        partial = {k: v for k, v in params.items() if k != key}
+        with pytest.raises(ValueError, match=re.escape(f"params is missing '{key}'")):
+            ext.group(heat, limb_maps, LIMBS, partial, **SCALES)
+    with pytest.raises(ValueError, match="params has an unknown key 'peak_thresh'"):
+        ext.group(heat, limb_maps, LIMBS, {**params, "peak_thresh": 0.2}, **SCALES)
 
 
 def test_grouping_params_validate_in_python():
@@ -87,6 +120,36 @@ def test_grouping_params_validate_in_python():
         GroupingParams(person_score="max")
     with pytest.raises(InputError, match="unknown GroupingParams field"):
         GroupingParams().replace(peak_thresh=0.2)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ((1.0, 2.0), "GroupingParams.priority_weights must be 3 numbers"),
+        (None, "GroupingParams.priority_weights must be 3 numbers"),
+        ("abc", "GroupingParams.priority_weights must be 3 numbers"),
+        ((1.0, "a", 0.0), "GroupingParams.priority_weights[1] must be a number, got 'a'"),
+        ((1.0, float("nan"), 0.0), "GroupingParams.priority_weights[1] must be a finite number"),
+        ((1.0, 0.0, float("inf")), "GroupingParams.priority_weights[2] must be a finite number"),
+        ((1.0, 0.0, 1e300), "GroupingParams.priority_weights[2] must be a finite number"),
+    ],
+)
+def test_bad_priority_weights_are_one_clear_error(weights, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        GroupingParams(priority_weights=weights)
+
+
+def test_grouping_params_coerce_numpy_scalars_and_lists():
+    p = GroupingParams(priority_weights=[np.float32(1), 0, np.int64(2)], max_peaks_per_part=np.int64(8),
+                       length_prior=np.bool_(False), peak_threshold=np.float32(0.25))
+    assert p.priority_weights == (1.0, 0.0, 2.0) and type(p.max_peaks_per_part) is int
+    assert p.length_prior is False and type(p.peak_threshold) is float
+    res = group(*maps(), LIMBS, p)  # the dict the binding receives has plain types
+    assert len(res) == 0
+    with pytest.raises(InputError, match=re.escape("GroupingParams.max_peaks_per_part must be an integer")):
+        GroupingParams(max_peaks_per_part=64.5)
+    with pytest.raises(InputError, match=re.escape("GroupingParams.max_peaks_per_part must be a finite number in")):
+        GroupingParams(max_peaks_per_part=10**9)
 
 
 def test_python_wrapper_rejects_unknown_backend():
@@ -152,10 +215,10 @@ def malformed_inputs(draw):
         limbs = np.clip(limbs, 0, max(parts - 1, 0))
     limbs = limbs.astype(draw(st.sampled_from([np.int64, np.int32, np.int16, np.float64])))
     overrides = {
-        "max_peaks_per_part": draw(st.sampled_from([1, 8, 64, 100_000, 0, -5])),
+        "max_peaks_per_part": draw(st.sampled_from([1, 8, 64, 100_000, 0, -5, 10**9])),
         "limb_max_samples": draw(st.sampled_from([2, 20, 10_000, 1, 0])),
         "peak_threshold": draw(st.sampled_from([0.1, 0.0, -1.0, 1e30, np.nan])),
-        "scale_x": draw(st.sampled_from([1.0, 1e-9, 0.0, -1.0, 1e9])),
+        "scale_x": draw(st.sampled_from([1.0, 1e-9, 0.0, -1.0, 1e9, 1e6, 1e300, np.inf])),
         "image_height": draw(st.sampled_from([100.0, 1e-9, 0.0, np.inf])),
         "min_parts": draw(st.sampled_from([1, 2, 0])),
     }

@@ -7,7 +7,7 @@ from simplepose.codecs.bottomup import OpenPosePafCodec, SimplePoseCodec
 from simplepose.decode.grouping import group, load_extension
 from simplepose.decode.params import REFERENCE_SIMPLEPOSE, GroupingParams
 from simplepose.decode.reference_grouping import reference_find_peaks
-from simplepose.skeleton import OPENPOSE18, SIMPLEPOSE18
+from simplepose.skeleton import SIMPLEPOSE18
 
 
 def assert_same(a, b):
@@ -22,7 +22,7 @@ def assert_same(a, b):
     np.testing.assert_array_equal(a.counts, b.counts)
 
 
-def both(k, l, limbs, params=GroupingParams(), **kw):
+def both(k, l, limbs, params=None, **kw):
     return group(k, l, limbs, params, backend="cpp", **kw), group(k, l, limbs, params, backend="reference", **kw)
 
 
@@ -108,8 +108,9 @@ def test_tie_break_gives_one_peak_per_plateau():
 
 def test_grouping_synthetic_two_people_is_correct():
     """Hand-made: two people side by side, every limb map consistent; both come back whole."""
-    from simplepose.codecs.bottomup import coco_to_internal
     from synthetic import PERSON
+
+    from simplepose.codecs.bottomup import coco_to_internal
 
     codec = SimplePoseCodec()
     joints = coco_to_internal(np.stack([PERSON, PERSON + [120, 0, 0]]))

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from synthetic import PERSON
 
 from simplepose.codecs.bottomup import OpenPosePafCodec, SimplePoseCodec, coco_to_internal
 from simplepose.geometry import BottomUpGeometry
 from simplepose.inference.bottomup import BottomUpPipeline, flip_channel_index
-from synthetic import PERSON
 
 
 @pytest.mark.parametrize("codec", [SimplePoseCodec(), OpenPosePafCodec(stride=4)], ids=["simplepose", "openpose"])
@@ -47,7 +47,7 @@ class MapsModel:
 
 
 def test_multiscale_maps_are_resampled_onto_the_base_grid():
-    from simplepose.inference.bottomup import BOTTOMUP_SPECS, BottomUpSpec
+    from simplepose.spec import available_specs, get_spec
 
     codec = SimplePoseCodec()
     width, height = 320, 400
@@ -56,7 +56,7 @@ def test_multiscale_maps_are_resampled_onto_the_base_grid():
     joints = coco_to_internal(np.stack(people))
     joints[..., :2] = half.original_to_input(joints[..., :2])
     model = MapsModel(codec.encode(joints, half.heatmap_hw))
-    spec = BottomUpSpec(codec, 1 / 255, 128.0, 64, lambda out: out)
+    spec = get_spec("imhn").replace(output_adapter="identity")
     pipe = BottomUpPipeline(model, spec, scales=(0.5,))
     image = np.zeros((height, width, 3), np.uint8)
     fused, base = pipe.maps(image)
@@ -67,14 +67,14 @@ def test_multiscale_maps_are_resampled_onto_the_base_grid():
     for truth in people:
         errors = [np.abs(p.keypoints[:, :2] - truth[:, :2]).max() for p in decoded]
         assert min(errors) < 1.5  # original px, after a 2x bilinear resampling of the maps
-    assert "imhn" in BOTTOMUP_SPECS
+    assert "imhn" in available_specs()
 
 
 def test_pipeline_rejects_bad_images():
     from simplepose.errors import InputError
-    from simplepose.inference.bottomup import BottomUpSpec
+    from simplepose.spec import get_spec
 
-    spec = BottomUpSpec(SimplePoseCodec(), 1 / 255, 128.0, 64, lambda out: out)
+    spec = get_spec("imhn").replace(output_adapter="identity")
     pipe = BottomUpPipeline(MapsModel(np.zeros((50, 2, 2), np.float32)), spec)
     for bad in (np.zeros((0, 5, 3), np.uint8), np.zeros((5, 5, 2), np.uint8),
                 np.zeros((5, 5, 3), np.float32), None):
@@ -96,9 +96,8 @@ def test_predictor_with_tiny_imhn_checkpoint(tiny_imhn_checkpoint):
 
 
 def test_predictor_from_pretrained_finds_people():
-    from conftest import SHARED
-
     import cv2
+    from conftest import SHARED
 
     from simplepose import Predictor
 

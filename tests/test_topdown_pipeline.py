@@ -12,14 +12,13 @@ from simplepose.data.topdown_transforms import (
     get_affine_transform,
 )
 from simplepose.errors import InputError
-from simplepose.inference.topdown import TopDownPipeline, crop_affines, heatmaps_to_people
-from simplepose.inference.topdown_constants import (
-    CPN_INPUT,
-    MSPN_INPUT,
-    TOPDOWN_TEST_PADDING,
+from simplepose.inference.topdown import (
+    TopDownPipeline,
+    crop_affines,
     default_padding,
-    select_heatmap,
+    heatmaps_to_people,
 )
+from simplepose.spec import CPN_INPUT, MSPN_INPUT, TOPDOWN_TEST_PADDING, get_spec, select_heatmap
 
 K = 17
 CODEC = build_codec("mspn_256x192")
@@ -95,11 +94,12 @@ def test_padding_options_and_conventions():
         default_padding(CODEC, "wide")
     with pytest.raises(InputError):
         default_padding(CODEC, (0, 1))
+    assert default_padding(CODEC, "reference", reference=(1.5, 1.4)) == (1.5, 1.4)
     p = TopDownPipeline(torch.nn.Identity(), build_codec("cpn_256x192"))
-    assert p.channel_order == "rgb" and np.allclose(p.pixel_std, 255)
-    assert np.allclose(p.pixel_mean, CPN_INPUT.pixel_mean)
+    assert p.channel_order == "rgb" and np.allclose(p.input_norm.std, 255)
+    assert p.input_norm == CPN_INPUT == get_spec("cpn50").input
     p = TopDownPipeline(torch.nn.Identity(), build_codec("rsn_256x192"))
-    assert p.channel_order == "bgr" and np.allclose(p.pixel_mean, MSPN_INPUT.pixel_mean)
+    assert p.channel_order == "bgr" and p.input_norm == MSPN_INPUT == get_spec("rsn18").input
 
 
 def test_normalisation_matches_training_convention():
@@ -182,14 +182,16 @@ def test_predict_edge_cases_and_oks_nms():
     assert len(kept) == 1 and kept[0].box[0] == 251
 
 
-def test_predict_with_detector():
+def test_predictor_uses_the_detector_boxes():
+    from simplepose.predictor import Predictor
+
     class FakeDetector:
         def detect(self, image):
             return np.array([[250.0, 150.0, 350.0, 270.0]], np.float32), np.array([0.7], np.float32)
 
     img = _blob_image(300, 200)
     pipeline = TopDownPipeline(BlobModel(CODEC), CODEC, flip=False)
-    (p,) = pipeline.predict_with_detector(img, FakeDetector())
+    (p,) = Predictor(pipeline, get_spec("mspn"), detector=FakeDetector()).predict(img)
     np.testing.assert_allclose(p.box, [250, 150, 350, 270])
     assert p.score == pytest.approx(0.7 * 1.5)
 
@@ -205,12 +207,12 @@ def test_select_heatmap_adapters():
 
 def test_tiny_rsn18_end_to_end(one_thread):
     """Random-weight RSN-18 with flip test: shapes, frames and batching (4 crops, batch 3)."""
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     torch.manual_seed(0)
     model = build_model("rsn18", num_stages=1, input_size=(128, 96)).train()
-    pipeline = TopDownPipeline.from_model(model, "rsn18", {}, codec=TINY_CODEC, flip=True,
-                                          batch_size=3)  # fmt: skip
+    pipeline = TopDownPipeline.from_spec(model, get_spec("rsn18"), codec=TINY_CODEC, flip=True,
+                                         batch_size=3)  # fmt: skip
     assert pipeline.codec is TINY_CODEC and not model.training
     rng = np.random.default_rng(1)
     img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
@@ -229,29 +231,29 @@ def test_tiny_rsn18_end_to_end(one_thread):
 
 def test_from_checkpoint(tmp_path, one_thread):
     from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
 
-    # The codec follows the checkpoint's input size.
-    big = TopDownPipeline.from_model(torch.nn.Identity(), "mspn", {"input_size": [384, 288]})
+    # The codec follows the spec's input size.
+    big = TopDownPipeline.from_spec(torch.nn.Identity(), get_spec("mspn").with_kwargs(input_size=[384, 288]))
     assert big.codec.name == "mspn_384x288"
-    kwargs = {"num_stages": 1, "input_size": [128, 96]}
-    model = build_model("rsn18", **kwargs)
-    path = save_model(tmp_path / "rsn18.safetensors", "rsn18", kwargs, model.state_dict())
+    spec = get_spec("rsn18").with_kwargs(num_stages=1, input_size=[128, 96])
+    model = spec.build_model()
+    path = save_model(tmp_path / "rsn18.safetensors", spec, model.state_dict())
+    assert TopDownPipeline.from_checkpoint(path, flip=False).codec == spec.build_codec()
     pipeline = TopDownPipeline.from_checkpoint(path, flip=False, codec=TINY_CODEC)
     assert pipeline.codec is TINY_CODEC
     img = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     (p,) = pipeline.predict(img, [[50, 20, 100, 160]], [1.0])
     assert p.keypoints.shape == (K, 3) and np.isfinite(p.keypoints).all()
     with pytest.raises(InputError):
-        TopDownPipeline.from_model(model, "imhn", {})
+        TopDownPipeline.from_spec(model, get_spec("imhn"))
 
 
 @pytest.mark.slow
 def test_cpn_and_mspn_run(one_thread):
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     model = build_model("mspn", num_stages=1)
-    pipeline = TopDownPipeline.from_model(model, "mspn", {}, flip=True)
+    pipeline = TopDownPipeline.from_spec(model, get_spec("mspn"), flip=True)
     img = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     (p,) = pipeline.predict(img, [[50, 20, 100, 160]])
     assert pipeline.codec.name == "mspn_256x192" and np.isfinite(p.keypoints).all()
@@ -259,10 +261,10 @@ def test_cpn_and_mspn_run(one_thread):
 
 @pytest.mark.slow
 def test_cpn_output_adapter_runs(one_thread):
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     model = build_model("cpn50")
-    pipeline = TopDownPipeline.from_model(model, "cpn50", {"input_size": [256, 192]}, flip=True)
+    pipeline = TopDownPipeline.from_spec(model, get_spec("cpn50"), flip=True)
     assert pipeline.codec.name == "cpn_256x192" and pipeline.channel_order == "rgb"
     img = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     (p,) = pipeline.predict(img, [[50, 20, 100, 160]])

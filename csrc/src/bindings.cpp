@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <string>
 
@@ -42,8 +43,175 @@ void require_finite(const float* p, py::ssize_t n, const char* name) {
   }
 }
 
-void require_finite_param(double v, const char* name) {
-  if (!std::isfinite(v)) throw py::value_error(std::string(name) + " must be finite");
+std::string num_str(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// ---------------------------------------------------------------------- bounds
+// Every number the algorithm sees is finite and bounded, so no arithmetic on it can
+// overflow into a float-to-int cast, an allocation or a loop count beyond what the limits
+// allow. simplepose/decode/params.py holds the same table (BOUNDS); a test compares them.
+struct Bound {
+  const char* name;
+  double lo, hi;
+};
+constexpr Bound kFloatParams[] = {
+    {"peak_threshold", -1e6, 1e6},   {"limb_sample_threshold", -1e6, 1e6},
+    {"limb_pass_ratio", 0.0, 1.0},   {"limb_length_rate", 0.0, 1e6},
+    {"merge_tolerance", 0.0, 1e6},   {"min_mean_score", -1e6, 1e6},
+    {"priority_weights", -1e6, 1e6},  // each of the three
+};
+constexpr Bound kIntParams[] = {
+    {"max_peaks_per_part", 1, 1e6},  {"limb_max_samples", 2, 1e4},       {"min_parts", 1, 1e6},
+    {"max_candidate_pairs", 1, 1e7}, {"max_candidate_samples", 1, 1e11},
+};
+constexpr const char* kBoolParams[] = {"length_prior", "attach_from_end"};
+constexpr Bound kCallBounds[] = {
+    {"scale_x", 1e-6, 1e6}, {"scale_y", 1e-6, 1e6}, {"image_height", 1e-6, 1e9}};
+
+const Bound& bound_of(const char* name) {
+  for (const Bound& b : kFloatParams)
+    if (std::strcmp(b.name, name) == 0) return b;
+  for (const Bound& b : kIntParams)
+    if (std::strcmp(b.name, name) == 0) return b;
+  for (const Bound& b : kCallBounds)
+    if (std::strcmp(b.name, name) == 0) return b;
+  throw std::logic_error(std::string("no bound for ") + name);
+}
+
+double checked_double(const std::string& what, double v, const char* name) {
+  const Bound& b = bound_of(name);
+  if (!(v >= b.lo && v <= b.hi))  // NaN fails too
+    throw py::value_error(what + " must be a finite number in [" + num_str(b.lo) + ", " +
+                          num_str(b.hi) + "], got " + num_str(v));
+  return v;
+}
+
+// A Python int or float (not bool, not str) as a double; TypeError naming `what` otherwise.
+double as_double(py::handle h, const std::string& what) {
+  if (PyBool_Check(h.ptr()) || !(PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr())))
+    throw py::type_error(what + " must be a number, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  const double v = PyFloat_AsDouble(h.ptr());  // ints too (huge ones become inf)
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return HUGE_VAL;
+  }
+  return v;
+}
+
+const py::handle param(const py::dict& d, const char* name) {
+  if (!d.contains(name)) throw py::value_error(std::string("params is missing '") + name + "'");
+  return d[name];
+}
+
+double float_param(const py::dict& d, const char* name) {
+  const std::string what = std::string("params['") + name + "']";
+  return checked_double(what, as_double(param(d, name), what), name);
+}
+
+int64_t int_param(const py::dict& d, const char* name) {
+  const std::string what = std::string("params['") + name + "']";
+  py::handle h = param(d, name);
+  if (PyBool_Check(h.ptr()) || !PyLong_Check(h.ptr()))
+    throw py::type_error(what + " must be an int, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  // Range-checked as a double first, so the int64 conversion below cannot overflow.
+  return static_cast<int64_t>(checked_double(what, as_double(h, what), name));
+}
+
+bool bool_param(const py::dict& d, const char* name) {
+  py::handle h = param(d, name);
+  if (!PyBool_Check(h.ptr()))
+    throw py::type_error(std::string("params['") + name + "'] must be a bool, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  return h.ptr() == Py_True;
+}
+
+// The dict of simplepose.decode.params.GroupingParams (to_dict()) -> the C++ struct. Every
+// key is required and no other is accepted, so the defaults live only in params.py.
+GroupingParams params_from_dict(const py::dict& d) {
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    bool known = key == "priority_weights" || key == "person_score";
+    for (const Bound& b : kFloatParams) known = known || key == b.name;
+    for (const Bound& b : kIntParams) known = known || key == b.name;
+    for (const char* b : kBoolParams) known = known || key == b;
+    if (!known) throw py::value_error("params has an unknown key '" + key + "'");
+  }
+  GroupingParams p;
+  p.peak_threshold = float_param(d, "peak_threshold");
+  p.limb_sample_threshold = float_param(d, "limb_sample_threshold");
+  p.limb_pass_ratio = float_param(d, "limb_pass_ratio");
+  p.limb_length_rate = float_param(d, "limb_length_rate");
+  p.merge_tolerance = float_param(d, "merge_tolerance");
+  p.min_mean_score = float_param(d, "min_mean_score");
+  p.max_peaks_per_part = int_param(d, "max_peaks_per_part");
+  p.limb_max_samples = int_param(d, "limb_max_samples");
+  p.min_parts = int_param(d, "min_parts");
+  p.max_candidate_pairs = int_param(d, "max_candidate_pairs");
+  p.max_candidate_samples = int_param(d, "max_candidate_samples");
+  p.length_prior = bool_param(d, "length_prior");
+  p.attach_from_end = bool_param(d, "attach_from_end");
+
+  py::handle w = param(d, "priority_weights");
+  const std::string what = "params['priority_weights']";
+  if (!(PyTuple_Check(w.ptr()) || PyList_Check(w.ptr())) || py::len(w) != 3)
+    throw py::value_error(what + " must be a tuple of 3 numbers, got " + std::string(py::repr(w)));
+  for (int i = 0; i < 3; ++i) {
+    const std::string item = what + "[" + std::to_string(i) + "]";
+    p.priority_weights[i] =
+        checked_double(item, as_double(w[py::int_(i)], item), "priority_weights");
+  }
+
+  py::handle mode = param(d, "person_score");
+  const std::string score =
+      PyUnicode_Check(mode.ptr()) ? static_cast<std::string>(py::str(mode)) : std::string();
+  if (score != "mean" && score != "one_minus_inv_total")
+    throw py::value_error("params['person_score'] must be 'mean' or 'one_minus_inv_total', got " +
+                          std::string(py::repr(mode)));
+  p.score_mean = score == "mean";
+  return p;
+}
+
+py::dict bounds_dict() {
+  py::dict d;
+  for (const Bound& b : kFloatParams) d[b.name] = py::make_tuple(b.lo, b.hi);
+  for (const Bound& b : kIntParams)
+    d[b.name] = py::make_tuple(static_cast<int64_t>(b.lo), static_cast<int64_t>(b.hi));
+  for (const Bound& b : kCallBounds) d[b.name] = py::make_tuple(b.lo, b.hi);
+  return d;
+}
+
+// Ctrl-C: the algorithm runs without the GIL and polls this (on the main thread only:
+// Python delivers signals there, and other threads should not contend for the GIL).
+simplepose::StopCallback stop_callback() {
+  py::module_ threading = py::module_::import("threading");
+  if (!threading.attr("current_thread")().is(threading.attr("main_thread")())) return {};
+  return [] {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt (or the handler's error) set
+  };
+}
+
+// Runs fn without the GIL; re-raises the pending Python error if the run was interrupted.
+template <typename Fn>
+auto run_interruptible(Fn fn) -> decltype(fn(simplepose::StopCallback())) {
+  simplepose::StopCallback stop = stop_callback();
+  bool interrupted = false;
+  decltype(fn(stop)) out;
+  {
+    py::gil_scoped_release release;  // arrays stay referenced by the caller's frame
+    try {
+      out = fn(stop);
+    } catch (const simplepose::Interrupted&) {
+      interrupted = true;
+    }
+  }
+  if (interrupted) throw py::error_already_set();
+  return out;
 }
 
 MapView view_heatmaps(const py::array& heatmaps) {
@@ -110,26 +278,19 @@ py::dict to_python(const simplepose::GroupingOutput& out, int64_t num_parts) {
 py::array_t<double> find_peaks_py(const py::array& heatmaps, double threshold,
                                   int64_t max_peaks_per_part) {
   MapView hm = view_heatmaps(heatmaps);
-  require_finite_param(threshold, "threshold");
-  if (max_peaks_per_part < 1) throw py::value_error("max_peaks_per_part must be >= 1");
-  std::vector<simplepose::Peak> peaks;
-  {
-    py::gil_scoped_release release;
-    peaks = simplepose::find_peaks(hm, threshold, max_peaks_per_part);
-  }
+  checked_double("threshold", threshold, "peak_threshold");
+  checked_double("max_peaks_per_part", static_cast<double>(max_peaks_per_part),
+                 "max_peaks_per_part");
   simplepose::GroupingOutput out;
-  out.peaks = std::move(peaks);
+  out.peaks = run_interruptible([&](const simplepose::StopCallback& stop) {
+    return simplepose::find_peaks(hm, threshold, max_peaks_per_part, stop);
+  });
   return to_python(out, hm.planes)["peaks"].cast<py::array_t<double>>();
 }
 
 py::dict group_py(const py::array& heatmaps, const py::array& limb_maps, const py::array& limbs,
-                  double scale_x, double scale_y, double image_height, double peak_threshold,
-                  int64_t max_peaks_per_part, double limb_sample_threshold, double limb_pass_ratio,
-                  int64_t limb_max_samples, bool length_prior, double limb_length_rate,
-                  double merge_tolerance, py::tuple priority_weights, int64_t min_parts,
-                  double min_mean_score, const std::string& person_score, bool attach_from_end) {
+                  const py::dict& params, double scale_x, double scale_y, double image_height) {
   MapView hm = view_heatmaps(heatmaps);
-
   // limbs: (L, 2) int32/int64 part indices
   if (!(limbs.dtype().is(py::dtype::of<int32_t>()) || limbs.dtype().is(py::dtype::of<int64_t>())))
     throw py::type_error("limbs must be int32 or int64, got dtype " +
@@ -177,7 +338,8 @@ py::dict group_py(const py::array& heatmaps, const py::array& limb_maps, const p
   } else {
     throw py::value_error(
         "limb_maps must have shape (num_limbs, height, width) or (num_limbs, 2, height, width), "
-        "got " + shape_str(limb_maps));
+        "got " +
+        shape_str(limb_maps));
   }
   if (lm.height != hm.height || lm.width != hm.width)
     throw py::value_error("limb_maps spatial size " + shape_str(limb_maps) +
@@ -185,46 +347,14 @@ py::dict group_py(const py::array& heatmaps, const py::array& limb_maps, const p
   require_finite(lm.data, limb_maps.size(), "limb_maps");
 
   // scalars
-  require_finite_param(scale_x, "scale_x");
-  require_finite_param(scale_y, "scale_y");
-  require_finite_param(image_height, "image_height");
-  if (scale_x <= 0 || scale_y <= 0) throw py::value_error("scale_x and scale_y must be > 0");
-  if (image_height <= 0) throw py::value_error("image_height must be > 0");
-  GroupingParams p;
-  const double finite_params[] = {peak_threshold, limb_sample_threshold, limb_pass_ratio,
-                                  limb_length_rate, merge_tolerance, min_mean_score};
-  for (double v : finite_params) require_finite_param(v, "grouping parameters");
-  if (max_peaks_per_part < 1) throw py::value_error("max_peaks_per_part must be >= 1");
-  if (limb_max_samples < 2 || limb_max_samples > 10000)
-    throw py::value_error("limb_max_samples must be in [2, 10000]");
-  if (min_parts < 1) throw py::value_error("min_parts must be >= 1");
-  if (priority_weights.size() != 3)
-    throw py::value_error("priority_weights must have 3 elements");
-  for (int i = 0; i < 3; ++i) {
-    p.priority_weights[i] = priority_weights[i].cast<double>();
-    require_finite_param(p.priority_weights[i], "priority_weights");
-  }
-  if (person_score != "mean" && person_score != "one_minus_inv_total")
-    throw py::value_error("person_score must be 'mean' or 'one_minus_inv_total', got '" +
-                          person_score + "'");
-  p.peak_threshold = peak_threshold;
-  p.max_peaks_per_part = max_peaks_per_part;
-  p.limb_sample_threshold = limb_sample_threshold;
-  p.limb_pass_ratio = limb_pass_ratio;
-  p.limb_max_samples = limb_max_samples;
-  p.length_prior = length_prior;
-  p.limb_length_rate = limb_length_rate;
-  p.merge_tolerance = merge_tolerance;
-  p.min_parts = min_parts;
-  p.min_mean_score = min_mean_score;
-  p.score_mean = person_score == "mean";
-  p.attach_from_end = attach_from_end;
+  checked_double("scale_x", scale_x, "scale_x");
+  checked_double("scale_y", scale_y, "scale_y");
+  checked_double("image_height", image_height, "image_height");
+  const GroupingParams p = params_from_dict(params);
 
-  simplepose::GroupingOutput out;
-  {
-    py::gil_scoped_release release;  // arrays stay referenced by the caller's frame
-    out = simplepose::group(hm, lm, paf, limb_vec, p, scale_x, scale_y, image_height);
-  }
+  simplepose::GroupingOutput out = run_interruptible([&](const simplepose::StopCallback& stop) {
+    return simplepose::group(hm, lm, paf, limb_vec, p, scale_x, scale_y, image_height, stop);
+  });
   return to_python(out, hm.planes);
 }
 
@@ -236,11 +366,11 @@ PYBIND11_MODULE(_grouping, m) {
         py::arg("max_peaks_per_part"),
         "Peaks (N, 4) [x, y, score, part] in heatmap px of float32 (P, H, W) maps.");
   m.def("group", &group_py, py::arg("heatmaps"), py::arg("limb_maps"), py::arg("limbs"),
-        py::kw_only(), py::arg("scale_x"), py::arg("scale_y"), py::arg("image_height"),
-        py::arg("peak_threshold"), py::arg("max_peaks_per_part"),
-        py::arg("limb_sample_threshold"), py::arg("limb_pass_ratio"),
-        py::arg("limb_max_samples"), py::arg("length_prior"), py::arg("limb_length_rate"),
-        py::arg("merge_tolerance"), py::arg("priority_weights"), py::arg("min_parts"),
-        py::arg("min_mean_score"), py::arg("person_score"), py::arg("attach_from_end"),
-        "Group peaks into people; returns a dict of numpy arrays (heatmap px).");
+        py::arg("params"), py::kw_only(), py::arg("scale_x"), py::arg("scale_y"),
+        py::arg("image_height"),
+        "Group peaks into people; params is GroupingParams.to_dict(). Returns a dict of numpy "
+        "arrays (heatmap px). Raises ValueError/TypeError naming a bad argument, ValueError "
+        "when the peaks exceed max_candidate_pairs / max_candidate_samples, KeyboardInterrupt "
+        "on Ctrl-C.");
+  m.attr("BOUNDS") = bounds_dict();
 }

@@ -7,9 +7,38 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <string>
 
 namespace simplepose {
 namespace {
+
+// Polls the caller's stop callback about every kInterval units of work (a unit is one limb
+// sample, one heatmap row or one person visited), so a long run can be interrupted without
+// the callback's cost (it may take the Python GIL) showing on ordinary runs.
+class Ticker {
+ public:
+  explicit Ticker(const StopCallback& stop) : stop_(stop) {}
+  void tick(int64_t units) {
+    work_ += units;
+    if (work_ < kInterval) return;
+    work_ = 0;
+    if (stop_ && stop_()) throw Interrupted();
+  }
+
+ private:
+  static constexpr int64_t kInterval = int64_t{1} << 22;
+  const StopCallback& stop_;
+  int64_t work_ = 0;
+};
+
+// Number of samples along a limb of `length` original px: round(length + 1), clamped to
+// [2, max_samples] *before* the cast (a huge or infinite length must not reach the
+// float-to-int conversion, which would be undefined behaviour).
+int64_t sample_count(double length, int64_t max_samples) {
+  const double n = std::floor(length + 1.5);
+  if (!(n < static_cast<double>(max_samples))) return std::max<int64_t>(max_samples, 2);  // NaN too
+  return std::max<int64_t>(static_cast<int64_t>(std::max(n, 0.0)), 2);
+}
 
 // Sub-cell offset from a parabola through the log values of three neighbouring cells:
 // exact for a sampled Gaussian, clamped to half a cell.
@@ -50,10 +79,10 @@ double bilinear(const float* m, int64_t h, int64_t w, double x, double y) {
   const int64_t y1 = std::min(y0 + 1, h - 1);
   const double fx = x - static_cast<double>(x0);
   const double fy = y - static_cast<double>(y0);
-  const double top = static_cast<double>(m[y0 * w + x0]) * (1.0 - fx) +
-                     static_cast<double>(m[y0 * w + x1]) * fx;
-  const double bottom = static_cast<double>(m[y1 * w + x0]) * (1.0 - fx) +
-                        static_cast<double>(m[y1 * w + x1]) * fx;
+  const double top =
+      static_cast<double>(m[y0 * w + x0]) * (1.0 - fx) + static_cast<double>(m[y0 * w + x1]) * fx;
+  const double bottom =
+      static_cast<double>(m[y1 * w + x0]) * (1.0 - fx) + static_cast<double>(m[y1 * w + x1]) * fx;
   return top * (1.0 - fy) + bottom * fy;
 }
 
@@ -73,8 +102,7 @@ struct Connection {
 bool score_candidate(const float* field_x, const float* field_y, int64_t h, int64_t w,
                      const Peak& pa, const Peak& pb, double length, double image_height,
                      const GroupingParams& p, double* out_score) {
-  int64_t n = static_cast<int64_t>(std::floor(length + 1.5));  // round(length + 1)
-  n = std::max<int64_t>(std::min(n, p.limb_max_samples), 2);
+  const int64_t n = sample_count(length, p.limb_max_samples);
   double ux = 0.0, uy = 0.0;
   if (field_y != nullptr) {
     const double dxh = pb.x - pa.x, dyh = pb.y - pa.y;
@@ -114,9 +142,9 @@ bool score_candidate(const float* field_x, const float* field_y, int64_t h, int6
 std::vector<Connection> limb_connections(const std::vector<Peak>& peaks,
                                          const std::vector<int64_t>& ids_a,
                                          const std::vector<int64_t>& ids_b, const float* field_x,
-                                         const float* field_y, int64_t h, int64_t w,
-                                         double scale_x, double scale_y, double image_height,
-                                         const GroupingParams& p) {
+                                         const float* field_y, int64_t h, int64_t w, double scale_x,
+                                         double scale_y, double image_height,
+                                         const GroupingParams& p, Ticker& ticker) {
   std::vector<Candidate> candidates;
   candidates.reserve(ids_a.size() * ids_b.size());
   for (int64_t ia : ids_a) {
@@ -126,6 +154,7 @@ std::vector<Connection> limb_connections(const std::vector<Peak>& peaks,
       const double dx = (pb.x - pa.x) * scale_x, dy = (pb.y - pa.y) * scale_y;
       const double length = std::sqrt(dx * dx + dy * dy);  // original px
       if (length < 1e-6) continue;
+      ticker.tick(sample_count(length, p.limb_max_samples));
       double score;
       if (!score_candidate(field_x, field_y, h, w, pa, pb, length, image_height, p, &score))
         continue;
@@ -189,12 +218,13 @@ double min_link(const Person& q) {
 
 std::vector<Person> assemble(const std::vector<Peak>& peaks, const std::vector<int64_t>& limbs,
                              const std::vector<std::vector<Connection>>& connections,
-                             int64_t num_parts, const GroupingParams& p) {
+                             int64_t num_parts, const GroupingParams& p, Ticker& ticker) {
   std::vector<Person> people;
   const size_t num_limbs = limbs.size() / 2;
   for (size_t k = 0; k < num_limbs; ++k) {
     const int64_t part_a = limbs[2 * k], part_b = limbs[2 * k + 1];
     for (const Connection& c : connections[k]) {
+      ticker.tick(static_cast<int64_t>(people.size()) + 1);
       size_t found[2] = {0, 0};
       int nfound = 0;
       for (size_t j = 0; j < people.size() && nfound < 2; ++j) {
@@ -247,8 +277,14 @@ std::vector<Person> assemble(const std::vector<Peak>& peaks, const std::vector<i
 // non-negative floats the IEEE bit patterns order like the values, so an integer compare
 // against it is a vectorisable prefilter equivalent to `(double)v >= threshold`.
 int32_t threshold_bits(double threshold) {
+  // Above the float range no float passes: +inf's pattern is above every finite value's.
+  // (Casting such a double to float would be undefined behaviour.)
+  if (!(threshold <= static_cast<double>(std::numeric_limits<float>::max()))) return 0x7f800000;
+  if (threshold < -static_cast<double>(std::numeric_limits<float>::max()))
+    return std::numeric_limits<int32_t>::min();
   float f = static_cast<float>(threshold);
-  if (static_cast<double>(f) < threshold) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  if (static_cast<double>(f) < threshold)
+    f = std::nextafter(f, std::numeric_limits<float>::infinity());
   int32_t bits;
   std::memcpy(&bits, &f, sizeof(bits));
   return bits;
@@ -266,6 +302,32 @@ bool row_has_candidate(const float* row, int64_t w, double threshold, int32_t tb
   return any != 0;
 }
 
+// Refuse, before any limb is scored, peaks that would need more candidate pairs (memory)
+// or limb samples (time) than the params allow. Mirrors reference_grouping._check_limits.
+void check_limits(const std::vector<std::vector<int64_t>>& ids_by_part,
+                  const std::vector<int64_t>& limbs, const GroupingParams& p) {
+  // Each product is below 2^62 (peak counts are bounded by the maps); saturate the sum.
+  const int64_t cap = int64_t{1} << 62;
+  int64_t pairs = 0;
+  for (size_t k = 0; k < limbs.size() / 2; ++k) {
+    const auto na = static_cast<int64_t>(ids_by_part[static_cast<size_t>(limbs[2 * k])].size());
+    const auto nb = static_cast<int64_t>(ids_by_part[static_cast<size_t>(limbs[2 * k + 1])].size());
+    pairs = na * nb > cap - pairs ? cap : pairs + na * nb;
+  }
+  const std::string hint =
+      "; raise peak_threshold or lower max_peaks_per_part (the maps may be noise)";
+  if (pairs > p.max_candidate_pairs)
+    throw LimitError("the peaks give " + std::to_string(pairs) +
+                     " candidate limb pairs, above max_candidate_pairs=" +
+                     std::to_string(p.max_candidate_pairs) + hint);
+  const int64_t per_pair = std::max<int64_t>(p.limb_max_samples, 1);
+  if (pairs > p.max_candidate_samples / per_pair)
+    throw LimitError("the peaks give " + std::to_string(pairs) +
+                     " candidate limb pairs x limb_max_samples=" + std::to_string(per_pair) +
+                     " limb samples, above max_candidate_samples=" +
+                     std::to_string(p.max_candidate_samples) + hint);
+}
+
 }  // namespace
 
 bool all_finite(const float* data, int64_t n) {
@@ -279,7 +341,9 @@ bool all_finite(const float* data, int64_t n) {
   return bad == 0;
 }
 
-std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t max_per_part) {
+std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t max_per_part,
+                             const StopCallback& stop) {
+  Ticker ticker(stop);
   std::vector<Peak> peaks;
   const int64_t h = heatmaps.height, w = heatmaps.width;
   std::vector<int64_t> cells;
@@ -289,6 +353,7 @@ std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t 
     cells.clear();
     for (int64_t y = 0; y < h; ++y) {
       const float* row = hm + y * w;
+      ticker.tick(w);
       if (!row_has_candidate(row, w, threshold, tbits)) continue;
       for (int64_t x = 0; x < w; ++x) {
         if (static_cast<double>(row[x]) >= threshold && is_local_max(hm, h, w, y, x))
@@ -320,16 +385,19 @@ std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t 
 
 GroupingOutput group(const MapView& heatmaps, const MapView& limb_maps, bool paf,
                      const std::vector<int64_t>& limbs, const GroupingParams& params,
-                     double scale_x, double scale_y, double image_height) {
+                     double scale_x, double scale_y, double image_height,
+                     const StopCallback& stop) {
   GroupingOutput out;
   const int64_t num_parts = heatmaps.planes;
   const int64_t h = heatmaps.height, w = heatmaps.width;
-  out.peaks = find_peaks(heatmaps, params.peak_threshold, params.max_peaks_per_part);
+  out.peaks = find_peaks(heatmaps, params.peak_threshold, params.max_peaks_per_part, stop);
   std::vector<std::vector<int64_t>> ids_by_part(static_cast<size_t>(num_parts));
   for (size_t i = 0; i < out.peaks.size(); ++i)
     ids_by_part[static_cast<size_t>(out.peaks[i].part)].push_back(static_cast<int64_t>(i));
 
   const size_t num_limbs = limbs.size() / 2;
+  check_limits(ids_by_part, limbs, params);
+  Ticker ticker(stop);
   std::vector<std::vector<Connection>> connections(num_limbs);
   for (size_t k = 0; k < num_limbs; ++k) {
     const auto& ids_a = ids_by_part[static_cast<size_t>(limbs[2 * k])];
@@ -338,9 +406,9 @@ GroupingOutput group(const MapView& heatmaps, const MapView& limb_maps, bool paf
     const float* fx = paf ? limb_maps.plane(2 * k) : limb_maps.plane(k);
     const float* fy = paf ? limb_maps.plane(2 * k + 1) : nullptr;
     connections[k] = limb_connections(out.peaks, ids_a, ids_b, fx, fy, h, w, scale_x, scale_y,
-                                      image_height, params);
+                                      image_height, params, ticker);
   }
-  std::vector<Person> people = assemble(out.peaks, limbs, connections, num_parts, params);
+  std::vector<Person> people = assemble(out.peaks, limbs, connections, num_parts, params, ticker);
   for (Person& q : people) {
     if (q.count < params.min_parts) continue;
     if (q.total / static_cast<double>(q.count) < params.min_mean_score) continue;

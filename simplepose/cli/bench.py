@@ -41,29 +41,27 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def micro_benchmark(predictor, frame, repeats: int) -> list[dict]:
-    """Network ms on one frame for NCHW / channels-last x thread counts, interleaved."""
-    import copy
-
+def micro_benchmark(box_size, frame, repeats: int) -> list[dict]:
+    """Network ms (the predictor's ``forward`` step) on one frame for NCHW / channels-last x
+    thread counts, interleaved."""
     import torch
 
-    pipe = predictor.pipeline
-    # one model per layout: switching a model's layout in place re-packs every weight
-    models = {False: copy.deepcopy(pipe.model).to(memory_format=torch.contiguous_format),
-              True: copy.deepcopy(pipe.model).to(memory_format=torch.channels_last)}
-    geometry = pipe.geometry(frame.shape[1], frame.shape[0])
-    x = torch.from_numpy(pipe.preprocess(frame, geometry)[None])
+    from simplepose import demo as demo_lib
+
+    # one predictor per layout: switching a model's layout in place re-packs every weight
+    predictors = {cl: demo_lib.build_predictor(box_size=box_size, device="cpu") for cl in (False, True)}
+    for cl, predictor in predictors.items():
+        predictor.pipeline.set_channels_last(cl)
+    inputs = predictors[False].prepare(frame)
     cores = os.cpu_count() or 1
     variants = [(cl, t) for cl in (False, True) for t in sorted({1, cores})]
     times = {v: [] for v in variants}
-    with torch.inference_mode():
-        for _ in range(repeats + 1):  # first round is warm-up
-            for cl, threads in variants:
-                torch.set_num_threads(threads)
-                xi = x.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
-                t0 = time.perf_counter()
-                models[cl](xi)
-                times[(cl, threads)].append((time.perf_counter() - t0) * 1e3)
+    for _ in range(repeats + 1):  # first round is warm-up
+        for cl, threads in variants:
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            predictors[cl].forward(inputs)
+            times[(cl, threads)].append((time.perf_counter() - t0) * 1e3)
     return [
         {"channels_last": cl, "threads": t, "median_ms": statistics.median(v[1:]), "min_ms": min(v[1:])}
         for (cl, t), v in times.items()
@@ -91,7 +89,7 @@ def main(argv=None, prog: str | None = None) -> int:
     print(f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input {geometry.pad_w}x{geometry.pad_h} "
           f"(box_size {pipe.box_size}); torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}")
 
-    micro = micro_benchmark(predictor, frame, args.micro_repeats) if args.micro_repeats else []
+    micro = micro_benchmark(args.box_size, frame, args.micro_repeats) if args.micro_repeats else []
     for row in micro:
         print(f"  network {'channels-last' if row['channels_last'] else 'NCHW         '} threads {row['threads']}: "
               f"median {row['median_ms']:7.1f} ms  min {row['min_ms']:7.1f} ms")

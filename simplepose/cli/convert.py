@@ -23,16 +23,22 @@ import json
 import sys
 from pathlib import Path
 
+from simplepose.convert import CONVERTERS
 from simplepose.errors import SimplePoseError
 
-#: source -> (allowed model names, first = default, default kwargs, optional "module:function" that
-#: infers kwargs from the converted state dict).
-SOURCES: dict[str, tuple[tuple[str, ...], dict, str | None]] = {
-    "simplepose": (("imhn",), {}, "simplepose.convert.simplepose_imhn:infer_imhn_kwargs"),
-    "pytorch-cpn": (("cpn50", "cpn101"), {}, None),
-    "mspn": (("mspn",), {}, None),
-    "rsn": (("rsn18", "rsn50"), {}, None),
+#: source -> "module:function" that infers builder kwargs from the converted state dict. Which
+#: models a source converts into is the models' spec (``PoseModelSpec.convert_from``).
+INFER_KWARGS: dict[str, str] = {
+    "simplepose": "simplepose.convert.simplepose_imhn:infer_imhn_kwargs",
 }
+
+
+def source_models(source: str) -> list[str]:
+    """Registered models whose weights convert from ``source``, the default (first
+    registered) first."""
+    from simplepose.spec import registered_specs
+
+    return [s.name for s in registered_specs() if source in s.convert_from]
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -41,7 +47,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--from",
         dest="source",
         required=True,
-        choices=sorted(SOURCES),
+        choices=sorted(CONVERTERS),
         help="layout of the input checkpoint",
     )
     p.add_argument(
@@ -52,7 +58,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--model",
         default=None,
         help="target model name; defaults per source: "
-        + ", ".join(f"{s}: {'|'.join(m)}" for s, (m, _, _) in sorted(SOURCES.items())),
+        + ", ".join(f"{s}: {'|'.join(source_models(s))}" for s in sorted(CONVERTERS)),
     )
     p.add_argument(
         "--model-kwargs",
@@ -67,13 +73,16 @@ def resolve_model(
     source: str, model: str | None, kwargs_json: str | None, converted
 ) -> tuple[str, dict]:
     """Model name and builder kwargs for ``source`` (see the module docstring for precedence)."""
-    names, defaults, inferrer = SOURCES[source]
+    names = source_models(source)
+    if not names:
+        raise SimplePoseError(f"no registered model converts from {source!r}")
     name = model or names[0]
     if name not in names:
         raise SimplePoseError(
             f"--model {name!r} does not fit --from {source}; choose one of {list(names)}"
         )
-    kwargs = dict(defaults)
+    kwargs = {}
+    inferrer = INFER_KWARGS.get(source)
     if inferrer:
         module_name, func_name = inferrer.split(":")
         kwargs.update(getattr(importlib.import_module(module_name), func_name)(converted))
@@ -93,6 +102,7 @@ def main(argv=None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     from simplepose.checkpoint import build_and_load, load_state_dict_any, save_model
     from simplepose.convert import CONVERTERS, convert_state_dict
+    from simplepose.spec import get_spec
 
     try:
         if args.source not in CONVERTERS:
@@ -100,12 +110,12 @@ def main(argv=None, prog: str | None = None) -> int:
         raw = load_state_dict_any(args.input)
         converted = convert_state_dict(args.source, raw)
         name, kwargs = resolve_model(args.source, args.model, args.model_kwargs, converted)
-        model = build_and_load(name, kwargs, converted, source=f"converted {args.input}")
+        spec = get_spec(name).with_kwargs(**kwargs)
+        model = build_and_load(spec, converted, source=f"converted {args.input}")
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         save_model(
             args.output,
-            name,
-            kwargs,
+            spec,
             model.state_dict(),
             verify=False,
             extra_meta={"converted_from": args.source, "source_file": args.input.name},

@@ -9,7 +9,7 @@
       --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
-(read | preprocess + network | assignment | draw + write); see ``simplepose/demo_lib.py``.
+(read | preprocess + network | assignment | draw + write); see :mod:`simplepose.demo`.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed); 2 an error stopped the run (bad

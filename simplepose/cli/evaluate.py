@@ -1,4 +1,5 @@
-"""Evaluate COCO person keypoints.
+"""Evaluate person keypoints: COCO and OCHuman (COCO metric), CrowdPose (AP easy/medium/hard),
+MPII (PCKh, needs --head-boxes); the annotation format is recognised from the file.
 
   # a trained or converted checkpoint on a COCO split (bottom-up or top-down)
   python evaluate.py --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json [--flip] [--scales 1 0.5]
@@ -14,6 +15,9 @@
   python evaluate.py --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
   # score an existing COCO results file (any producer's)
   python evaluate.py --results R.json --ann ANN.json --metrics OUT.json
+  # MPII: the converted JSON for boxes, the benchmark's gt_valid.mat for PCKh's head boxes
+  python evaluate.py --oracle topdown --gt-boxes --ann valid.json --head-boxes gt_valid.mat --metrics m.json
+  python evaluate.py --results pred.mat --ann valid.json --head-boxes gt_valid.mat --metrics m.json
 
 Sharded across processes under torchrun (``torchrun --nproc_per_node=4 evaluate.py ...``):
 each rank predicts its share of the images and rank 0 gathers, writes and scores.
@@ -36,9 +40,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     mode.add_argument("--oracle", choices=["bottomup", "topdown"], help="render ground truth as network output and decode it")
     mode.add_argument("--results", help="score this COCO keypoint results JSON")
     gt = p.add_mutually_exclusive_group()
-    gt.add_argument("--ann", help="COCO person-keypoint annotation JSON (ground truth)")
+    gt.add_argument("--ann", help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON or MPII converted JSON")
     gt.add_argument("--image-info", help="test-dev image-info JSON (no ground truth): write a submission")
     p.add_argument("--images", help="folder of the images named in the annotation file")
+    p.add_argument("--head-boxes", help="MPII: the benchmark's ground truth with head boxes (gt_valid.mat format) for PCKh")
     p.add_argument("--metrics", help="where to write the metrics JSON (required with --ann)")
     p.add_argument("--results-out", help="where to write results JSON (default: <metrics>_results.json)")
     p.add_argument("--image-ids", type=int, nargs="+", help="evaluate only these images of the file")
@@ -102,26 +107,34 @@ def check_output_folders(args) -> None:
 
 
 def run(args) -> int:
-    from simplepose.data.coco import load_coco_keypoints, load_image_info
+    from simplepose.data.coco import load_image_info
+    from simplepose.data.datasets import load_annotations
 
     check_output_folders(args)
-    from simplepose.evaluation import evaluate_keypoints, format_metrics_table, runner
+    from simplepose.evaluation import runner
+    from simplepose.evaluation.benchmarks import evaluate_benchmark
+    from simplepose.evaluation.benchmarks import format_table as format_metrics_table
 
     if args.results:
-        metrics = runner.score_results(args.results, args.ann)
+        metrics = runner.score_results(args.results, args.ann, mpii_gt=args.head_boxes)
         runner.write_metrics(args.metrics, metrics, results_file=args.results, ann=args.ann)
         return report(metrics, args.metrics, format_metrics_table)
 
-    ann = load_image_info(args.image_info) if args.image_info else load_coco_keypoints(args.ann)
+    ann = load_image_info(args.image_info) if args.image_info else load_annotations(args.ann, args.images)
     if args.oracle:
         return run_oracle(args, ann, runner, format_metrics_table)
 
+    if args.ann:
+        runner.check_benchmark_inputs(ann, args.head_boxes)
     rank, world, local_rank = init_distributed()
     predictor = build_predictor(args, local_rank if world > 1 else None)
     boxes = load_boxes(args, ann)
     image_ids = selected_image_ids(args, ann)
-    if args.boxes:  # a detection file may cover only part of a split: score the images it covers
-        image_ids = [i for i in image_ids if i in boxes]
+    if args.boxes:  # images the detection file does not cover are scored, as misses
+        missing = [i for i in image_ids if i not in boxes]
+        if missing and rank == 0:
+            print(f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in {args.boxes}; "
+                  "they are scored as images with no detections")
     ids = runner.shard(image_ids, rank, world)
     results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
     results, bad = runner.gather_results(results, bad)
@@ -132,10 +145,11 @@ def run(args) -> int:
         json_path, zip_path = runner.write_test_dev_submission(results, ann, args.out_dir, args.name, processed)
         print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}")
         return 0
-    metrics = evaluate_keypoints(ann, results, image_ids=image_ids)
+    metrics = evaluate_benchmark(ann, results, image_ids=image_ids, mpii_gt=args.head_boxes)
     out = args.results_out or runner.default_results_path(args.metrics)
     runner.save_run(
-        results, metrics, out, args.metrics, ann=args.ann, images=args.images, model=predictor.model_name,
+        results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, images=args.images,
+        model=predictor.model_name,
         checkpoint=args.checkpoint, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
     )  # fmt: skip
     print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}")
@@ -154,9 +168,10 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
             raise ValueError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
         options = {"flip": args.flip}
         meta = {"boxes": "gt", "flip": args.flip}
-    results, metrics, seconds = runner.run_oracle(args.oracle, ann, progress=not args.quiet, **options)
+    results, metrics, seconds = runner.run_oracle(args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options)
     out = args.results_out or runner.default_results_path(args.metrics)
-    runner.save_run(results, metrics, out, args.metrics, ann=args.ann, oracle=args.oracle, seconds=round(seconds, 2), **meta)
+    runner.save_run(results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, oracle=args.oracle,
+                    seconds=round(seconds, 2), **meta)  # fmt: skip
     print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
 

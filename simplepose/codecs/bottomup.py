@@ -39,16 +39,19 @@ _COCO_V_TO_CODE = np.array([ABSENT, OCCLUDED, VISIBLE])  # indexed by COCO v = 0
 
 
 def coco_to_internal(keypoints: np.ndarray, layout: BottomUpLayout = SIMPLEPOSE18) -> np.ndarray:
-    """COCO-17 keypoints -> the 18-part layout with a synthetic neck.
+    """Dataset keypoints (COCO-17, or the layout's dataset layout) -> the network's parts.
 
     Args:
-        keypoints: (N, 17, 3) x, y (any px frame), COCO visibility v in {0, 1, 2}.
+        keypoints: (N, K, 3) x, y (any px frame), COCO visibility v in {0, 1, 2}; K = the
+            number of parts with a dataset index in ``layout.to_coco`` (17 for SIMPLEPOSE18).
 
     Returns:
-        (N, 18, 3) x, y, internal code (1 visible, 0 occluded, 2 absent). The neck is the
-        shoulders' midpoint when both are labelled; its code is the min of theirs.
+        (N, P, 3) x, y, internal code (1 visible, 0 occluded, 2 absent). A synthetic neck
+        (a part without dataset index, named ``neck``) is the shoulders' midpoint when both are
+        labelled; its code is the min of theirs.
     """
-    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 17, 3)
+    k = int((layout.to_coco_array >= 0).sum())
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, k, 3)
     v = np.clip(keypoints[..., 2].astype(np.int64), 0, 2)
     out = np.zeros((len(keypoints), layout.num_keypoints, 3), dtype=np.float64)
     out[..., 2] = ABSENT
@@ -56,6 +59,8 @@ def coco_to_internal(keypoints: np.ndarray, layout: BottomUpLayout = SIMPLEPOSE1
         if coco >= 0:
             out[:, part, :2] = keypoints[:, coco, :2]
             out[:, part, 2] = _COCO_V_TO_CODE[v[:, coco]]
+    if "neck" not in layout.keypoints or layout.to_coco[layout.keypoints.index("neck")] >= 0:
+        return out  # no synthetic neck (CrowdPose has a real one, MPII its thorax)
     neck = layout.keypoints.index("neck")
     rsho, lsho = layout.keypoints.index("right_shoulder"), layout.keypoints.index("left_shoulder")
     both = (out[:, rsho, 2] < ABSENT) & (out[:, lsho, 2] < ABSENT)
@@ -65,16 +70,18 @@ def coco_to_internal(keypoints: np.ndarray, layout: BottomUpLayout = SIMPLEPOSE1
 
 
 def people_from_grouping(result, geometry: BottomUpGeometry, layout: BottomUpLayout) -> list[Person]:
-    """GroupingResult (heatmap px, internal parts) -> Persons (COCO-17, original px)."""
+    """GroupingResult (heatmap px, internal parts) -> Persons (dataset keypoints: COCO-17 for
+    SIMPLEPOSE18 / OPENPOSE18, the layout's K otherwise; original px)."""
     num = len(result)
     if num == 0:
         return []
     to_coco = layout.to_coco_array
     parts = np.flatnonzero(to_coco >= 0)
-    kpts = np.zeros((num, 17, 3), dtype=np.float64)
+    k = len(parts)
+    kpts = np.zeros((num, k, 3), dtype=np.float64)
     kpts[:, to_coco[parts], :2] = geometry.heatmap_to_original(result.people[:, parts, :2])
     kpts[:, to_coco[parts], 2] = result.people[:, parts, 2]
-    missing = np.ones((num, 17), dtype=bool)
+    missing = np.ones((num, k), dtype=bool)
     missing[:, to_coco[parts]] = result.part_ids[:, parts] < 0
     kpts[missing] = 0.0
     return [Person.from_keypoints(kpts[j], float(result.scores[j])) for j in range(num)]

@@ -7,17 +7,44 @@ works (and says what to do) when the build is missing.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ExtensionMissingError, InputError
-from .params import GroupingParams
-from .reference_grouping import GroupingResult, reference_group
+from .params import GroupingParams, check_bound
+from .reference_grouping import reference_group
 
-__all__ = ["group", "load_extension", "GroupingResult"]
+__all__ = ["GroupingResult", "group", "load_extension"]
 
 LOG = logging.getLogger(__name__)
 _EXTENSION = None
+
+
+@dataclass
+class GroupingResult:
+    """Output of a grouping run: the C++ binding and the Python reference each return its
+    fields as a dict of arrays, which ``group`` wraps in this.
+
+    Attributes:
+        peaks: (N, 4) float64: x, y (heatmap px), score, part index; peak ids are rows.
+        people: (M, P, 3) float64: x, y (heatmap px), peak score per part; a missing part
+            is all zeros.
+        part_ids: (M, P) int64 peak id per part, -1 when missing.
+        scores: (M,) float64 person score (``GroupingParams.person_score``).
+        totals: (M,) float64 summed peak and limb scores.
+        counts: (M,) int64 number of parts.
+    """
+
+    peaks: np.ndarray
+    people: np.ndarray
+    part_ids: np.ndarray
+    scores: np.ndarray
+    totals: np.ndarray
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
 
 
 def load_extension():
@@ -39,7 +66,7 @@ def group(
     heatmaps: np.ndarray,
     limb_maps: np.ndarray,
     limbs,
-    params: GroupingParams = GroupingParams(),
+    params: GroupingParams | None = None,
     scale_x: float = 1.0,
     scale_y: float = 1.0,
     image_height: float | None = None,
@@ -50,9 +77,10 @@ def group(
     Args:
         heatmaps: (P, H, W) float32 keypoint maps (heatmap px grid).
         limb_maps: (L, H, W) Gaussian limb maps or (L, 2, H, W) PAFs, float32.
-        limbs: (L, 2) int part pairs (from, to) in processing order.
-        params: grouping thresholds.
-        scale_x, scale_y: heatmap px -> original px scale (for limb lengths).
+        limbs: (L, 2) int part pairs (from, to) in processing order, any layout.
+        params: grouping thresholds (default ``GroupingParams()``, where the defaults live).
+        scale_x, scale_y: heatmap px -> original px scale (for limb lengths), within
+            ``params.BOUNDS``.
         image_height: original image height in px (length prior); default H * scale_y.
         backend: ``"cpp"`` (the extension) or ``"reference"`` (pure Python, slow).
 
@@ -60,30 +88,34 @@ def group(
         GroupingResult with coordinates in heatmap px.
 
     Raises:
-        InputError / TypeError / ValueError naming the bad argument.
+        InputError naming the bad argument, or the candidate count above
+        ``params.max_candidate_pairs`` / ``max_candidate_samples``.
+        KeyboardInterrupt: Ctrl-C interrupts a long C++ run within milliseconds.
     """
+    params = GroupingParams() if params is None else params
+    if not isinstance(params, GroupingParams):
+        raise InputError(f"params must be a GroupingParams, got {type(params).__name__}")
     limbs = np.asarray(limbs)
     if image_height is None:
         if np.ndim(heatmaps) != 3:
             raise InputError(f"heatmaps must have shape (parts, height, width), got {np.shape(heatmaps)}")
         image_height = float(np.shape(heatmaps)[1]) * scale_y
+    for name, value in (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height)):
+        check_bound(value, name, name)
     if backend == "reference":
         _check_reference_inputs(heatmaps, limb_maps, limbs)
-        return reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
+        out = reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
+        return GroupingResult(**out)
     if backend != "cpp":
         raise InputError(f"backend must be 'cpp' or 'reference', got {backend!r}")
     ext = load_extension()
-    out = ext.group(
-        heatmaps, limb_maps, limbs,
-        scale_x=float(scale_x), scale_y=float(scale_y), image_height=float(image_height),
-        peak_threshold=params.peak_threshold, max_peaks_per_part=params.max_peaks_per_part,
-        limb_sample_threshold=params.limb_sample_threshold, limb_pass_ratio=params.limb_pass_ratio,
-        limb_max_samples=params.limb_max_samples, length_prior=params.length_prior,
-        limb_length_rate=params.limb_length_rate, merge_tolerance=params.merge_tolerance,
-        priority_weights=tuple(params.priority_weights), min_parts=params.min_parts,
-        min_mean_score=params.min_mean_score, person_score=params.person_score,
-        attach_from_end=params.attach_from_end,
-    )  # fmt: skip
+    try:
+        out = ext.group(
+            heatmaps, limb_maps, limbs, params.to_dict(),
+            scale_x=float(scale_x), scale_y=float(scale_y), image_height=float(image_height),
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:  # the binding's checks: one line, the project's type
+        raise InputError(str(exc)) from None
     return GroupingResult(**out)
 
 
@@ -91,15 +123,15 @@ def _check_reference_inputs(heatmaps, limb_maps, limbs) -> None:
     """The checks the binding makes, for the Python path (same messages in spirit)."""
     for name, arr in (("heatmaps", heatmaps), ("limb_maps", limb_maps)):
         if not isinstance(arr, np.ndarray) or arr.dtype != np.float32:
-            raise TypeError(f"{name} must be a float32 numpy array")
+            raise InputError(f"{name} must be a float32 numpy array")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or inf")
+            raise InputError(f"{name} contains NaN or inf")
     if heatmaps.ndim != 3 or min(heatmaps.shape) < 1:
-        raise ValueError(f"heatmaps must have shape (parts, height, width), got {heatmaps.shape}")
+        raise InputError(f"heatmaps must have shape (parts, height, width), got {heatmaps.shape}")
     if limbs.ndim != 2 or limbs.shape[1] != 2 or not np.issubdtype(limbs.dtype, np.integer):
-        raise ValueError(f"limbs must be integer with shape (num_limbs, 2), got {limbs.shape}")
+        raise InputError(f"limbs must be integer with shape (num_limbs, 2), got {limbs.shape}")
     if limbs.size and (limbs.min() < 0 or limbs.max() >= heatmaps.shape[0]):
-        raise ValueError("limbs refer to parts outside the heatmaps")
+        raise InputError("limbs refer to parts outside the heatmaps")
     expected = (len(limbs),) + ((2,) if limb_maps.ndim == 4 else ()) + heatmaps.shape[1:]
     if limb_maps.shape != expected:
-        raise ValueError(f"limb_maps must have shape {expected}, got {limb_maps.shape}")
+        raise InputError(f"limb_maps must have shape {expected}, got {limb_maps.shape}")

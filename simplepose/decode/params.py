@@ -8,20 +8,52 @@ and have a ``reference`` value selectable for parity with the original post-proc
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import InputError
 
-__all__ = ["GroupingParams", "REFERENCE_SIMPLEPOSE", "PERSON_SCORE_MODES"]
+__all__ = ["BOUNDS", "PERSON_SCORE_MODES", "REFERENCE_SIMPLEPOSE", "GroupingParams", "check_bound"]
 
 PERSON_SCORE_MODES = ("mean", "one_minus_inv_total")
+
+# Inclusive bounds of every numeric field (each of the three ``priority_weights``) and of the
+# grouping call's scales. They keep every quantity of the algorithm finite and its memory and
+# time bounded. The binding (csrc/src/bindings.cpp) enforces the same table for direct
+# callers; tests/test_grouping_limits.py checks that the two agree.
+BOUNDS: dict[str, tuple] = {
+    "peak_threshold": (-1e6, 1e6),
+    "limb_sample_threshold": (-1e6, 1e6),
+    "limb_pass_ratio": (0.0, 1.0),
+    "limb_length_rate": (0.0, 1e6),
+    "merge_tolerance": (0.0, 1e6),
+    "min_mean_score": (-1e6, 1e6),
+    "priority_weights": (-1e6, 1e6),
+    "max_peaks_per_part": (1, 1_000_000),
+    "limb_max_samples": (2, 10_000),
+    "min_parts": (1, 1_000_000),
+    "max_candidate_pairs": (1, 10_000_000),
+    "max_candidate_samples": (1, 100_000_000_000),
+    "scale_x": (1e-6, 1e6),
+    "scale_y": (1e-6, 1e6),
+    "image_height": (1e-6, 1e9),
+}
+
+
+def check_bound(value, name: str, what: str) -> None:
+    """Raise InputError unless ``value`` is finite and within ``BOUNDS[name]``."""
+    lo, hi = BOUNDS[name]
+    if not (isinstance(value, numbers.Real) and math.isfinite(value) and lo <= value <= hi):
+        raise InputError(f"{what} must be a finite number in [{lo}, {hi}], got {value!r}")
 
 
 @dataclass(frozen=True)
 class GroupingParams:
     """Thresholds of peak finding, limb scoring and person assembly.
 
-    Lengths are in original-image px; map values are in the network's [0, 1] units.
+    The single source of the grouping defaults: the C++ extension receives ``to_dict()``
+    and has no defaults of its own. Lengths are in original-image px; map values are in the
+    network's [0, 1] units. Numeric fields must lie within ``BOUNDS``.
 
     Attributes:
         peak_threshold: a keypoint peak needs a heatmap value >= this (``thre1``).
@@ -47,6 +79,11 @@ class GroupingParams:
         attach_from_end: clean: when a connection matches a person through its *to*
             endpoint and the person has no *from* part yet, attach the *from* part too.
             The reference only ever attaches the *to* endpoint (False).
+        max_candidate_pairs: refuse (InputError naming the count) maps whose peaks give
+            more candidate limb pairs than this, summed over limbs, before any is scored.
+            A memory bound (about 40 bytes a pair); real images need a few thousand.
+        max_candidate_samples: likewise for pairs x ``limb_max_samples`` (a time bound:
+            1e8 samples take about a second).
     """
 
     peak_threshold: float = 0.1
@@ -62,41 +99,65 @@ class GroupingParams:
     min_mean_score: float = 0.45
     person_score: str = "mean"
     attach_from_end: bool = True
+    max_candidate_pairs: int = 1_000_000
+    max_candidate_samples: int = 100_000_000
 
     def __post_init__(self):
-        object.__setattr__(self, "priority_weights", tuple(float(w) for w in self.priority_weights))
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
         self.validate()
 
     def validate(self) -> None:
         """Raise InputError naming the first invalid field."""
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, float) and not math.isfinite(v):
-                raise InputError(f"GroupingParams.{f.name} must be finite, got {v}")
-        if len(self.priority_weights) != 3 or not all(math.isfinite(w) for w in self.priority_weights):
-            raise InputError(f"GroupingParams.priority_weights must be 3 finite numbers, got {self.priority_weights}")
-        if self.max_peaks_per_part < 1:
-            raise InputError(f"GroupingParams.max_peaks_per_part must be >= 1, got {self.max_peaks_per_part}")
-        if not 2 <= self.limb_max_samples <= 10_000:
-            raise InputError(f"GroupingParams.limb_max_samples must be in [2, 10000], got {self.limb_max_samples}")
-        if self.min_parts < 1:
-            raise InputError(f"GroupingParams.min_parts must be >= 1, got {self.min_parts}")
+            if f.name == "priority_weights":
+                for i, w in enumerate(v):
+                    check_bound(w, f.name, f"GroupingParams.priority_weights[{i}]")
+            elif f.name in BOUNDS:
+                check_bound(v, f.name, f"GroupingParams.{f.name}")
         if self.person_score not in PERSON_SCORE_MODES:
             raise InputError(f"GroupingParams.person_score must be one of {PERSON_SCORE_MODES}, got {self.person_score!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def replace(self, **changes) -> "GroupingParams":
+    def replace(self, **changes) -> GroupingParams:
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise InputError(f"unknown GroupingParams field(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
 
 
+def _coerce(name: str, kind: str, value):
+    """A field value in its declared type (numpy scalars, int for float, list for tuple), or
+    InputError naming the field. ``kind`` is the annotation string (postponed annotations)."""
+    what = f"GroupingParams.{name}"
+    if kind == "bool":
+        if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):  # numpy too
+            return bool(value)
+        raise InputError(f"{what} must be True or False, got {value!r}")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        raise InputError(f"{what} must be a string, got {value!r}")
+    if kind == "int":
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        raise InputError(f"{what} must be an integer, got {value!r}")
+    if kind == "float":
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+        raise InputError(f"{what} must be a number, got {value!r}")
+    # priority_weights: three numbers
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
+        raise InputError(f"{what} must be 3 numbers (limb, from-peak, to-peak weights), got {value!r}")
+    return tuple(_coerce(f"{name}[{i}]", "float", w) for i, w in enumerate(value))
+
+
 # The original SimplePose evaluate.py behaviour, for parity studies.
 REFERENCE_SIMPLEPOSE = GroupingParams(
-    max_peaks_per_part=1_000_000,
+    max_peaks_per_part=BOUNDS["max_peaks_per_part"][1],  # unlimited in the original
     person_score="one_minus_inv_total",
     attach_from_end=False,
 )

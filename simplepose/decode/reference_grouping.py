@@ -13,38 +13,13 @@ heatmap-px -> original-px scale factors ``scale_x``, ``scale_y``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from .params import GroupingParams
 
-__all__ = ["reference_find_peaks", "reference_group", "GroupingResult"]
-
-
-@dataclass
-class GroupingResult:
-    """Output of a grouping run (both backends return this).
-
-    Attributes:
-        peaks: (N, 4) float64: x, y (heatmap px), score, part index; peak ids are rows.
-        people: (M, P, 3) float64: x, y (heatmap px), peak score per part; a missing part
-            is all zeros.
-        part_ids: (M, P) int64 peak id per part, -1 when missing.
-        scores: (M,) float64 person score (``GroupingParams.person_score``).
-        totals: (M,) float64 summed peak and limb scores.
-        counts: (M,) int64 number of parts.
-    """
-
-    peaks: np.ndarray
-    people: np.ndarray
-    part_ids: np.ndarray
-    scores: np.ndarray
-    totals: np.ndarray
-    counts: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.scores)
+__all__ = ["reference_find_peaks", "reference_group"]
 
 
 # --------------------------------------------------------------------------- A. peaks
@@ -116,7 +91,7 @@ def _bilinear(m: np.ndarray, x: float, y: float) -> float:
     h, w = m.shape
     x = min(max(x, 0.0), w - 1.0)
     y = min(max(y, 0.0), h - 1.0)
-    x0, y0 = int(math.floor(x)), int(math.floor(y))
+    x0, y0 = math.floor(x), math.floor(y)
     x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
     fx, fy = x - x0, y - y0
     top = float(m[y0, x0]) * (1.0 - fx) + float(m[y0, x1]) * fx
@@ -124,12 +99,20 @@ def _bilinear(m: np.ndarray, x: float, y: float) -> float:
     return top * (1.0 - fy) + bottom * fy
 
 
+def _sample_count(length: float, max_samples: int) -> int:
+    """round(length + 1) samples, clamped to [2, max_samples] before the conversion to int
+    (a huge or infinite length must not reach it)."""
+    n = math.floor(length + 1.5) if math.isfinite(length) else math.inf
+    if not n < max_samples:
+        return max(max_samples, 2)
+    return max(int(max(n, 0.0)), 2)
+
+
 def _score_candidate(limb_map, pa, pb, length, image_height, p: GroupingParams):
     """Limb score of connecting peaks ``pa`` -> ``pb`` (rows of the peak table), or None
     when rejected. ``limb_map`` is (H, W) for a Gaussian limb map or (2, H, W) for a PAF."""
     xa, ya, xb, yb = pa[0], pa[1], pb[0], pb[1]
-    n = min(int(math.floor(length + 1.5)), p.limb_max_samples)  # round(length + 1)
-    n = max(n, 2)
+    n = _sample_count(length, p.limb_max_samples)
     if limb_map.ndim == 3:  # PAF: project the field on the unit limb direction
         dxh, dyh = xb - xa, yb - ya
         norm = math.sqrt(dxh * dxh + dyh * dyh)
@@ -265,47 +248,64 @@ def reference_group(
     heatmaps: np.ndarray,
     limb_maps: np.ndarray,
     limbs,
-    params: GroupingParams = GroupingParams(),
+    params: GroupingParams | None = None,
     scale_x: float = 1.0,
     scale_y: float = 1.0,
     image_height: float | None = None,
-) -> GroupingResult:
+) -> dict:
     """Group keypoint peaks into people.
 
     Args:
         heatmaps: (P, H, W) float32 keypoint maps.
         limb_maps: (L, H, W) Gaussian limb maps, or (L, 2, H, W) PAFs (x, y per limb).
         limbs: (L, 2) part indices (from, to), in processing order.
-        params: thresholds.
+        params: thresholds (default: ``GroupingParams()``).
         scale_x, scale_y: heatmap px -> original px scale factors (for lengths).
         image_height: original image height (px) for the length prior; default H*scale_y.
 
     Returns:
-        GroupingResult in heatmap px.
+        The dict of arrays the binding returns (the fields of ``decode.grouping.GroupingResult``,
+        which wraps it), in heatmap px.
     """
-    num_parts, h, w = heatmaps.shape
+    params = GroupingParams() if params is None else params
+    num_parts, h, _ = heatmaps.shape
     limbs = np.asarray(limbs, dtype=np.int64).reshape(-1, 2)
     if image_height is None:
         image_height = h * scale_y
     peaks = reference_find_peaks(heatmaps, params.peak_threshold, params.max_peaks_per_part)
     ids_by_part = [[i for i in range(len(peaks)) if int(peaks[i, 3]) == part] for part in range(num_parts)]
+    _check_limits(ids_by_part, limbs.tolist(), params)
     connections = []
     for k, (part_a, part_b) in enumerate(limbs.tolist()):
         if not ids_by_part[part_a] or not ids_by_part[part_b]:
             connections.append([])
             continue
+        ids_a, ids_b = ids_by_part[part_a], ids_by_part[part_b]
         connections.append(
-            _limb_connections(
-                peaks, ids_by_part[part_a], ids_by_part[part_b], limb_maps[k],
-                scale_x, scale_y, image_height, params,
-            )  # fmt: skip
+            _limb_connections(peaks, ids_a, ids_b, limb_maps[k], scale_x, scale_y, image_height, params)
         )
     people = _assemble(peaks, limbs.tolist(), connections, num_parts, params)
     people = [q for q in people if q.count >= params.min_parts and q.total / q.count >= params.min_mean_score]
     return _to_result(peaks, people, num_parts, params)
 
 
-def _to_result(peaks, people, num_parts, p: GroupingParams) -> GroupingResult:
+def _check_limits(ids_by_part, limbs, p: GroupingParams) -> None:
+    """Refuse, before any limb is scored, peaks that would need more candidate pairs
+    (memory) or limb samples (time) than ``p`` allows; the message names the count."""
+    pairs = sum(len(ids_by_part[a]) * len(ids_by_part[b]) for a, b in limbs)
+    hint = "; raise peak_threshold or lower max_peaks_per_part (the maps may be noise)"
+    if pairs > p.max_candidate_pairs:
+        raise InputError(
+            f"the peaks give {pairs} candidate limb pairs, above max_candidate_pairs={p.max_candidate_pairs}{hint}"
+        )
+    if pairs > p.max_candidate_samples // p.limb_max_samples:
+        raise InputError(
+            f"the peaks give {pairs} candidate limb pairs x limb_max_samples={p.limb_max_samples} limb samples, "
+            f"above max_candidate_samples={p.max_candidate_samples}{hint}"
+        )
+
+
+def _to_result(peaks, people, num_parts, p: GroupingParams) -> dict:
     m = len(people)
     out = np.zeros((m, num_parts, 3), dtype=np.float64)
     ids = np.full((m, num_parts), -1, dtype=np.int64)
@@ -319,4 +319,4 @@ def _to_result(peaks, people, num_parts, p: GroupingParams) -> GroupingResult:
                 ids[j, part] = pid
         totals[j], counts[j] = q.total, q.count
         scores[j] = q.total / q.count if p.person_score == "mean" else 1.0 - 1.0 / q.total
-    return GroupingResult(peaks, out, ids, scores, totals, counts)
+    return {"peaks": peaks, "people": out, "part_ids": ids, "scores": scores, "totals": totals, "counts": counts}

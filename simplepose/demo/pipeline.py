@@ -97,10 +97,10 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
         checkpoint: a simplepose checkpoint (bottom-up or top-down).
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
-        box_size: bottom-up input height.
+        box_size: bottom-up input height (ignored by top-down models).
     """
     from ..checkpoint import read_metadata
-    from ..predictor import TOPDOWN_MODELS, Predictor
+    from ..predictor import Predictor
 
     if mode == "topdown" and not checkpoint:
         raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
@@ -111,73 +111,50 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
         return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
-    topdown = read_metadata(checkpoint).get("simplepose_model") in TOPDOWN_MODELS
-    options = {"box_size": box_size} if box_size and not topdown else {}
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
-    if mode and predictor.mode != mode:
-        raise InputError(f"checkpoint {checkpoint} is a {predictor.mode} model ({predictor.model_name}), not {mode}")
-    return predictor
+    spec = read_metadata(checkpoint)["spec"]
+    if mode and spec.paradigm != mode:
+        raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
+    options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
+    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
 
 
 class InferenceStages:
-    """The predictor split into pipeline stages: :meth:`infer` (preprocess + network) and
-    :meth:`assign` (decode/grouping), each returning its timings.
-
-    Bottom-up at one scale without flip runs the pipeline's own ``preprocess`` and the model
-    under ``torch.inference_mode()``, optionally in channels-last layout (faster for the
-    depthwise convs of OpenPose on CPU, same values to float rounding), then the codec's
-    C++ decode. Other configurations (multi-scale, flip, top-down) run
-    ``pipeline.maps_batch`` / ``predictor.predict`` whole.
+    """The predictor's steps as pipeline stages: :meth:`infer` (prepare + forward) and
+    :meth:`assign` (decode), each returning its timings. Exactly what
+    :meth:`~simplepose.Predictor.predict` runs, split in two.
 
     Args:
-        predictor: a :class:`~simplepose.Predictor`.
-        channels_last: use channels-last layout for the network (CPU default).
+        predictor: a :class:`~simplepose.Predictor` (or anything with ``prepare``, ``forward``,
+            ``decode``).
+        channels_last: bottom-up: run the network in channels-last layout (CPU default;
+            faster for the depthwise convs of OpenPose, same values to float rounding). It is
+            a setting of the predictor's pipeline, so ``predictor.predict`` then runs the same.
         threads: ``torch.set_num_threads`` value (0 keeps torch's default).
     """
 
     def __init__(self, predictor, channels_last: bool | None = None, threads: int = 0):
-        import torch
-
-        self.torch = torch
         self.predictor = predictor
-        pipe = predictor.pipeline
-        self.split = predictor.mode == "bottomup" and tuple(pipe.scales) == (1.0,) and not pipe.flip
         if threads:
+            import torch
+
             torch.set_num_threads(int(threads))
-        device = str(getattr(pipe, "device", "cpu"))
-        self.channels_last = (device == "cpu") if channels_last is None else bool(channels_last)
-        if self.split and self.channels_last:
-            pipe.model.to(memory_format=torch.channels_last)
+        pipeline = getattr(predictor, "pipeline", None)
+        if hasattr(pipeline, "set_channels_last"):
+            device = str(getattr(pipeline, "device", "cpu"))
+            pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
 
     def infer(self, frame: np.ndarray) -> tuple[object, float, float]:
-        """(payload for :meth:`assign`, preprocess ms, network ms)."""
+        """(payload for :meth:`assign`, prepare ms, network ms)."""
         t0 = time.perf_counter()
-        if not self.split:
-            if self.predictor.mode == "bottomup":
-                payload = self.predictor.pipeline.maps_batch([frame])[0]
-            else:
-                payload = self.predictor.predict(frame)
-            return payload, 0.0, (time.perf_counter() - t0) * 1e3
-        torch, pipe = self.torch, self.predictor.pipeline
-        h, w = frame.shape[:2]
-        geometry = pipe.geometry(w, h)
-        x = pipe.preprocess(frame, geometry)[None]
+        inputs = self.predictor.prepare(frame)
         t1 = time.perf_counter()
-        with torch.inference_mode():
-            xt = torch.from_numpy(x).to(pipe.device)
-            if self.channels_last:
-                xt = xt.contiguous(memory_format=torch.channels_last)
-            maps = pipe.spec.select_output(pipe.model(xt))[0].float().cpu().numpy()
-        return (maps, geometry), (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        outputs = self.predictor.forward(inputs)
+        return (inputs, outputs), (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
     def assign(self, payload) -> tuple[list[Person], float]:
-        """(people in original px, assignment ms)."""
-        if self.predictor.mode != "bottomup":
-            return payload, 0.0
+        """(people in original px, decode ms)."""
         t0 = time.perf_counter()
-        maps, geometry = payload
-        pipe = self.predictor.pipeline
-        people = pipe.spec.codec.decode(np.ascontiguousarray(maps), geometry, pipe.params)
+        people = self.predictor.decode(*payload)
         return people, (time.perf_counter() - t0) * 1e3
 
 

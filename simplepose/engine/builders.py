@@ -1,5 +1,6 @@
-"""Training builders: the dataset, codec, loss and optimiser a :class:`~simplepose.config.Config`
-asks for (used by :class:`simplepose.engine.loop.Trainer`)."""
+"""Training builders: the model spec, dataset, loss and optimiser a
+:class:`~simplepose.config.Config` asks for (used by :class:`simplepose.engine.loop.Trainer`).
+Everything model-specific comes from the :class:`~simplepose.spec.PoseModelSpec`."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from torch import nn
 
 from simplepose.config import Config
 from simplepose.errors import InputError
+from simplepose.spec import PoseModelSpec, resolve_spec
 
-__all__ = ["build_codec", "build_loss", "build_optimizer", "build_train_dataset", "loss_name"]
+__all__ = ["build_loss", "build_optimizer", "build_spec", "build_train_dataset", "loss_name"]
 
 
 def _require_path(value: str, key: str, kind: str) -> str:
@@ -22,54 +24,61 @@ def _require_path(value: str, key: str, kind: str) -> str:
     return value
 
 
-def build_codec(cfg: Config):
-    from simplepose.codecs.topdown import build_codec
+def build_spec(cfg: Config) -> PoseModelSpec:
+    """The model spec ``cfg`` trains: the registered spec of ``model.name`` with
+    ``model.kwargs``, top-down at ``data.input_hw`` with ``data.codec`` when set
+    (:func:`simplepose.spec.resolve_spec`).
 
-    name = cfg.data.codec or _default_codec_name(cfg)
-    return build_codec(name)
+    Raises:
+        InputError: unknown model, or a codec / input size that disagrees with the model.
+    """
+    td = cfg.data.task == "topdown"
+    return resolve_spec(cfg.model.name, cfg.model.kwargs, input_hw=cfg.data.input_hw if td else None,
+                        codec=cfg.data.codec or None)  # fmt: skip
 
 
-def _default_codec_name(cfg: Config) -> str:
-    h, w = cfg.data.input_hw
-    family = "cpn" if cfg.model.name.startswith("cpn") else (
-        "rsn" if cfg.model.name.startswith("rsn") else "mspn")
-    return f"{family}_{h}x{w}"
+def build_train_dataset(cfg: Config, spec: PoseModelSpec | None = None):
+    """The training dataset of ``cfg.data`` for the model ``spec`` (default
+    :func:`build_spec`); checks that the paths exist first.
 
-
-def build_train_dataset(cfg: Config):
-    """The training dataset of ``cfg.data`` (checks that the paths exist first).
+    Top-down samples are normalised with the spec's input normalisation, so training and
+    inference see the same input.
 
     Raises:
         InputError: a path is unset or missing (one-line message naming the config key).
     """
+    spec = spec or build_spec(cfg)
     ann = _require_path(cfg.data.train_ann, "data.train_ann", "annotation file")
     images = _require_path(cfg.data.train_images, "data.train_images", "image folder")
-    if cfg.data.task == "bottomup":
+    if spec.paradigm == "bottomup":
         from simplepose.data.bottomup_dataset import BottomUpDataset
 
         return BottomUpDataset(
-            ann, images, input_size=cfg.data.input_size, stride=4, augment=cfg.data.augment,
-            seed=cfg.data.seed, image_ids=cfg.data.image_ids, crop=cfg.data.crop,
+            ann, images, input_size=cfg.data.input_size, stride=spec.build_codec().stride,
+            augment=cfg.data.augment, seed=cfg.data.seed, image_ids=cfg.data.image_ids,
+            crop=cfg.data.crop,
         )
     from simplepose.data.topdown_dataset import TopDownDataset
 
     extra = {} if cfg.data.padding is None else {"padding": tuple(cfg.data.padding)}
+    norm = spec.input
     return TopDownDataset(
-        ann, images, build_codec(cfg), augment=cfg.data.augment, seed=cfg.data.seed, image_ids=cfg.data.image_ids, **extra
+        ann, images, spec.build_codec(), augment=cfg.data.augment, seed=cfg.data.seed,
+        image_ids=cfg.data.image_ids, pixel_mean=tuple(m / 255.0 for m in norm.mean),
+        pixel_std=tuple(v / 255.0 for v in norm.std), to_rgb=norm.channel_order == "rgb", **extra,
     )
 
 
-def loss_name(cfg: Config) -> str:
-    if cfg.loss.name != "auto":
-        return cfg.loss.name
-    if cfg.data.task == "bottomup":
-        return "focal_l2"
-    return "cpn" if cfg.model.name.startswith("cpn") else "coarse_to_fine"
+def loss_name(cfg: Config, spec: PoseModelSpec) -> str:
+    """``loss.name``, or the spec's loss factory when it is ``auto``."""
+    return spec.loss if cfg.loss.name == "auto" else cfg.loss.name
 
 
-def build_loss(cfg: Config, model: nn.Module) -> nn.Module:
-    """The loss module for ``cfg`` (see the module docstring)."""
-    name = loss_name(cfg)
+def build_loss(cfg: Config, model: nn.Module, spec: PoseModelSpec | None = None) -> nn.Module:
+    """The loss module of ``spec``'s loss factory (or ``loss.name``) with the ``loss`` options;
+    the top-down losses take their target indices from the spec's codec."""
+    spec = spec or build_spec(cfg)
+    name = loss_name(cfg, spec)
     if name == "focal_l2":
         from simplepose.losses.focal_l2 import SCALE_WEIGHTS, MultiScaleFocalL2Loss
 
@@ -83,7 +92,7 @@ def build_loss(cfg: Config, model: nn.Module) -> nn.Module:
         )
     from simplepose.losses.topdown import CoarseToFineLoss, CPNLoss
 
-    codec = build_codec(cfg)
+    codec = spec.build_codec()
     if name == "cpn":
         return CPNLoss.from_codec(
             codec, top_k=cfg.loss.top_k, global_level_mean=cfg.loss.global_level_mean

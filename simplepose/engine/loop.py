@@ -2,11 +2,12 @@
 
 Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
 
-1. seed python / numpy / torch with ``cfg.seed``, build the model with
-   ``build_model(cfg.model.name, **cfg.model.kwargs)`` (identical on every rank), optionally
+1. seed python / numpy / torch with ``cfg.seed``, build the model of the config's
+   :class:`~simplepose.spec.PoseModelSpec` (:func:`~simplepose.engine.builders.build_spec`;
+   identical on every rank), optionally
    convert BatchNorm to SyncBatchNorm (CUDA only), wrap it in DDP
    (``find_unused_parameters=False``), then re-seed the RNGs with ``cfg.seed + rank``;
-2. the loss follows the task: bottom-up ``MultiScaleFocalL2Loss`` on ``preds[stack][scale]``;
+2. the loss is the spec's loss factory: bottom-up ``MultiScaleFocalL2Loss`` on ``preds[stack][scale]``;
    CPN ``(global_outs, refine_out)`` -> ``CPNLoss``; MSPN/RSN ``(heatmap, stages)`` (train mode)
    -> ``CoarseToFineLoss``, both with the target indices of the data codec;
 3. data: a ``DistributedSampler`` (``shuffle``, ``drop_last``, seed ``data.seed``) gives each rank
@@ -22,8 +23,8 @@ Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
    and the iteration counter still advance, and the count is logged (``skipped`` column);
 6. rank 0 writes ``config.yaml``, ``metrics.csv`` (every ``log_every`` iterations), the training
    checkpoint ``last.pt`` (atomically, every ``checkpoint_every_iters`` iterations and at every
-   epoch end), and at the end ``model_final.safetensors`` (:func:`simplepose.checkpoint.save_model`)
-   and ``loss.png``.
+   epoch end), and at the end ``model_final.safetensors`` (:func:`simplepose.checkpoint.save_model`,
+   with the whole spec) and ``loss.png``.
 
 The training checkpoint and the RNG states are in :mod:`simplepose.engine.state`; the
 dataset, codec, loss and optimiser builders in :mod:`simplepose.engine.builders`.
@@ -48,7 +49,13 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from simplepose import dist as sdist
 from simplepose.config import Config, config_to_dict, save_config
-from simplepose.engine.builders import build_loss, build_optimizer, build_train_dataset, loss_name
+from simplepose.engine.builders import (
+    build_loss,
+    build_optimizer,
+    build_spec,
+    build_train_dataset,
+    loss_name,
+)
 from simplepose.engine.schedule import lr_from_config
 from simplepose.engine.state import (
     CHECKPOINT_FORMAT,
@@ -101,9 +108,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, dataset=None, dist_info: sdist.DistInfo | None = None):
-        from simplepose.models import build_model
-
         self.cfg = cfg
+        self.spec = build_spec(cfg)
         self.info = dist_info or sdist.init_distributed(cfg.train.device)
         self.device = self.info.device
         self.world = self.info.world_size
@@ -113,10 +119,10 @@ class Trainer:
         self.batch_size = cfg.data.batch_size
         if cfg.train.amp == "fp16" and self.device.type != "cuda":
             raise InputError("train.amp=fp16 needs CUDA (GradScaler); use bf16 or off on CPU")
-        self.dataset = dataset if dataset is not None else build_train_dataset(cfg)
+        self.dataset = dataset if dataset is not None else build_train_dataset(cfg, self.spec)
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
-        model = build_model(cfg.model.name, **cfg.model.kwargs)
+        model = self.spec.build_model()
         if cfg.train.sync_bn and self.world > 1:
             if self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -124,7 +130,8 @@ class Trainer:
             else:
                 LOG.warning("train.sync_bn ignored: SyncBatchNorm needs CUDA; keeping BatchNorm")
         self.raw_model = model.to(self.device)
-        self.loss_fn = build_loss(cfg, self.raw_model).to(self.device)
+        self.loss_fn = build_loss(cfg, self.raw_model, self.spec).to(self.device)
+        self.loss_name = loss_name(cfg, self.spec)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(
@@ -190,6 +197,7 @@ class Trainer:
             "world_size": self.world,
             "rng": rng,
             "config": config_to_dict(self.cfg),
+            "spec": self.spec.to_dict(),
         }
 
     def save_checkpoint(self, path=None) -> Path | None:
@@ -232,6 +240,8 @@ class Trainer:
         if self.rank < len(rng) and saved_world == self.world:
             restore_rng_state(rng[self.rank])
         self._warn_config_changes(state["config"])
+        if state.get("spec") not in (None, self.spec.to_dict()):
+            LOG.warning("the model spec differs from the checkpoint's (%s)", path)
         if self.step_in_epoch >= self.iters_per_epoch:  # epochs got shorter since
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
         if self.rank == 0:
@@ -312,7 +322,7 @@ class Trainer:
         """Forward ``batch`` (already on the device) and return the scalar float32 loss."""
         with self._autocast():
             out = self.model(batch["image"])
-        name = loss_name(self.cfg)
+        name = self.loss_name
         if name == "focal_l2":
             return self.loss_fn(out, batch["targets"], batch["mask_miss"])
         weights = batch["target_weight"]
@@ -471,8 +481,7 @@ class Trainer:
         from simplepose.checkpoint import save_model
 
         path = save_model(
-            self.out_dir / FINAL_MODEL, self.cfg.model.name, dict(self.cfg.model.kwargs),
-            self.raw_model.state_dict(),
+            self.out_dir / FINAL_MODEL, self.spec, self.raw_model.state_dict(),
             extra_meta={"iteration": self.iteration, "epoch": self.epoch,
                         "config": config_to_dict(self.cfg)},
         )

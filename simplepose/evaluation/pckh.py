@@ -68,22 +68,30 @@ class PckhMetrics:
             labelled.
         per_joint: {threshold: (16,) per-joint PCKh in percent (NaN: never labelled)}.
         num_persons: persons evaluated; num_missing: of those, persons without a prediction.
+        num_images, num_results: images and result records behind the predictions (for the
+            metrics file; ``num_results`` = ``num_persons`` when given one per person).
     """
 
     stats: dict[str, float]
     per_joint: dict[float, np.ndarray] = field(repr=False)
     num_persons: int
     num_missing: int = 0
+    num_images: int = 0
+    num_results: int = 0
 
     def __getitem__(self, key: str) -> float:
         return self.stats[key]
 
     @property
     def summary(self) -> str:
-        return format_pckh_table(self)
+        """Per-joint PCKh@0.5, one line."""
+        values = self.per_joint.get(0.5, ())
+        cells = ", ".join(f"{n} {v:.1f}" for n, v in zip(MPII16.keypoints, values))
+        return f"PCKh@0.5 per joint over {self.num_persons} persons: {cells}"
 
     def as_dict(self) -> dict:
         out = dict(self.stats)
+        out.update(num_persons=self.num_persons, num_missing=self.num_missing)
         for t, values in self.per_joint.items():
             out[f"per_joint@{t:g}"] = {
                 name: float(v) for name, v in zip(MPII16.keypoints, values)
@@ -145,7 +153,9 @@ def compute_pckh(pred, joints, visible, head_boxes, thresholds=(0.5, 0.1)) -> Pc
     stats["Mean@0.1"] = float(means[0.1])
     if missing:
         LOG.warning("PCKh: %d of %d persons have no prediction (counted wrong)", missing, n)
-    return PckhMetrics(stats=stats, per_joint=per_joint, num_persons=n, num_missing=missing)
+    return PckhMetrics(
+        stats=stats, per_joint=per_joint, num_persons=n, num_missing=missing, num_results=n
+    )
 
 
 def format_pckh_table(metrics) -> str:

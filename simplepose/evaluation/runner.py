@@ -3,17 +3,18 @@ results and metrics files atomically. Library code: it logs, the script prints."
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
 from pathlib import Path
 
-from ..data.coco import CocoKeypoints, load_coco_keypoints
+from ..data.coco import CocoKeypoints
+from ..data.datasets import load_annotations
 from ..utils.io import atomic_write_json
-from .coco import KeypointMetrics, evaluate_keypoints, write_results
+from .benchmarks import evaluate_benchmark
+from .coco import KeypointMetrics, write_results
 
-__all__ = ["score_results", "run_oracle", "write_metrics", "default_results_path"]
+__all__ = ["check_benchmark_inputs", "default_results_path", "run_oracle", "score_results", "write_metrics"]
 
 LOG = logging.getLogger(__name__)
 
@@ -33,25 +34,39 @@ def write_metrics(path, metrics: KeypointMetrics, **meta) -> dict:
     return record
 
 
-def score_results(results_path, ann_path) -> KeypointMetrics:
-    """COCOeval of an existing results file (any producer's) against ``ann_path``."""
-    return evaluate_keypoints(load_coco_keypoints(ann_path), results_path)
+def score_results(results_path, ann_path, mpii_gt=None) -> KeypointMetrics:
+    """The benchmark metric of an existing results file (any producer's) against ``ann_path``
+    (COCO / OCHuman, CrowdPose or MPII, :func:`~.benchmarks.evaluate_benchmark`)."""
+    return evaluate_benchmark(load_annotations(ann_path), results_path, mpii_gt=mpii_gt)
 
 
-def run_oracle(kind: str, ann: CocoKeypoints | str, progress: bool = True, **options):
+def check_benchmark_inputs(ann: CocoKeypoints, mpii_gt=None) -> None:
+    """Fail before any work when the benchmark of ``ann`` needs a file that was not given."""
+    from ..errors import InputError
+
+    if ann.layout.name == "mpii16" and mpii_gt is None:
+        raise InputError(
+            f"PCKh on {ann.source} needs the MPII head boxes: pass the benchmark's ground truth "
+            "(gt_valid.mat format) with --head-boxes"
+        )
+
+
+def run_oracle(kind: str, ann: CocoKeypoints | str, progress: bool = True, mpii_gt=None, **options):
     """Run an oracle over every image of ``ann``.
 
     Args:
         kind: ``"bottomup"`` (SimplePose maps at the inference resolution, C++ grouping) or
             ``"topdown"`` (targets on ground-truth box crops, top-down decode).
+        mpii_gt: MPII only: the ground truth with head boxes for PCKh.
         options: passed to the oracle; bottom-up: ``box_size``, ``backend``, ``params``,
-            ``codec``; top-down: ``flip``, ``codec``.
+            ``codec``; top-down: ``flip``, ``codec``. Without a codec, the layout's own.
 
     Returns:
         (results list, KeypointMetrics, seconds).
     """
     if not isinstance(ann, CocoKeypoints):
-        ann = load_coco_keypoints(ann)
+        ann = load_annotations(ann)
+    check_benchmark_inputs(ann, mpii_gt)
     start = time.perf_counter()
     if kind == "bottomup":
         from ..oracle.bottomup import run_bottomup_oracle
@@ -64,7 +79,7 @@ def run_oracle(kind: str, ann: CocoKeypoints | str, progress: bool = True, **opt
     else:
         raise ValueError(f"unknown oracle {kind!r}; available: bottomup, topdown")
     seconds = time.perf_counter() - start
-    return results, evaluate_keypoints(ann, results), seconds
+    return results, evaluate_benchmark(ann, results, mpii_gt=mpii_gt), seconds
 
 
 def environment() -> dict:
@@ -74,13 +89,10 @@ def environment() -> dict:
     return {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine()}
 
 
-def save_run(results, metrics: KeypointMetrics, results_path, metrics_path, **meta) -> dict:
-    write_results(results, results_path)
+def save_run(results, metrics: KeypointMetrics, results_path, metrics_path, num_keypoints: int = 17,
+             **meta) -> dict:
+    write_results(results, results_path, num_keypoints)
     return write_metrics(metrics_path, metrics, results_file=str(results_path), **meta, environment=environment())
-
-
-def dumps_params(obj) -> str:
-    return json.dumps(obj, sort_keys=True)
 
 
 # ------------------------------------------------------------------ model evaluation
@@ -95,8 +107,9 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
 
     Args:
         predictor: a :class:`simplepose.Predictor`.
-        boxes: top-down only: ``{image_id: (boxes_xywh (N, 4), scores (N,))}``; images without
-            an entry get no boxes (top-down) -- or the detector's when ``boxes`` is None.
+        boxes: top-down only: ``{image_id: (boxes_xywh (N, 4), scores (N,))}``; an image
+            without an entry has no detections (no people; its ground truth counts as missed).
+            ``None``: the predictor's detector.
         skip_bad: report and skip missing/corrupt images instead of failing the run.
     """
     from tqdm import tqdm

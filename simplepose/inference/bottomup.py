@@ -6,69 +6,59 @@ right/bottom); maps live on the stride-s *heatmap px* grid of that input; people
 *original px*. Unlike the reference, maps are never upsampled to the image size: every
 scale's maps are resampled onto the scale-1 heatmap grid with one exact affine warp, and
 peaks are refined to sub-cell precision there.
+
+Everything model-specific (codec, input normalisation, output adapter, padding multiple,
+default input height and grouping parameters) comes from the model's
+:class:`~simplepose.spec.PoseModelSpec`.
+
+Steps (the interface shared with :class:`~simplepose.inference.topdown.TopDownPipeline`):
+:meth:`BottomUpPipeline.prepare` (resize + pad per scale, :class:`BottomUpInputs`),
+:meth:`~BottomUpPipeline.forward` (network inputs -> maps; the only step that touches the
+network) and :meth:`~BottomUpPipeline.decode` (flip merge, resampling onto the scale-1 grid,
+grouping -> people in original px).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..codecs.bottomup import OpenPosePafCodec, SimplePoseCodec
-from ..geometry import BottomUpGeometry
+from ..codecs.bottomup import SimplePoseCodec
 from ..decode.params import GroupingParams
 from ..errors import InputError
+from ..geometry import BottomUpGeometry
+from ..spec import PoseModelSpec
 from ..structures import Person
 from ..utils.image import check_image
 
-__all__ = ["BOTTOMUP_SPECS", "BottomUpPipeline", "BottomUpSpec", "flip_channel_index"]
+__all__ = ["BottomUpInputs", "BottomUpPipeline", "flip_channel_index"]
 
 LOG = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BottomUpSpec:
-    """How to feed a bottom-up network and read its maps.
+@dataclass
+class BottomUpInputs:
+    """What :meth:`BottomUpPipeline.prepare` hands to ``forward`` and ``decode``: ``n``
+    same-size images.
 
     Attributes:
-        codec: the representation (decode side).
-        pixel_scale: input = BGR uint8 * pixel_scale (IMHN: 1/255; OpenPose: 1, raw BGR).
-        pad_value: padding value on the uint8 scale (SPEC 3.8: 128).
-        pad_multiple: padded input sides are multiples of this.
-        select_output: network output -> (N, C, h, w) tensor in the codec's channel order.
-        box_size: default input height at scale 1.
-        params: default grouping parameters.
+        inputs: per scale, the (M, 3, pad_h, pad_w) float32 network inputs: the ``n`` images,
+            then (flip test) their ``n`` mirrors; None for a geometry-only plan.
+        geometries: per scale, the geometry of those inputs.
+        base: the scale-1 geometry; maps are fused and decoded on its heatmap grid.
+        n: number of images.
+        flip: whether the second half of each scale's outputs are mirrored images.
     """
 
-    codec: SimplePoseCodec | OpenPosePafCodec
-    pixel_scale: float
-    pad_value: float
-    pad_multiple: int
-    select_output: Callable
-    box_size: int = 512
-    params: GroupingParams = field(default_factory=GroupingParams)
-
-
-def _imhn_output(out):
-    return out[-1][0]  # last stack, finest scale (SPEC 3.8)
-
-
-def _tensor_output(out):
-    return out
-
-
-BOTTOMUP_SPECS: dict[str, BottomUpSpec] = {
-    "imhn": BottomUpSpec(SimplePoseCodec(), 1.0 / 255.0, 128.0, 64, _imhn_output),
-    # Tuned on the shared val subset with bench/tune_openpose.py (AP 0.299 -> 0.364; 0.320 at 368).
-    "openpose_mobilenet_thin": BottomUpSpec(
-        OpenPosePafCodec(), 1.0, 0.0, 8, _tensor_output, box_size=432,
-        params=GroupingParams(peak_threshold=0.03, limb_sample_threshold=0.02, limb_pass_ratio=0.6,
-                              min_parts=4, min_mean_score=0.3),
-    ),
-}
+    inputs: list[np.ndarray] | None
+    geometries: list[BottomUpGeometry]
+    base: BottomUpGeometry
+    n: int
+    flip: bool
 
 
 def flip_channel_index(codec) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +76,8 @@ def flip_channel_index(codec) -> tuple[np.ndarray, np.ndarray]:
         l0, l1 = layout.extra["limb_channels"]
         k0 = layout.extra["keypoint_channels"][0]
         perm[l0:l1] = l0 + np.asarray(layout.limb_flip)
-        perm[k0 : k0 + 20] = k0 + np.asarray(layout.extra["keypoint_bkg_flip"])
+        bkg = np.asarray(layout.extra["keypoint_bkg_flip"])  # keypoints + mask + max
+        perm[k0 : k0 + len(bkg)] = k0 + bkg
     else:
         perm[:18] = layout.keypoint_flip
         xy = np.asarray(layout.extra["paf_xy"]) + 19
@@ -100,63 +91,75 @@ class BottomUpPipeline:
     """Image(s) -> people with a bottom-up network.
 
     Args:
-        model: a torch module (IMHN or OpenPose); put in eval mode here.
-        spec: a :class:`BottomUpSpec` (``BOTTOMUP_SPECS[name]``).
+        model: a torch module (IMHN or OpenPose), put in eval mode here; or None for a
+            pipeline that only plans and decodes (the bottom-up oracle).
+        spec: the model's :class:`~simplepose.spec.PoseModelSpec` (bottom-up).
         device: torch device string.
-        box_size: input height at scale 1 (default: the spec's).
+        box_size: input height at scale 1 (default: the spec's ``inference["box_size"]``).
         scales: scale factors averaged (SPEC 3.8 ``scale_search``).
         flip: also run the mirrored image and average.
-        params: grouping parameters (default: the spec's).
+        params: grouping parameters (default: the spec's ``inference["params"]``).
+        backend: grouping implementation, ``"cpp"`` or ``"reference"`` (Python).
+        channels_last: run the network in channels-last layout (faster for the depthwise
+            convs of OpenPose on CPU, same values to float rounding).
     """
 
-    def __init__(self, model, spec: BottomUpSpec, device: str = "cpu", box_size: int | None = None,
-                 scales: Sequence[float] = (1.0,), flip: bool = False, params: GroupingParams | None = None):
+    def __init__(self, model, spec: PoseModelSpec, device: str = "cpu", box_size: int | None = None,
+                 scales: Sequence[float] = (1.0,), flip: bool = False, params: GroupingParams | None = None,
+                 backend: str = "cpp", channels_last: bool = False):
         import torch
 
+        if not isinstance(spec, PoseModelSpec) or spec.paradigm != "bottomup":
+            got = spec.name if isinstance(spec, PoseModelSpec) else type(spec).__name__
+            raise InputError(f"BottomUpPipeline needs a bottom-up PoseModelSpec, got {got}")
         if not scales or any(not np.isfinite(s) or s <= 0 for s in scales):
             raise InputError(f"scales must be positive numbers, got {list(scales)}")
         self.torch = torch
-        self.model = model.eval().to(device)
         self.spec = spec
+        self.codec = spec.build_codec()
         self.device = device
-        self.box_size = int(box_size or spec.box_size)
+        self.model = model.eval().to(device) if model is not None else None
+        self.box_size = int(box_size or spec.inference.get("box_size", 512))
+        self.pad_multiple = int(spec.inference.get("pad_multiple", 64))
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
-        self.params = params or spec.params
-        self.flip_perm, self.flip_sign = flip_channel_index(spec.codec)
+        self.params = params or GroupingParams(**spec.inference.get("params", {}))
+        self.backend = backend
+        norm = spec.input
+        self._bgr_to_rgb = norm.channel_order == "rgb"
+        self._mean = np.asarray(norm.mean, np.float32)[:, None, None]
+        self._inv_std = (1.0 / np.asarray(norm.std, np.float64)).astype(np.float32)[:, None, None]
+        self._zero_mean = not self._mean.any()
+        self._fill = np.asarray(norm.fill, np.float32)
+        self.flip_perm, self.flip_sign = flip_channel_index(self.codec)
+        self.channels_last = False
+        self.set_channels_last(channels_last)
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Run the network in channels-last (True) or NCHW (False) memory layout."""
+        enabled = bool(enabled)
+        if self.model is not None and enabled != self.channels_last:
+            fmt = self.torch.channels_last if enabled else self.torch.contiguous_format
+            self.model.to(memory_format=fmt)
+        self.channels_last = enabled
 
     # ------------------------------------------------------------------ helpers
     def geometry(self, width: int, height: int, scale: float = 1.0) -> BottomUpGeometry:
-        s = self.spec
-        return BottomUpGeometry.for_image(width, height, self.box_size, scale, s.codec.stride, s.pad_multiple)
+        return BottomUpGeometry.for_image(width, height, self.box_size, scale, self.codec.stride,
+                                          self.pad_multiple)  # fmt: skip
 
     def preprocess(self, image: np.ndarray, geometry: BottomUpGeometry) -> np.ndarray:
-        """BGR uint8 (H, W, 3) -> padded float32 (3, pad_h, pad_w) network input."""
+        """BGR uint8 (H, W, 3) -> padded, normalised float32 (3, pad_h, pad_w) network input."""
         resized = cv2.resize(image, (geometry.in_w, geometry.in_h), interpolation=cv2.INTER_CUBIC)
-        padded = np.full((geometry.pad_h, geometry.pad_w, 3), self.spec.pad_value, dtype=np.float32)
+        padded = np.empty((geometry.pad_h, geometry.pad_w, 3), dtype=np.float32)
+        padded[...] = self._fill
         padded[: geometry.in_h, : geometry.in_w] = resized
-        return np.ascontiguousarray(padded.transpose(2, 0, 1) * np.float32(self.spec.pixel_scale))
-
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
-            out = self.spec.select_output(self.model(x))
-            return out.float().cpu().numpy()
-
-    def _maps_at_scale(self, images: list[np.ndarray], scale: float) -> list[tuple[np.ndarray, BottomUpGeometry]]:
-        """Maps of several same-size images at one scale, flip-averaged: [(C, h, w), geometry]."""
-        h, w = images[0].shape[:2]
-        geometry = self.geometry(w, h, scale)
-        inputs = np.stack([self.preprocess(im, geometry) for im in images])
-        if self.flip:
-            inputs = np.concatenate([inputs, inputs[..., ::-1]])
-        maps = self._forward(np.ascontiguousarray(inputs))
-        if self.flip:
-            n = len(images)
-            mirrored = maps[n:, :, :, ::-1][:, self.flip_perm] * self.flip_sign[None, :, None, None]
-            maps = (maps[:n] + mirrored) / 2.0
-        return [(m, geometry) for m in maps]
+        chw = padded.transpose(2, 0, 1)
+        if self._bgr_to_rgb:
+            chw = chw[::-1]
+        if not self._zero_mean:
+            chw = chw - self._mean
+        return np.ascontiguousarray(chw * self._inv_std)
 
     @staticmethod
     def _resample(maps: np.ndarray, src: BottomUpGeometry, dst: BottomUpGeometry) -> np.ndarray:
@@ -179,32 +182,95 @@ class BottomUpPipeline:
             for p in maps.astype(np.float32)
         ])  # fmt: skip
 
+    # ------------------------------------------------------------------ steps
+    def plan(self, width: int, height: int, n: int = 1) -> BottomUpInputs:
+        """The geometry of ``n`` images of ``width`` x ``height`` without pixels (``inputs``
+        None): what the bottom-up oracle decodes."""
+        geometries = [self.geometry(width, height, scale) for scale in self.scales]
+        return BottomUpInputs(None, geometries, self.geometry(width, height, 1.0), n, self.flip)
+
+    def prepare(self, image: np.ndarray) -> BottomUpInputs:
+        """Step 1 for one BGR uint8 (H, W, 3) image: resized, padded, normalised inputs."""
+        return self.prepare_batch([image])
+
+    def prepare_batch(self, images: Sequence[np.ndarray]) -> BottomUpInputs:
+        """Step 1 for several images of one size (they share every geometry)."""
+        images = [check_image(im, f"image {i}") for i, im in enumerate(images)]
+        if not images:
+            raise InputError("prepare_batch needs at least one image")
+        h, w = images[0].shape[:2]
+        if any(im.shape[:2] != (h, w) for im in images):
+            raise InputError("prepare_batch: the images must share one size (use predict_batch)")
+        plan = self.plan(w, h, len(images))
+        plan.inputs = []
+        for geometry in plan.geometries:
+            inputs = np.stack([self.preprocess(im, geometry) for im in images])
+            if self.flip:
+                inputs = np.concatenate([inputs, inputs[..., ::-1]])
+            plan.inputs.append(np.ascontiguousarray(inputs))
+        return plan
+
+    def forward(self, inputs: BottomUpInputs) -> list[np.ndarray]:
+        """Step 2: per scale, (M, C, h, w) float32 maps in the codec's channel order."""
+        if inputs.inputs is None:
+            raise InputError("BottomUpPipeline.forward: these inputs have no pixels (a plan)")
+        if self.model is None:
+            raise InputError("BottomUpPipeline.forward: this pipeline has no model")
+        torch = self.torch
+        outs = []
+        with torch.inference_mode():
+            for batch in inputs.inputs:
+                x = torch.from_numpy(batch).to(self.device)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                outs.append(self.spec.select_output(self.model(x)).float().cpu().numpy())
+        return outs
+
+    def fuse(self, inputs: BottomUpInputs, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Flip-merged maps of every scale averaged on the scale-1 heatmap grid: per image
+        a (C, h, w) float32 array on ``inputs.base``'s grid."""
+        n, base = inputs.n, inputs.base
+        if len(outputs) != len(inputs.geometries):
+            raise InputError(f"decode: {len(outputs)} outputs for {len(inputs.geometries)} scales")
+        fused = [np.zeros((self.codec.num_channels,) + base.heatmap_hw, np.float32) for _ in range(n)]
+        for maps, geometry in zip(outputs, inputs.geometries):
+            if inputs.flip:
+                mirrored = maps[n:, :, :, ::-1][:, self.flip_perm] * self.flip_sign[None, :, None, None]
+                maps = (maps[:n] + mirrored) / 2.0
+            for j in range(n):
+                fused[j] += self._resample(maps[j], geometry, base)
+        return [f / len(outputs) for f in fused]
+
+    def decode_batch(self, inputs: BottomUpInputs, outputs: Sequence[np.ndarray]) -> list[list[Person]]:
+        """Step 3 for every image of ``inputs``: people in original px."""
+        return [self.codec.decode(m, inputs.base, self.params, self.backend)
+                for m in self.fuse(inputs, outputs)]  # fmt: skip
+
+    def decode(self, inputs: BottomUpInputs, outputs: Sequence[np.ndarray]) -> list[Person]:
+        """Step 3: people in original px (of the first image of ``inputs``)."""
+        return self.decode_batch(inputs, outputs)[0]
+
     # ---------------------------------------------------------------------- API
     def maps(self, image: np.ndarray) -> tuple[np.ndarray, BottomUpGeometry]:
         """Fused (C, h, w) maps on the scale-1 heatmap grid, and that grid's geometry."""
-        return self.maps_batch([image])[0]
+        inputs = self.prepare(image)
+        return self.fuse(inputs, self.forward(inputs))[0], inputs.base
 
-    def maps_batch(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, BottomUpGeometry]]:
+    def predict(self, image: np.ndarray) -> list[Person]:
+        """BGR uint8 (H, W, 3) image -> people in original px."""
+        inputs = self.prepare(image)
+        return self.decode(inputs, self.forward(inputs))
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
+        """People in each image; images of one size share a forward pass."""
         images = [check_image(im, f"image {i}") for i, im in enumerate(images)]
         out: list = [None] * len(images)
-        # images of one size share every geometry: run them as one batch
         groups: dict[tuple, list[int]] = {}
         for i, im in enumerate(images):
             groups.setdefault(im.shape[:2], []).append(i)
         for idx in groups.values():
-            batch = [images[i] for i in idx]
-            base = self.geometry(batch[0].shape[1], batch[0].shape[0], 1.0)
-            fused = [np.zeros((self.spec.codec.num_channels,) + base.heatmap_hw, np.float32) for _ in idx]
-            for scale in self.scales:
-                for j, (m, g) in enumerate(self._maps_at_scale(batch, scale)):
-                    fused[j] += self._resample(m, g, base)
-            for j, i in enumerate(idx):
-                out[i] = (fused[j] / len(self.scales), base)
+            inputs = self.prepare_batch([images[i] for i in idx])
+            for i, people in zip(idx, self.decode_batch(inputs, self.forward(inputs))):
+                out[i] = people
         return out
 
-    def predict(self, image: np.ndarray) -> list[Person]:
-        """BGR uint8 (H, W, 3) image -> people in original px."""
-        return self.predict_batch([image])[0]
-
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
-        return [self.spec.codec.decode(m, g, self.params) for m, g in self.maps_batch(images)]

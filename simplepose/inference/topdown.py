@@ -23,8 +23,9 @@ their flipped branch lands 1 input px to the right and the average 0.5 px. By de
 (``reference_flip=False``) the mirrored crop is cut so that its column ``u`` shows input px
 ``W_in - u`` (one extra column is warped, nothing is resampled), which makes flip-back exact.
 
-Input normalisation follows the training convention of each family (a constructor argument,
-decided by the codec's family by default):
+Input normalisation follows the training convention of each family (the model spec's
+:class:`~simplepose.spec.InputNorm`; a pipeline built from a bare codec takes the one of the
+registered spec of the codec's family):
 
 * CPN (PyTorch CPN, SPEC 4.1, which our CPN weights follow): **RGB**, ``x / 255`` minus the
   RGB pixel mean / 255, no std; the crop border is filled with the pixel mean (the reference
@@ -32,14 +33,18 @@ decided by the codec's family by default):
 * MSPN / RSN (SPEC 5.1): **BGR**, ``x / 255``, ImageNet mean (0.406, 0.456, 0.485) and std
   (0.225, 0.224, 0.229) in BGR order; the crop border is 0 (``cv2.warpAffine`` constant 0).
 
-Both are stored as 0..255 ``pixel_mean`` / ``pixel_std`` in the network's channel order, plus
+Both are stored as 0..255 ``mean`` / ``std`` in the network's channel order, plus
 ``channel_order`` ("rgb" / "bgr"); the network input is ``(crop - mean) / std``.
 
+Steps (the interface shared with :class:`~simplepose.inference.bottomup.BottomUpPipeline`):
+:meth:`TopDownPipeline.prepare` (boxes -> crop matrices -> crops, :class:`TopDownInputs`),
+:meth:`~TopDownPipeline.forward` (crops -> heatmaps; the only step that touches the network)
+and :meth:`~TopDownPipeline.decode` (heatmaps -> people in original px).
+
 Crop padding: (1.25, 1.25) by default for every family, then the aspect is fixed to
-``W_in / H_in`` (see :data:`~simplepose.inference.topdown_constants.TOPDOWN_TEST_PADDING` for
-why it is not the references' MSPN/RSN (1.09, 1.135) or CPN (1.2, 1.3); ``padding="reference"``
-selects those). CPN's reference also
-clamps the crop to the mean-padded image; that only matters for boxes reaching beyond
+``W_in / H_in`` (see :data:`simplepose.spec.TOPDOWN_TEST_PADDING` for why it is not the
+references' MSPN/RSN (1.09, 1.135) or CPN (1.2, 1.3); ``padding="reference"`` selects those).
+CPN's reference also clamps the crop to the mean-padded image; that only matters for boxes reaching beyond
 ``max(H, W)`` outside the image and is not reproduced.
 """
 
@@ -47,29 +52,67 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..codecs.topdown import TopDownHeatmapCodec, build_codec
+from ..codecs.topdown import TopDownHeatmapCodec
 from ..data.topdown_transforms import box_to_center_scale, warp_image
 from ..errors import InputError
 from ..geometry import invert_affine, xywh_to_xyxy
+from ..spec import TOPDOWN_TEST_PADDING, InputNorm, PoseModelSpec, available_specs, get_spec
 from ..structures import Person
 from ..utils.image import check_image
-from .topdown_constants import (
-    TOPDOWN_MODEL_SPECS,
-    default_input_convention,
-    default_padding,
-    select_heatmap,
-)
 
 __all__ = [
+    "TopDownInputs",
     "TopDownPipeline",
     "crop_affines",
+    "default_input_norm",
+    "default_padding",
     "heatmaps_to_people",
 ]
 
 LOG = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ family defaults
+def _family_spec(codec: TopDownHeatmapCodec) -> PoseModelSpec:
+    """The first registered top-down spec whose codec family is the codec's."""
+    family = codec.name.split("_", 1)[0]
+    for name in available_specs():
+        spec = get_spec(name)
+        if spec.paradigm == "topdown" and spec.codec_family == family:
+            return spec
+    raise InputError(f"no registered top-down model uses {family} codecs ({codec.name}); "
+                     "pass the input normalisation and padding explicitly")
+
+
+def default_padding(codec: TopDownHeatmapCodec, padding=None, reference=None) -> tuple[float, float]:
+    """Resolve a ``padding`` option into ``(f_w, f_h)``.
+
+    ``None``: :data:`~simplepose.spec.TOPDOWN_TEST_PADDING`; ``"reference"``: ``reference``, or
+    when None the reference test extension of the codec's family (CPN (1.2, 1.3), MSPN/RSN
+    (1.09, 1.135), from the registered model specs); a number or pair: itself.
+    """
+    if padding is None:
+        return TOPDOWN_TEST_PADDING
+    if isinstance(padding, str):
+        if padding != "reference":
+            raise InputError(f"padding must be None, 'reference' or (f_w, f_h), got {padding!r}")
+        padding = reference if reference is not None else \
+            _family_spec(codec).inference["reference_padding"]
+    pad = np.broadcast_to(np.asarray(padding, dtype=np.float64), (2,))
+    if not (np.isfinite(pad).all() and (pad > 0).all()):
+        raise InputError(f"padding must be positive, got {padding!r}")
+    return (float(pad[0]), float(pad[1]))
+
+
+def default_input_norm(codec: TopDownHeatmapCodec) -> InputNorm:
+    """The training input normalisation of the codec's family (CPN ->
+    :data:`~simplepose.spec.CPN_INPUT`, MSPN / RSN -> :data:`~simplepose.spec.MSPN_INPUT`),
+    from the registered model specs."""
+    return _family_spec(codec).input
 
 
 # ------------------------------------------------------------------------- geometry
@@ -168,28 +211,55 @@ def _oks_nms_people(people: list[Person], thresh: float) -> list[Person]:
 
 
 # ------------------------------------------------------------------------- pipeline
+@dataclass
+class TopDownInputs:
+    """What :meth:`TopDownPipeline.prepare` hands to ``forward`` and ``decode`` for one image.
+
+    Attributes:
+        crops: (M, H_in, W_in, 3) uint8 BGR network inputs, input px: the N crops, then
+            (flip test) their N mirrored crops; None for a geometry-only plan
+            (:meth:`TopDownPipeline.plan`).
+        inverses: (N, 2, 3) input px -> original px matrices of the crops.
+        matrices: (N, 2, 3) original px -> input px.
+        boxes_xyxy: (N, 4) the kept person boxes, original px.
+        scores: (N,) their scores.
+        flip: whether the second half of the network outputs are mirrored crops.
+    """
+
+    crops: np.ndarray | None
+    inverses: np.ndarray
+    matrices: np.ndarray
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    flip: bool
+
+    @property
+    def num_boxes(self) -> int:
+        return int(self.boxes_xyxy.shape[0])
+
+
 class TopDownPipeline:
     """Boxes + image -> people, for CPN / MSPN / RSN.
 
     Args:
-        model: a top-down ``nn.Module`` (moved to ``device`` and put in eval mode).
+        model: a top-down ``nn.Module`` (moved to ``device`` and put in eval mode), or None
+            for a pipeline that only plans and decodes (the top-down oracle).
         codec: the model's :class:`TopDownHeatmapCodec` (``build_codec("rsn_256x192")``, ...).
         device: torch device of the forward pass.
         flip: average with the flipped-back heatmaps of the mirrored crop.
         batch_size: crops per forward pass (a flipped crop counts as one more).
         padding: ``(f_w, f_h)`` box extension before the aspect fix; ``None`` =
-            :data:`TOPDOWN_TEST_PADDING` (1.25, 1.25); ``"reference"`` = the family's reference
-            test extension (MSPN/RSN (1.09, 1.135), CPN (1.2, 1.3)).
-        pixel_mean, pixel_std: (3,) 0..255 in the network's channel order; ``None`` = the
-            family's training convention (see the module docstring).
-        channel_order: ``"bgr"`` / ``"rgb"``; ``None`` = family default.
-        border_value: BGR fill outside the image; ``None`` = family default.
+            :data:`~simplepose.spec.TOPDOWN_TEST_PADDING` (1.25, 1.25); ``"reference"`` = the
+            family's reference test extension (MSPN/RSN (1.09, 1.135), CPN (1.2, 1.3)).
+        input_norm: the input normalisation (:class:`~simplepose.spec.InputNorm`); ``None`` =
+            the family's training convention (see the module docstring).
         use_oks_nms: run OKS-NMS over each image's people (off in every reference).
         oks_thresh: OKS-NMS threshold (HRNet 0.9).
         reference_flip: mirror the crop with ``crop[:, ::-1]`` as the references do (0.5 input
             px bias), instead of the exact mirror ``x -> W_in - x``.
         output_adapter: forward output -> (N, K, H_out, W_out) heatmap; default
-            :func:`select_heatmap`.
+            :func:`~simplepose.spec.select_heatmap`.
+        reference_padding: what ``padding="reference"`` means (default: the family's).
     """
 
     def __init__(
@@ -199,80 +269,74 @@ class TopDownPipeline:
         device="cpu",
         flip: bool = True,
         batch_size: int = 32,
-        padding: Sequence[float] | None = None,
-        pixel_mean: Sequence[float] | None = None,
-        pixel_std: Sequence[float] | None = None,
-        channel_order: str | None = None,
-        border_value: Sequence[float] | None = None,
+        padding: Sequence[float] | str | None = None,
+        input_norm: InputNorm | None = None,
         use_oks_nms: bool = False,
         oks_thresh: float = 0.9,
         reference_flip: bool = False,
         output_adapter: Callable | None = None,
+        reference_padding: Sequence[float] | None = None,
     ):
         import torch
+
+        from ..spec import select_heatmap
 
         if not isinstance(codec, TopDownHeatmapCodec):
             raise InputError(f"codec must be a TopDownHeatmapCodec, got {type(codec).__name__}")
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        conv = default_input_convention(codec)
+        norm = input_norm if input_norm is not None else default_input_norm(codec)
+        if not isinstance(norm, InputNorm):
+            raise InputError(f"input_norm must be an InputNorm, got {type(norm).__name__}")
         self.codec = codec
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval() if model is not None else None
         self.flip = bool(flip)
         self.batch_size = int(batch_size)
-        self.padding = default_padding(codec, padding)
-        self.channel_order = (channel_order or conv.channel_order).lower()
-        if self.channel_order not in ("bgr", "rgb"):
-            raise InputError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
-        self.pixel_mean = np.asarray(conv.pixel_mean if pixel_mean is None else pixel_mean,
-                                     dtype=np.float32).reshape(3)  # fmt: skip
-        self.pixel_std = np.asarray(conv.pixel_std if pixel_std is None else pixel_std,
-                                    dtype=np.float32).reshape(3)  # fmt: skip
-        if not (self.pixel_std > 0).all():
-            raise InputError(f"pixel_std must be positive, got {self.pixel_std.tolist()}")
-        self.border_value = tuple(
-            float(v) for v in (conv.border_value if border_value is None else border_value)
-        )
+        self.padding = default_padding(codec, padding, reference_padding)
+        self.input_norm = norm
         self.use_oks_nms = bool(use_oks_nms)
         self.oks_thresh = float(oks_thresh)
         self.reference_flip = bool(reference_flip)
         self.output_adapter = output_adapter or select_heatmap
-        self._mean_t = torch.as_tensor(self.pixel_mean, device=self.device).view(1, 3, 1, 1)
-        self._std_t = torch.as_tensor(self.pixel_std, device=self.device).view(1, 3, 1, 1)
+        mean = np.asarray(norm.mean, dtype=np.float32).reshape(3)
+        std = np.asarray(norm.std, dtype=np.float32).reshape(3)
+        self._mean_t = torch.as_tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self._std_t = torch.as_tensor(std, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def channel_order(self) -> str:
+        return self.input_norm.channel_order
+
+    @property
+    def border_value(self) -> tuple[float, float, float]:
+        return self.input_norm.fill
 
     # ---------------------------------------------------------------- builders
     @classmethod
-    def from_model(cls, model, model_name: str, model_kwargs: dict | None = None, **kw):
-        """Pipeline for a registry model (``"cpn50"``, ``"mspn"``, ``"rsn18"``, ...).
-
-        The codec is ``{family}_{H}x{W}`` with ``(H, W) = model_kwargs["input_size"]``
-        (default (256, 192)); ``kw`` go to the constructor (``codec=`` overrides the codec).
-        """
-        spec = TOPDOWN_MODEL_SPECS.get(model_name)
-        if spec is None:
-            raise InputError(
-                f"{model_name!r} is not a top-down model; known: {sorted(TOPDOWN_MODEL_SPECS)}"
-            )
-        codec = kw.pop("codec", None)
-        if codec is None:
-            hw = (model_kwargs or {}).get("input_size") or (256, 192)
-            codec = build_codec(f"{spec.codec_family}_{int(hw[0])}x{int(hw[1])}")
-        kw.setdefault("output_adapter", spec.output_adapter)
+    def from_spec(cls, model, spec: PoseModelSpec, **kw) -> TopDownPipeline:
+        """The pipeline of a top-down model spec: its codec, input normalisation, output
+        adapter and default padding; ``kw`` override the constructor arguments."""
+        if spec.paradigm != "topdown":
+            raise InputError(f"{spec.name!r} is a {spec.paradigm} model, not a top-down one")
+        kw.setdefault("padding", spec.inference.get("padding"))
+        kw.setdefault("reference_padding", spec.inference.get("reference_padding"))
+        kw.setdefault("input_norm", spec.input)
+        kw.setdefault("output_adapter", spec.select_output)
+        codec = kw.pop("codec", None) or spec.build_codec()
         return cls(model, codec, **kw)
 
     @classmethod
     def from_checkpoint(cls, path, device="cpu", **kw) -> TopDownPipeline:
         """Load a simplepose checkpoint (:func:`simplepose.checkpoint.load_model`) of a
-        top-down model and build its pipeline; ``kw`` as in the constructor."""
+        top-down model and build its pipeline from the spec it carries; ``kw`` as in the
+        constructor."""
         from ..checkpoint import load_model
 
         model, meta = load_model(path, map_location="cpu")
-        return cls.from_model(
-            model, meta["simplepose_model"], meta.get("model_kwargs", {}), device=device, **kw
-        )
+        return cls.from_spec(model, meta["spec"], device=device, **kw)
 
-    # ------------------------------------------------------------------ stages
+    # ------------------------------------------------------------------ steps
     def crop(self, image_bgr: np.ndarray, matrices: np.ndarray):
         """Cut the crops of one image.
 
@@ -299,6 +363,39 @@ class TopDownPipeline:
                 flipped[i] = c[:, w_in:0:-1] if wide else c[:, ::-1]
         return crops, flipped
 
+    def plan(self, boxes_xywh, box_scores=None, sanitize: bool = True) -> TopDownInputs:
+        """The crop geometry of ``boxes_xywh`` without pixels (``crops`` None): what
+        :meth:`prepare` computes before cutting, and what the top-down oracle decodes.
+
+        With ``sanitize``, boxes with non-finite values or non-positive size are dropped
+        (warning); the oracle keeps every ground-truth box.
+        """
+        from ..data.topdown_transforms import sanitize_boxes
+
+        b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+        s = np.ones(b.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
+        s = s.reshape(-1)
+        if sanitize:
+            b, s, _ = sanitize_boxes(b, s)
+        mats, invs = crop_affines(b, self.codec, self.padding)
+        return TopDownInputs(None, invs, mats, xywh_to_xyxy(b), s, self.flip)
+
+    def prepare(self, image_bgr: np.ndarray, boxes_xywh=None, box_scores=None) -> TopDownInputs:
+        """Step 1: the crops of one image's person boxes.
+
+        Args:
+            image_bgr: (H, W, 3) uint8 BGR (as ``cv2.imread`` / ``load_image`` return).
+            boxes_xywh: (N, 4) person boxes ``(x, y, w, h)`` in original px.
+            box_scores: (N,) box confidences (default 1).
+        """
+        image_bgr = check_image(image_bgr, "TopDownPipeline.predict")
+        if boxes_xywh is None:
+            raise InputError("TopDownPipeline.prepare needs person boxes (x, y, w, h)")
+        plan = self.plan(boxes_xywh, box_scores)
+        crops, flipped = self.crop(image_bgr, plan.matrices)
+        plan.crops = np.concatenate([crops, flipped]) if self.flip else crops
+        return plan
+
     def _to_tensor(self, crops: np.ndarray):
         import torch
 
@@ -308,10 +405,16 @@ class TopDownPipeline:
             x = x.flip(1)
         return (x - self._mean_t) / self._std_t
 
-    def forward(self, crops: np.ndarray) -> np.ndarray:
-        """(N, H_in, W_in, 3) uint8 BGR crops -> (N, K, H_out, W_out) float32 heatmaps, batched."""
+    def forward(self, inputs: TopDownInputs | np.ndarray) -> np.ndarray:
+        """Step 2: (M, H_in, W_in, 3) uint8 BGR crops (or a :class:`TopDownInputs`) ->
+        (M, K, H_out, W_out) float32 heatmaps, in batches of ``batch_size``."""
         import torch
 
+        crops = inputs.crops if isinstance(inputs, TopDownInputs) else inputs
+        if crops is None:
+            raise InputError("TopDownPipeline.forward: these inputs have no crops (a plan)")
+        if self.model is None:
+            raise InputError("TopDownPipeline.forward: this pipeline has no model")
         if self.model.training:
             self.model.eval()
         outs = []
@@ -330,9 +433,25 @@ class TopDownPipeline:
             )
         return maps
 
+    def decode(self, inputs: TopDownInputs, heatmaps: np.ndarray) -> list[Person]:
+        """Step 3: heatmaps of :meth:`forward` (crops, then mirrored crops when
+        ``inputs.flip``) -> one :class:`Person` per box (fewer with ``use_oks_nms``)."""
+        n = inputs.num_boxes
+        if n == 0:
+            return []
+        if inputs.flip:
+            heat, heat_flip = heatmaps[:n], heatmaps[n:]
+        else:
+            heat, heat_flip = heatmaps, None
+        people = heatmaps_to_people(self.codec, heat, inputs.inverses, inputs.boxes_xyxy,
+                                    inputs.scores, heat_flip)  # fmt: skip
+        if self.use_oks_nms:
+            people = _oks_nms_people(people, self.oks_thresh)
+        return people
+
     # --------------------------------------------------------------------- API
     def predict(self, image_bgr: np.ndarray, boxes_xywh, box_scores=None) -> list[Person]:
-        """People in one image.
+        """People in one image: :meth:`prepare`, :meth:`forward`, :meth:`decode`.
 
         Args:
             image_bgr: (H, W, 3) uint8 BGR (as ``cv2.imread`` / ``load_image`` return).
@@ -344,33 +463,10 @@ class TopDownPipeline:
             One :class:`Person` per kept box (fewer with ``use_oks_nms``), keypoints in
             original px, ``box`` = the input box as ``(x1, y1, x2, y2)``.
         """
-        from ..data.topdown_transforms import sanitize_boxes
-
-        image_bgr = check_image(image_bgr, "TopDownPipeline.predict")
-        b = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
-        s = np.ones(b.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
-        b, s, _ = sanitize_boxes(b, s.reshape(-1))
-        if b.shape[0] == 0:
+        inputs = self.prepare(image_bgr, boxes_xywh, box_scores)
+        if inputs.num_boxes == 0:
             return []
-        mats, invs = crop_affines(b, self.codec, self.padding)
-        crops, flipped = self.crop(image_bgr, mats)
-        if self.flip:
-            maps = self.forward(np.concatenate([crops, flipped]))
-            heat, heat_flip = maps[: len(crops)], maps[len(crops):]
-        else:
-            heat, heat_flip = self.forward(crops), None
-        people = heatmaps_to_people(self.codec, heat, invs, xywh_to_xyxy(b), s, heat_flip)
-        if self.use_oks_nms:
-            people = _oks_nms_people(people, self.oks_thresh)
-        return people
-
-    def predict_with_detector(self, image_bgr: np.ndarray, detector) -> list[Person]:
-        """Detect people with ``detector`` (:class:`~simplepose.detect.PersonDetector`:
-        ``detect(image) -> (boxes xyxy, scores)``), then :meth:`predict` on its boxes."""
-        xyxy, scores = detector.detect(image_bgr)
-        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-        boxes = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        return self.predict(image_bgr, boxes, np.asarray(scores, dtype=np.float64))
+        return self.decode(inputs, self.forward(inputs))
 
     def __repr__(self) -> str:
         return (f"TopDownPipeline(codec={self.codec.name}, flip={self.flip}, "

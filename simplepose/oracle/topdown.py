@@ -1,12 +1,12 @@
 """Top-down oracle (SPEC 11): for every person box, render the ground truth of that person into
 the codec's final target map (what the network's final output is trained to be), then decode it
-through the same crop geometry and the same decode / inverse-affine / scoring function as
-:class:`~simplepose.inference.topdown.TopDownPipeline`, and write COCO results.
+through the steps of :class:`~simplepose.inference.topdown.TopDownPipeline` itself (a pipeline
+without a model: its ``plan`` gives the crop geometry, its ``decode`` the people), and write
+COCO results.
 
-Frames: GT keypoints (original px) are mapped into the crop (input px) with the pipeline's own
-matrix (:func:`~simplepose.inference.topdown.crop_affines`) and encoded by the codec on the
-heatmap px grid; :func:`~simplepose.inference.topdown.heatmaps_to_people` decodes with the
-inverse matrix back to original px.
+Frames: GT keypoints (original px) are mapped into the crop (input px) with the plan's
+matrices and encoded by the codec on the heatmap px grid; the pipeline's ``decode`` maps them
+back to original px with the inverse matrices.
 
 Only the box's own person is rendered, as in training; its labelled keypoints that fall outside
 the crop get no target (SPEC 5.1 step 6), exactly as a network would have been trained.
@@ -27,10 +27,29 @@ from ..data.boxes import gt_boxes, gt_instances
 from ..data.coco import CocoKeypoints
 from ..errors import InputError
 from ..geometry import apply_affine, box_iou, xywh_to_xyxy
-from ..inference.topdown import crop_affines, heatmaps_to_people
 from ..structures import Person
 
-__all__ = ["render_topdown_targets", "oracle_people", "run_topdown_oracle", "match_boxes_to_gt"]
+__all__ = [
+    "layout_codec", "match_boxes_to_gt", "oracle_people", "oracle_pipeline", "render_topdown_targets",
+    "run_topdown_oracle",
+]  # fmt: skip
+
+# The top-down input of each layout's benchmark: 256x192 for COCO-style person boxes, the square
+# 256x256 crop of MPII (MSPN's MPII decode blurs with kernel 9, SPEC 5.6).
+_LAYOUT_CODECS = {"mpii16": ("mspn_256x256", {"decode_kernel": 9})}
+
+
+def layout_codec(layout, name: str | None = None) -> TopDownHeatmapCodec:
+    """A top-down codec for a keypoint layout: ``name`` (default: the layout's benchmark
+    setting, ``mspn_256x192``; ``mspn_256x256`` with decode kernel 9 for MPII) with the
+    layout's flip permutation."""
+    from ..skeleton import get_layout
+
+    layout = get_layout(layout)
+    default, options = _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))
+    if name is not None:
+        options = {}
+    return build_codec(name or default, flip_index=layout.flip_index, **options)
 
 LOG = logging.getLogger(__name__)
 
@@ -87,6 +106,14 @@ def match_boxes_to_gt(boxes_xywh, gt_xywh, min_iou: float = 0.5) -> np.ndarray:
     return np.where(iou[np.arange(b.shape[0]), best] >= min_iou, best, -1).astype(np.int64)
 
 
+def oracle_pipeline(codec: TopDownHeatmapCodec, flip: bool = False, padding=None,
+                    reference_flip: bool = False):
+    """The top-down pipeline without a model (plan + decode only)."""
+    from ..inference.topdown import TopDownPipeline
+
+    return TopDownPipeline(None, codec, flip=flip, padding=padding, reference_flip=reference_flip)
+
+
 def oracle_people(
     ann: CocoKeypoints,
     image_id: int,
@@ -97,6 +124,7 @@ def oracle_people(
     padding=None,
     reference_flip: bool = False,
     min_iou: float = 0.5,
+    pipeline=None,
 ) -> list[Person]:
     """Oracle people of one image.
 
@@ -109,26 +137,30 @@ def oracle_people(
             render the GT person they overlap most (IoU >= ``min_iou``), or nothing.
         box_scores: (N,) scores (default 1).
         flip, padding, reference_flip: as :class:`~simplepose.inference.topdown.TopDownPipeline`.
+        pipeline: a model-less pipeline of :func:`oracle_pipeline` (built from the arguments
+            above when None).
 
     Returns:
         One :class:`Person` per box, in original px.
     """
+    if pipeline is None:
+        pipeline = oracle_pipeline(codec, flip, padding, reference_flip)
     gt_b, gt_k = gt_instances(ann, image_id)
     if boxes_xywh is None:
         boxes, people_kp = gt_b, gt_k
     else:
         boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
         match = match_boxes_to_gt(boxes, gt_b, min_iou)
-        people_kp = np.zeros((boxes.shape[0], gt_k.shape[1] if gt_k.size else 17, 3))
+        people_kp = np.zeros((boxes.shape[0], ann.layout.num_keypoints, 3))
         people_kp[match >= 0] = gt_k[match[match >= 0]]
     scores = np.ones(boxes.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
     if boxes.shape[0] == 0:
         return []
-    mats, invs = crop_affines(boxes, codec, padding)
+    plan = pipeline.plan(boxes, scores, sanitize=False)
     kp_in = people_kp.copy()
-    kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], mats)
-    maps, fmaps = render_topdown_targets(codec, kp_in, flip, reference_flip)
-    return heatmaps_to_people(codec, maps, invs, xywh_to_xyxy(boxes), scores, fmaps)
+    kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], plan.matrices)
+    maps, fmaps = render_topdown_targets(pipeline.codec, kp_in, pipeline.flip, pipeline.reference_flip)
+    return pipeline.decode(plan, np.concatenate([maps, fmaps]) if pipeline.flip else maps)
 
 
 def run_topdown_oracle(
@@ -145,7 +177,7 @@ def run_topdown_oracle(
 
     Args:
         ann: ground truth.
-        codec: a codec or codec name (default ``"mspn_256x192"``).
+        codec: a codec or codec name (default: :func:`layout_codec` of ``ann.layout``).
         boxes: ``"gt"`` (every image of ``ann``, GT boxes, score 1) or a
             ``{image_id: (boxes_xywh, scores)}`` dict (e.g. from
             :func:`~simplepose.data.boxes.load_detections`).
@@ -158,20 +190,19 @@ def run_topdown_oracle(
     """
     from tqdm import tqdm
 
-    if codec is None:
-        codec = build_codec("mspn_256x192")
-    elif isinstance(codec, str):
-        codec = build_codec(codec)
+    if codec is None or isinstance(codec, str):
+        codec = layout_codec(ann.layout, codec)
     use_gt = isinstance(boxes, str)
     if use_gt and boxes != "gt":
         raise InputError(f"boxes must be 'gt' or a dict of boxes, got {boxes!r}")
     box_dict = gt_boxes(ann) if use_gt else boxes
+    pipeline = oracle_pipeline(codec, flip, padding, reference_flip)
     results = []
     for image_id in tqdm(sorted(box_dict), desc="topdown oracle", disable=not progress, unit="img"):
         b, s = box_dict[image_id]
         people = oracle_people(
             ann, image_id, codec, None if use_gt else b, None if use_gt else s,
-            flip=flip, padding=padding, reference_flip=reference_flip, min_iou=min_iou,
+            min_iou=min_iou, pipeline=pipeline,
         )  # fmt: skip
         results.extend(p.to_coco(image_id) for p in people)
     LOG.info("top-down oracle (%s, flip=%s): %d people on %d images",

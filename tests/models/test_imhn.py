@@ -15,8 +15,8 @@ from simplepose.convert.simplepose_imhn import (
     reference_key_to_ours,
 )
 from simplepose.errors import CheckpointError, InputError
-from simplepose.models import build_model
 from simplepose.models.imhn import IMHN_DEFAULTS, build_imhn
+from simplepose.spec import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 PARITY_DIR = REPO.parent / "shared" / "fixtures" / "parity"

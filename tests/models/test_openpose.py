@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from simplepose.errors import CheckpointError, InputError
-from simplepose.models import build_model
 from simplepose.models.openpose import (
     NUM_HEATMAPS,
     NUM_PAFS,
@@ -27,6 +26,7 @@ from simplepose.models.openpose import (
     tf_same_pad,
 )
 from simplepose.skeleton import OPENPOSE18
+from simplepose.spec import build_model
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 GRAPH = SHARED / "models" / "openpose_mobilenet_thin" / "graph_opt.pb"

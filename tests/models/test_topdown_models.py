@@ -22,11 +22,11 @@ import torch
 from simplepose.convert import convert_state_dict
 from simplepose.convert.topdown import convert_mspn, convert_pytorch_cpn, convert_rsn
 from simplepose.errors import CheckpointError
-from simplepose.models import build_model
 from simplepose.models.cpn import build_cpn50
 from simplepose.models.mspn import MSPN, MSPNBottleneck, build_mspn
 from simplepose.models.resnet import resnet18, resnet50, resnet101
 from simplepose.models.rsn import PRM, ResidualStepsBlock, build_rsn18, build_rsn50
+from simplepose.spec import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 PARITY_DIR = REPO.parent / "shared" / "fixtures" / "parity"

@@ -7,6 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace simplepose {
@@ -20,20 +23,25 @@ struct MapView {
   const float* plane(int64_t p) const { return data + p * height * width; }
 };
 
+// Thresholds of the grouping. There are deliberately no default values here: the only
+// defaults are those of simplepose/decode/params.py (GroupingParams), and the binding fills
+// every field from that dataclass's dict, refusing missing or unknown keys.
 struct GroupingParams {
-  double peak_threshold = 0.1;
-  int64_t max_peaks_per_part = 64;
-  double limb_sample_threshold = 0.1;
-  double limb_pass_ratio = 0.8;
-  int64_t limb_max_samples = 20;
-  bool length_prior = true;
-  double limb_length_rate = 16.0;
-  double merge_tolerance = 0.7;
-  double priority_weights[3] = {0.5, 0.25, 0.25};
-  int64_t min_parts = 2;
-  double min_mean_score = 0.45;
-  bool score_mean = true;  // person score total/count (true) or 1 - 1/total (false)
-  bool attach_from_end = true;
+  double peak_threshold = 0.0;
+  int64_t max_peaks_per_part = 0;
+  double limb_sample_threshold = 0.0;
+  double limb_pass_ratio = 0.0;
+  int64_t limb_max_samples = 0;
+  bool length_prior = false;
+  double limb_length_rate = 0.0;
+  double merge_tolerance = 0.0;
+  double priority_weights[3] = {0.0, 0.0, 0.0};
+  int64_t min_parts = 0;
+  double min_mean_score = 0.0;
+  bool score_mean = false;  // person score total/count (true) or 1 - 1/total (false)
+  bool attach_from_end = false;
+  int64_t max_candidate_pairs = 0;    // all limbs together: memory bound
+  int64_t max_candidate_samples = 0;  // pairs x limb_max_samples, all limbs: time bound
 };
 
 struct Peak {
@@ -55,18 +63,39 @@ struct GroupingOutput {
   std::vector<double> scores;
 };
 
+// The peaks would need more candidate pairs or limb samples than the params allow.
+// The message names the count and the limit.
+class LimitError : public std::length_error {
+ public:
+  using std::length_error::length_error;
+};
+
+// The caller's stop callback asked to abandon the run (e.g. Ctrl-C in Python).
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted() : std::runtime_error("grouping interrupted") {}
+};
+
+// Polled every few milliseconds of work; returning true aborts the run with Interrupted.
+// May be empty. Called from the thread that runs the grouping.
+using StopCallback = std::function<bool()>;
+
 // True when none of the n floats is NaN or inf (vectorisable bit test).
 bool all_finite(const float* data, int64_t n);
 
 // Peaks of every part map: 3x3 maximum with a raster-order tie-break, value >= threshold,
 // at most max_per_part per part (highest first, kept in raster order), refined with a
 // log-parabola over the 3 neighbouring cells per axis.
-std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t max_per_part);
+std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t max_per_part,
+                             const StopCallback& stop = {});
 
 // Full grouping. limb_maps holds L planes (Gaussian limb maps, paf == false) or 2L planes
 // (x then y field of each limb, paf == true). limbs holds L (from, to) part pairs.
+// Throws LimitError when the candidate pairs exceed params' limits (checked before any
+// limb is scored) and Interrupted when `stop` returns true.
 GroupingOutput group(const MapView& heatmaps, const MapView& limb_maps, bool paf,
                      const std::vector<int64_t>& limbs, const GroupingParams& params,
-                     double scale_x, double scale_y, double image_height);
+                     double scale_x, double scale_y, double image_height,
+                     const StopCallback& stop = {});
 
 }  // namespace simplepose
