@@ -27,8 +27,12 @@ ext_modules = [
 setup(
     name="simplepose",
     version="0.1.0",
-    description="Multi-person 2D pose estimation: SimplePose (bottom-up) and CPN/MSPN/RSN (top-down)",
-    long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
+    description=(
+        "Multi-person 2D pose estimation: SimplePose (bottom-up) and CPN/MSPN/RSN (top-down)"
+    ),
+    long_description=Path("README.md").read_text(encoding="utf-8")
+    if Path("README.md").exists()
+    else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",

@@ -38,13 +38,31 @@ DEFAULT_GRID = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ann", required=True, help="COCO person-keypoint annotation JSON (the val subset)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--ann", required=True, help="COCO person-keypoint annotation JSON (the val subset)"
+    )
     p.add_argument("--images", required=True, help="folder of its images")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256, 320, 368, 432], help="input heights (box_size)")
-    p.add_argument("--grid", nargs="*", default=None, help="FIELD=v1,v2,... GroupingParams values (default: a small grid)")
-    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "simplepose_tune_cache"),
-                   help="folder of cached network maps")
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[256, 320, 368, 432],
+        help="input heights (box_size)",
+    )
+    p.add_argument(
+        "--grid",
+        nargs="*",
+        default=None,
+        help="FIELD=v1,v2,... GroupingParams values (default: a small grid)",
+    )
+    p.add_argument(
+        "--cache",
+        default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "simplepose_tune_cache"),
+        help="folder of cached network maps",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     p.add_argument("--json", help="write every row here")
@@ -57,7 +75,9 @@ def parse_grid(items) -> dict[str, list]:
     grid = {}
     for item in items:
         key, _, values = item.partition("=")
-        grid[key] = [int(v) if v.lstrip("-").isdigit() else float(v) for v in values.split(",") if v]
+        grid[key] = [
+            int(v) if v.lstrip("-").isdigit() else float(v) for v in values.split(",") if v
+        ]
     return grid
 
 
@@ -113,7 +133,9 @@ def main(argv=None) -> int:
     ann = load_coco_keypoints(args.ann)
     ids = ann.image_ids[: args.limit] if args.limit else ann.image_ids
     # channels-last is markedly faster for the depthwise convs; same maps to float rounding
-    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", channels_last=True)
+    predictor = Predictor.from_pretrained(
+        "openpose_mobilenet_thin", device="cpu", channels_last=True
+    )
     pipeline = predictor.pipeline
     base = pipeline.params
     grid = parse_grid(args.grid)
@@ -129,19 +151,40 @@ def main(argv=None) -> int:
             params = base.replace(**changes)
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its summary
                 ap, ap50, ar, ms = score(pipeline.codec, maps, params, ann)
-            rows.append(dict(box_size=size, kind=kind, AP=ap, AP50=ap50, AR=ar, decode_ms=ms, **params.to_dict()))
-            print(f"  {size:4d} {kind:7s} AP {ap:.3f} AP50 {ap50:.3f} AR {ar:.3f} decode {ms:5.1f} ms  {changes}", flush=True)
+            rows.append(
+                dict(
+                    box_size=size,
+                    kind=kind,
+                    AP=ap,
+                    AP50=ap50,
+                    AR=ar,
+                    decode_ms=ms,
+                    **params.to_dict(),
+                )
+            )
+            print(
+                f"  {size:4d} {kind:7s} AP {ap:.3f} AP50 {ap50:.3f} AR {ar:.3f} "
+                f"decode {ms:5.1f} ms  {changes}",
+                flush=True,
+            )
 
     cols = ["box_size", "AP", "AP50", "AR", "decode_ms"] + keys
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in sorted(rows, key=lambda r: -r["AP"])[:25]:
-        print("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+        print(
+            "| "
+            + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+            + " |"
+        )
     print("\nbest per size (default params in brackets):")
     for size in args.sizes:
         sized = [r for r in rows if r["box_size"] == size]
         best = max(sized, key=lambda r: r["AP"])
         default = next(r for r in sized if r["kind"] == "default")
-        print(f"  {size}: AP {best['AP']:.3f} [{default['AP']:.3f}] with " + ", ".join(f"{k}={best[k]}" for k in keys))
+        print(
+            f"  {size}: AP {best['AP']:.3f} [{default['AP']:.3f}] with "
+            + ", ".join(f"{k}={best[k]}" for k in keys)
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"grid": grid, "rows": rows}, indent=1))
         print(f"rows -> {args.json}")

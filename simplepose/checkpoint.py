@@ -65,7 +65,9 @@ def _build(spec: PoseModelSpec, device=None):
         with torch.device(device):
             return spec.build_model()
     except (TypeError, InputError) as exc:
-        raise CheckpointError(f"cannot build model {spec.name!r} with {spec.kwargs}: {exc}") from None
+        raise CheckpointError(
+            f"cannot build model {spec.name!r} with {spec.kwargs}: {exc}"
+        ) from None
 
 
 def build_and_load(spec: PoseModelSpec, state_dict: Mapping, source: str = "state dict"):
@@ -176,7 +178,9 @@ def spec_from_legacy_metadata(model_name: str, model_kwargs: dict) -> PoseModelS
     try:
         return get_spec(model_name).with_kwargs(**model_kwargs)
     except InputError as exc:
-        raise CheckpointError(f"cannot rebuild the spec of an old {model_name!r} checkpoint: {exc}") from None
+        raise CheckpointError(
+            f"cannot rebuild the spec of an old {model_name!r} checkpoint: {exc}"
+        ) from None
 
 
 def read_metadata(path) -> dict:

@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 
@@ -102,12 +103,12 @@ class DataConfig:
     workers: int = 2  # DataLoader workers per process
     batch_size: int = 4  # per process (per GPU)
     seed: int = 0  # augmentation seed; every sample's RNG is seeded by (seed, epoch, index)
-    image_ids: Optional[list[int]] = None  # train on these images only (None: all)
+    image_ids: list[int] | None = None  # train on these images only (None: all)
     # bottom-up samples: "person" (SPEC 3.2 crops around each main person) or "image" (the
     # whole image at the inference geometry, no augmentation: memorisation / sanity runs)
     crop: Literal["person", "image"] = "person"
     # top-down crop padding [x, y] around the box (None: the dataset's MSPN training padding)
-    padding: Optional[list[float]] = None
+    padding: list[float] | None = None
 
 
 @dataclass
@@ -117,9 +118,9 @@ class LossConfig:
     name: Literal["auto", "focal_l2", "cpn", "coarse_to_fine"] = "auto"
     # focal L2 (SPEC 3.6)
     gamma: float = 2.0  # 2 = README/paper, 1 = released code
-    batch_normalizer: Optional[float] = None  # None = actual per-process batch; 4 = reference
-    scale_weights: Optional[list[float]] = None  # None = (0.1, 0.2, 0.4, 1.6, 6.4)[:scales]
-    stack_weights: Optional[list[float]] = None  # None = all ones
+    batch_normalizer: float | None = None  # None = actual per-process batch; 4 = reference
+    scale_weights: list[float] | None = None  # None = (0.1, 0.2, 0.4, 1.6, 6.4)[:scales]
+    stack_weights: list[float] | None = None  # None = all ones
     # top-down (SPEC 4.4 / 5.4)
     top_k: int = 8  # OHKM keypoints per sample
     global_level_mean: bool = False  # CPN: divide L_G by the number of levels (TF-CPN)
@@ -166,7 +167,7 @@ class TrainConfig:
     checkpoint_every_epochs: int = 1  # also at the end of every N-th epoch (0 = never)
     log_every: int = 20  # iterations between metrics.csv rows
     max_iters_per_epoch: int = 0  # 0 = full epochs; > 0 caps them (smoke runs)
-    skip_loss_above: Optional[float] = 2e5  # skip a batch whose loss exceeds this; null = never
+    skip_loss_above: float | None = 2e5  # skip a batch whose loss exceeds this; null = never
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True  # tqdm bar on rank 0
 
@@ -199,7 +200,7 @@ def _coerce(value, tp, key: str):
     """Check ``value`` against the annotation ``tp``; return the (converted) value."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin is typing.Union:  # Optional[X]
+    if origin in (typing.Union, types.UnionType):  # Optional[X] or X | None
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
@@ -337,11 +338,13 @@ def validate_model(cfg: Config) -> None:
     except InputError as exc:
         raise ConfigError(f"model.name: {exc}") from None
     if cfg.data.task != spec.paradigm:
-        raise ConfigError(f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}")
+        raise ConfigError(
+            f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}"
+        )
     topdown = spec.paradigm == "topdown"
     try:
-        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, cfg.data.input_hw if topdown else None,
-                            cfg.data.codec or None)  # fmt: skip
+        spec = resolve_spec(cfg.model.name, cfg.model.kwargs,
+                            cfg.data.input_hw if topdown else None, cfg.data.codec or None)
     except InputError as exc:
         raise ConfigError(f"model / data.input_hw / data.codec disagree: {exc}") from None
     multiple = int(spec.inference.get("pad_multiple", 1))

@@ -94,7 +94,9 @@ def load_for_export(model: str, model_kwargs: dict | None = None):
             raise InputError(f"cannot build model {model!r} with {model_kwargs}: {exc}") from None
         return module.eval(), model, model_kwargs, {}
     if path.suffix == ".onnx":
-        raise InputError(f"--model {model} is already an ONNX file; give a model name or checkpoint")
+        raise InputError(
+            f"--model {model} is already an ONNX file; give a model name or checkpoint"
+        )
     if not path.exists() and path.suffix != ".safetensors":
         raise InputError(
             f"unknown model {model!r}: not a registered model ({', '.join(available_models())}) "
@@ -115,7 +117,9 @@ def _input_spec(name: str, kwargs: dict, module) -> dict:
         from .inference.topdown_constants import TOPDOWN_MODEL_SPECS, default_input_convention
 
         h, w = (int(v) for v in (kwargs.get("input_size") or (256, 192)))
-        conv = default_input_convention(build_codec(f"{TOPDOWN_MODEL_SPECS[name].codec_family}_{h}x{w}"))
+        conv = default_input_convention(
+            build_codec(f"{TOPDOWN_MODEL_SPECS[name].codec_family}_{h}x{w}")
+        )
         spec.update(
             height={"fixed": h},
             width={"fixed": w},
@@ -329,7 +333,8 @@ def parity(onnx_path, x: np.ndarray, reference: list[np.ndarray]) -> dict:
 # --------------------------------------------------------------------------------- CLI
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog or "simplepose export", description="Export a simplepose model to ONNX (with metadata)."
+        prog=prog or "simplepose export",
+        description="Export a simplepose model to ONNX (with metadata).",
     )
     p.add_argument("--model", required=True,
                    help="registry name (e.g. openpose_mobilenet_thin, imhn, rsn18) or a "
@@ -382,9 +387,12 @@ def main(argv=None, prog: str | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     size_mb = output.stat().st_size / 2**20
-    print(f"wrote {output} ({size_mb:.1f} MB): {name}, opset {report['opset']}, "
-          f"{len(report['outputs'])} output(s), input {report['metadata']['simplepose_input']['height']}"
-          f" x {report['metadata']['simplepose_input']['width']}")
+    print(
+        f"wrote {output} ({size_mb:.1f} MB): {name}, opset {report['opset']}, "
+        f"{len(report['outputs'])} output(s), "
+        f"input {report['metadata']['simplepose_input']['height']}"
+        f" x {report['metadata']['simplepose_input']['width']}"
+    )
     if "ok" in report:
         print(f"parity (ONNX Runtime vs PyTorch, input {report['input_shape']}): max abs diff "
               f"{report['max_abs_diff']:.2e}, max rel diff {report['max_rel_diff']:.2e} -> "

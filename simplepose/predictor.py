@@ -63,7 +63,9 @@ class Predictor:
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options) -> Predictor:
+    def from_pretrained(
+        cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options
+    ) -> Predictor:
         """A model with weights bundled in the package (no download)."""
         spec = get_spec(name)
         if not spec.pretrained:
@@ -72,7 +74,9 @@ class Predictor:
         return cls.from_spec(spec, spec.build_model(pretrained=True), device=device, **options)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | None = None, detector="bundled", **options) -> Predictor:
+    def from_checkpoint(
+        cls, path, device: str | None = None, detector="bundled", **options
+    ) -> Predictor:
         """A simplepose checkpoint (``.safetensors`` written by training or conversion).
 
         Args:
@@ -107,7 +111,12 @@ class Predictor:
         return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
 
     # ---------------------------------------------------------------------- steps
-    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None):
+    def prepare(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray | None = None,
+        box_scores: np.ndarray | None = None,
+    ):
         """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
         Top-down models use ``boxes`` (N, 4) x, y, w, h in original px (with ``box_scores``), or
@@ -117,13 +126,22 @@ class Predictor:
             return self.pipeline.prepare(image)
         if boxes is None:
             if self.detector is None:
-                raise InputError("a top-down model needs boxes or a detector (Predictor.from_checkpoint(..., detector='bundled'))")
+                raise InputError(
+                    "a top-down model needs boxes or a detector "
+                    "(Predictor.from_checkpoint(..., detector='bundled'))"
+                )
             xyxy, scores = self.detector.detect(image)
-            boxes = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]) if len(xyxy) else np.zeros((0, 4))
+            boxes = (
+                np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
+                if len(xyxy)
+                else np.zeros((0, 4))
+            )
             box_scores = scores
         if box_scores is None:
             box_scores = np.ones(len(boxes))
-        return self.pipeline.prepare(image, np.asarray(boxes, float).reshape(-1, 4), np.asarray(box_scores, float))
+        return self.pipeline.prepare(
+            image, np.asarray(boxes, float).reshape(-1, 4), np.asarray(box_scores, float)
+        )
 
     def forward(self, inputs):
         """Step 2: the network on the inputs of :meth:`prepare`."""
@@ -134,7 +152,12 @@ class Predictor:
         return self.pipeline.decode(inputs, outputs)
 
     # ---------------------------------------------------------------------- API
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None) -> list[Person]:
+    def predict(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray | None = None,
+        box_scores: np.ndarray | None = None,
+    ) -> list[Person]:
         """People in one BGR uint8 (H, W, 3) image, in original px (see :meth:`prepare`)."""
         inputs = self.prepare(image, boxes, box_scores)
         if self.mode == "topdown" and inputs.num_boxes == 0:

@@ -96,11 +96,15 @@ class InputNorm:
 
     def __post_init__(self):
         if self.channel_order not in ("bgr", "rgb"):
-            raise InputError(f"InputNorm.channel_order must be 'bgr' or 'rgb', got {self.channel_order!r}")
+            raise InputError(
+                f"InputNorm.channel_order must be 'bgr' or 'rgb', got {self.channel_order!r}"
+            )
         for name in ("mean", "std", "fill"):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != 3:
-                raise InputError(f"InputNorm.{name} must have 3 values, got {getattr(self, name)!r}")
+                raise InputError(
+                    f"InputNorm.{name} must have 3 values, got {getattr(self, name)!r}"
+                )
             object.__setattr__(self, name, value)
         if not all(s > 0 for s in self.std):
             raise InputError(f"InputNorm.std must be positive, got {self.std}")
@@ -177,7 +181,8 @@ OUTPUT_ADAPTERS: dict[str, Callable] = {
 
 # ---------------------------------------------------------------------- keypoint layouts
 def keypoint_names(layout: str) -> tuple[str, ...]:
-    """The keypoint names of the layout called ``layout`` (:func:`simplepose.skeleton.get_layout`)."""
+    """The keypoint names of the layout called ``layout``
+    (:func:`simplepose.skeleton.get_layout`)."""
     from .skeleton import get_layout
 
     return tuple(get_layout(layout).keypoints)
@@ -186,7 +191,8 @@ def keypoint_names(layout: str) -> tuple[str, ...]:
 def _bottomup_layout(name: str):
     """The :class:`~simplepose.skeleton.BottomUpLayout` called ``name``: a module-level one of
     :mod:`simplepose.skeleton` (``simplepose18``, ``openpose18``) or the SimplePose-style
-    layout of a keypoint layout (``simplepose_<layout>``, :func:`~simplepose.skeleton.bottomup_layout`)."""
+    layout of a keypoint layout (``simplepose_<layout>``,
+    :func:`~simplepose.skeleton.bottomup_layout`)."""
     from . import skeleton
 
     layouts = {v.name: v for v in vars(skeleton).values() if isinstance(v, skeleton.BottomUpLayout)}
@@ -230,7 +236,9 @@ def codec_to_dict(codec) -> dict:
     types = _codec_types()
     kind = next((k for k, t in types.items() if type(codec) is t), None)
     if kind is None:
-        raise InputError(f"cannot describe codec of type {type(codec).__name__}; known: {sorted(types)}")
+        raise InputError(
+            f"cannot describe codec of type {type(codec).__name__}; known: {sorted(types)}"
+        )
     out = {"type": kind}
     for f in dataclasses.fields(codec):
         value = getattr(codec, f.name)
@@ -306,36 +314,50 @@ class PoseModelSpec:
             if not isinstance(value, Mapping):
                 raise InputError(f"spec {self.name!r}: {name} must be a mapping, got {value!r}")
             try:  # plain JSON values only: the spec is stored in checkpoints
-                object.__setattr__(self, name, json.loads(json.dumps(_jsonable(value), sort_keys=True)))
+                object.__setattr__(
+                    self, name, json.loads(json.dumps(_jsonable(value), sort_keys=True))
+                )
             except (TypeError, ValueError) as exc:
-                raise InputError(f"spec {self.name!r}: {name} is not JSON-serialisable ({exc})") from None
+                raise InputError(
+                    f"spec {self.name!r}: {name} is not JSON-serialisable ({exc})"
+                ) from None
         if isinstance(self.input, Mapping):
             object.__setattr__(self, "input", InputNorm(**self.input))
         if not isinstance(self.name, str) or not self.name:
             raise InputError(f"spec name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.builder, str) or self.builder.count(":") != 1:
-            raise InputError(f"spec {self.name!r}: builder must be 'module:function', got {self.builder!r}")
+            raise InputError(
+                f"spec {self.name!r}: builder must be 'module:function', got {self.builder!r}"
+            )
         if self.paradigm not in PARADIGMS:
-            raise InputError(f"spec {self.name!r}: paradigm must be one of {PARADIGMS}, got {self.paradigm!r}")
+            raise InputError(
+                f"spec {self.name!r}: paradigm must be one of {PARADIGMS}, got {self.paradigm!r}"
+            )
         if self.output_adapter not in OUTPUT_ADAPTERS:
             raise InputError(f"spec {self.name!r}: unknown output adapter {self.output_adapter!r}; "
                              f"known: {sorted(OUTPUT_ADAPTERS)}")
         if self.loss not in LOSSES:
             raise InputError(f"spec {self.name!r}: loss must be one of {LOSSES}, got {self.loss!r}")
         kind = self.codec.get("type")
-        expected = ("topdown_heatmap",) if self.paradigm == "topdown" else ("simplepose", "openpose_paf")
+        expected = (
+            ("topdown_heatmap",) if self.paradigm == "topdown" else ("simplepose", "openpose_paf")
+        )
         if kind not in expected:
             raise InputError(f"spec {self.name!r}: a {self.paradigm} model needs a codec of type "
                              f"{' or '.join(expected)}, got {kind!r}")
         num_keypoints = len(keypoint_names(self.keypoints))
         if self.paradigm == "topdown" and len(self.codec.get("flip_index", ())) != num_keypoints:
-            raise InputError(f"spec {self.name!r}: codec flip_index has {len(self.codec.get('flip_index', ()))} "
-                             f"entries for the {num_keypoints} keypoints of {self.keypoints}")
+            raise InputError(
+                f"spec {self.name!r}: codec flip_index has {len(self.codec.get('flip_index', ()))} "
+                f"entries for the {num_keypoints} keypoints of {self.keypoints}"
+            )
         if self.paradigm == "topdown":
             hw = self.kwargs.get("input_size")
             if hw is not None and [int(v) for v in hw] != [int(v) for v in self.codec["input_hw"]]:
-                raise InputError(f"spec {self.name!r}: model input_size {list(hw)} and codec "
-                                 f"{self.codec.get('name')} input {self.codec['input_hw']} disagree")
+                raise InputError(
+                    f"spec {self.name!r}: model input_size {list(hw)} and codec "
+                    f"{self.codec.get('name')} input {self.codec['input_hw']} disagree"
+                )
 
     # ------------------------------------------------------------------ building
     def build_model(self, **overrides):
@@ -344,7 +366,9 @@ class PoseModelSpec:
         try:
             builder = getattr(importlib.import_module(module_name), func_name)
         except (ImportError, AttributeError) as exc:
-            raise InputError(f"spec {self.name!r}: cannot import builder {self.builder!r} ({exc})") from None
+            raise InputError(
+                f"spec {self.name!r}: cannot import builder {self.builder!r} ({exc})"
+            ) from None
         return builder(**{**self.kwargs, **overrides})
 
     @cached_property
@@ -447,7 +471,9 @@ class PoseModelSpec:
         data = dict(data)
         version = data.pop("spec_version", SPEC_VERSION)
         if version != SPEC_VERSION:
-            raise InputError(f"model spec version {version!r}; this simplepose reads {SPEC_VERSION}")
+            raise InputError(
+                f"model spec version {version!r}; this simplepose reads {SPEC_VERSION}"
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names))
         missing = [k for k in _FIELDS_REQUIRED if k not in data]
@@ -527,7 +553,9 @@ def build_model(name: str, **overrides):
     return get_spec(name).build_model(**overrides)
 
 
-def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=None) -> PoseModelSpec:
+def resolve_spec(
+    name: str, kwargs: Mapping | None = None, input_hw=None, codec=None
+) -> PoseModelSpec:
     """The spec a training config asks for: ``get_spec(name)`` with builder ``kwargs``; top-down
     at crop size ``input_hw`` (H, W) and, when given, with the codec called ``codec``
     (:func:`simplepose.codecs.topdown.build_codec`).
@@ -539,7 +567,11 @@ def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=
     kwargs = dict(kwargs or {})
     if spec.paradigm == "topdown":
         hw = kwargs.get("input_size") or input_hw
-        if input_hw is not None and hw is not None and [int(v) for v in hw] != [int(v) for v in input_hw]:
+        if (
+            input_hw is not None
+            and hw is not None
+            and [int(v) for v in hw] != [int(v) for v in input_hw]
+        ):
             raise InputError(f"model {name}: model.kwargs.input_size {list(hw)} and input size "
                              f"{list(input_hw)} disagree")
         spec = spec.with_kwargs(**kwargs)

@@ -30,7 +30,7 @@ class Person:
     box: np.ndarray
 
     @classmethod
-    def from_keypoints(cls, keypoints: np.ndarray, score: float) -> "Person":
+    def from_keypoints(cls, keypoints: np.ndarray, score: float) -> Person:
         present = keypoints[:, 2] > 0
         if present.any():
             xy = keypoints[present, :2]

@@ -10,7 +10,7 @@ Pure numpy + OpenCV (no torch), so rendering can run in a worker thread beside i
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -18,14 +18,19 @@ import numpy as np
 from .skeleton import COCO_SKELETON
 from .utils.image import check_image
 
-__all__ = ["LIMB_COLORS", "KEYPOINT_COLORS", "auto_thickness", "draw_people", "draw_hud"]
+__all__ = ["KEYPOINT_COLORS", "LIMB_COLORS", "auto_thickness", "draw_hud", "draw_people"]
 
 LOG = logging.getLogger(__name__)
 
 # One BGR colour per COCO_SKELETON limb (a fixed hue wheel, so a limb keeps its colour
 # across frames and images).
 LIMB_COLORS: tuple[tuple[int, int, int], ...] = tuple(
-    tuple(int(c) for c in cv2.cvtColor(np.uint8([[[int(180 * i / len(COCO_SKELETON)), 230, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+    tuple(
+        int(c)
+        for c in cv2.cvtColor(
+            np.uint8([[[int(180 * i / len(COCO_SKELETON)), 230, 255]]]), cv2.COLOR_HSV2BGR
+        )[0, 0]
+    )
     for i in range(len(COCO_SKELETON))
 )
 # Keypoint dots: left side blue-ish, right side orange-ish, face/centre green (BGR).
@@ -37,7 +42,7 @@ _BOX_COLOR = (60, 220, 60)
 
 def auto_thickness(image_shape: Sequence[int]) -> int:
     """Line width in px that scales with the image: 2 px at 640 px long side, at least 1."""
-    return max(1, int(round(max(image_shape[:2]) / 320.0)))
+    return max(1, round(max(image_shape[:2]) / 320.0))
 
 
 def draw_people(
@@ -80,13 +85,24 @@ def draw_people(
                 cv2.rectangle(canvas, (x1, y1), (x2, y2), _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
         for (a, b), color in zip(COCO_SKELETON, LIMB_COLORS):
             if ok[a] and ok[b]:
-                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), color, t, cv2.LINE_AA)
+                cv2.line(
+                    canvas,
+                    tuple(map(int, ipts[a])),
+                    tuple(map(int, ipts[b])),
+                    color,
+                    t,
+                    cv2.LINE_AA,
+                )
         for k in np.flatnonzero(ok):
-            cv2.circle(canvas, tuple(map(int, ipts[k])), radius, KEYPOINT_COLORS[k], -1, cv2.LINE_AA)
+            cv2.circle(
+                canvas, tuple(map(int, ipts[k])), radius, KEYPOINT_COLORS[k], -1, cv2.LINE_AA
+            )
     return canvas
 
 
-def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool = False) -> np.ndarray:
+def draw_hud(
+    image: np.ndarray, count: int, fps: float | None = None, copy: bool = False
+) -> np.ndarray:
     """Overlay "people: N  fps: F" in the top-left corner on a dark backing box.
 
     Args:
@@ -98,11 +114,20 @@ def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool
     canvas = image.copy() if copy else image
     text = f"people: {int(count)}" + (f"  fps: {fps:.1f}" if fps is not None else "")
     scale = max(0.4, max(image.shape[:2]) / 1280.0)
-    thick = max(1, int(round(scale * 2)))
+    thick = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(3, int(round(6 * scale)))
+    pad = max(3, round(6 * scale))
     x2, y2 = min(tw + 2 * pad, image.shape[1]), min(th + base + 2 * pad, image.shape[0])
     roi = canvas[:y2, :x2]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken for contrast
-    cv2.putText(canvas, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        text,
+        (pad, pad + th),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
     return canvas

@@ -14,7 +14,9 @@ VAL_IMAGES = SHARED / "data" / "coco" / "val2017"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--slow", action="store_true", help="also run the slow end-to-end tests (CI does)")
+    parser.addoption(
+        "--slow", action="store_true", help="also run the slow end-to-end tests (CI does)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -133,11 +133,24 @@ def test_synthetic_video_pipeline(tmp_path, run_demo_cli):
 @pytest.mark.skipif(not (DEMO_DIR / "vtest.avi").exists(), reason="needs ../shared/data/demo")
 def test_real_video_first_frames(tmp_path, run_demo_cli):
     out, js = tmp_path / "vtest.mp4", tmp_path / "frames.json"
-    proc = run_demo_cli("--input", DEMO_DIR / "vtest.avi", "--output", out, "--json", js, "--max-frames", 10,
-                        "--box-size", 256)
+    proc = run_demo_cli(
+        "--input",
+        DEMO_DIR / "vtest.avi",
+        "--output",
+        out,
+        "--json",
+        js,
+        "--max-frames",
+        10,
+        "--box-size",
+        256,
+    )
     assert proc.returncode == 0, proc.stderr
     cap = cv2.VideoCapture(str(out))
-    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (768, 576)
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (
+        768,
+        576,
+    )
     cap.release()
     assert count_frames(out) == 10
     check_records(json.loads(js.read_text()), 10)
@@ -166,7 +179,7 @@ def test_errors_are_one_line_and_nonzero(tmp_path, args, needle, run_demo_cli):
     bad_video.write_bytes(b"\x00" * 1000)
     bad_image = tmp_path / "bad.png"
     bad_image.write_bytes(b"garbage")
-    names = dict(img=img, video=video, bad_video=bad_video, bad_image=bad_image)
+    names = {"img": img, "video": video, "bad_video": bad_video, "bad_image": bad_image}
     proc = run_demo_cli(*[a.format(**names) for a in args], timeout=120)
     assert_one_line_error(proc, 2, needle)
 
@@ -220,7 +233,8 @@ def test_pipeline_keeps_frame_order(tmp_path, workers):
     src = _numbered_video(tmp_path / "n.avi", 12)
     seen = []
     report = sdemo.run_demo(
-        FakePredictor(delay=0.002, jitter=0.02), sdemo.open_source(src), output=str(tmp_path / "o.mp4"),
+        FakePredictor(delay=0.002, jitter=0.02), sdemo.open_source(src),
+        output=str(tmp_path / "o.mp4"),
         json_path=str(tmp_path / "o.json"), progress=False, queue_size=2, workers=workers,
         on_frame=lambda i, frame, people: seen.append((i, people[0].keypoints[0, 0])),
     )  # fmt: skip
@@ -236,8 +250,14 @@ def test_pipeline_error_propagates_without_hanging(tmp_path):
     src = _numbered_video(tmp_path / "n.avi", 40)
     t0 = time.perf_counter()
     with pytest.raises(InputError, match="boom"):
-        sdemo.run_demo(FakePredictor(fail_at=3), sdemo.open_source(src),
-                             output=str(tmp_path / "o.mp4"), progress=False, queue_size=1, workers=2)
+        sdemo.run_demo(
+            FakePredictor(fail_at=3),
+            sdemo.open_source(src),
+            output=str(tmp_path / "o.mp4"),
+            progress=False,
+            queue_size=1,
+            workers=2,
+        )
     assert time.perf_counter() - t0 < 20
     assert not _demo_threads()
 
@@ -278,8 +298,18 @@ def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint, run_d
     src = DEMO_DIR / "rtmlib_demo.jpg"
     image = src if src.exists() else REPO / "assets" / "sample_group.jpg"
     out, js = tmp_path / "td.jpg", tmp_path / "td.json"
-    proc = run_demo_cli("--input", str(image), "--mode", "topdown", "--checkpoint", str(tiny_rsn_checkpoint),
-                        "--output", str(out), "--json", str(js))
+    proc = run_demo_cli(
+        "--input",
+        str(image),
+        "--mode",
+        "topdown",
+        "--checkpoint",
+        str(tiny_rsn_checkpoint),
+        "--output",
+        str(out),
+        "--json",
+        str(js),
+    )
     assert proc.returncode == 0, proc.stderr
     drawn, original = cv2.imread(str(out)), cv2.imread(str(image))
     assert drawn.shape == original.shape and (drawn != original).any()
@@ -292,5 +322,7 @@ def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint, run_d
 def test_topdown_checkpoint_refused_as_bottomup(tmp_path, tiny_rsn_checkpoint, run_demo_cli):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), synthetic_image())
-    proc = run_demo_cli("--input", str(img), "--mode", "bottomup", "--checkpoint", str(tiny_rsn_checkpoint))
+    proc = run_demo_cli(
+        "--input", str(img), "--mode", "bottomup", "--checkpoint", str(tiny_rsn_checkpoint)
+    )
     assert_one_line_error(proc, 2, "is a topdown model")

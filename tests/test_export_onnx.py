@@ -88,7 +88,9 @@ def tiny_imhn_onnx(tmp_path_factory):
     ckpt = folder / "imhn.safetensors"
     save_model(ckpt, "imhn", TINY_IMHN, module.state_dict(), extra_meta={"epoch": 7})
     out = folder / "imhn.onnx"
-    assert main(["--model", str(ckpt), "--output", str(out), "--height", "96", "--width", "128"]) == 0
+    assert (
+        main(["--model", str(ckpt), "--output", str(out), "--height", "96", "--width", "128"]) == 0
+    )
     return out, module
 
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import SAMPLE_ANN, VAL_ANN
 
 
@@ -31,7 +30,9 @@ def run_evaluate(run_cli):
 
 def test_evaluate_cli_oracle_and_results_modes(tmp_path, run_evaluate):
     metrics = tmp_path / "oracle.json"
-    proc = run_evaluate("--oracle", "bottomup", "--ann", str(SAMPLE_ANN), "--metrics", str(metrics), "--quiet")
+    proc = run_evaluate(
+        "--oracle", "bottomup", "--ann", str(SAMPLE_ANN), "--metrics", str(metrics), "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Average Precision" in proc.stdout
     record = json.loads(metrics.read_text())
@@ -40,7 +41,9 @@ def test_evaluate_cli_oracle_and_results_modes(tmp_path, run_evaluate):
     results = tmp_path / "oracle_results.json"
     assert results.exists()
     rescored = tmp_path / "rescored.json"
-    proc = run_evaluate("--results", str(results), "--ann", str(SAMPLE_ANN), "--metrics", str(rescored))
+    proc = run_evaluate(
+        "--results", str(results), "--ann", str(SAMPLE_ANN), "--metrics", str(rescored)
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(rescored.read_text())["AP"] == pytest.approx(record["AP"])
 
@@ -53,7 +56,9 @@ def test_evaluate_cli_bad_annotation_file(tmp_path, content, message, run_evalua
     ann = tmp_path / "ann.json"
     if content is not None:
         ann.write_text(content)
-    proc = run_evaluate("--oracle", "bottomup", "--ann", str(ann), "--metrics", str(tmp_path / "m.json"), "--quiet")
+    proc = run_evaluate(
+        "--oracle", "bottomup", "--ann", str(ann), "--metrics", str(tmp_path / "m.json"), "--quiet"
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "m.json").exists()

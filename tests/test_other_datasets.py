@@ -32,7 +32,9 @@ def test_mpii_json_is_read_zero_based_with_boxes():
     kp = ann.keypoints_array(3)
     assert kp.shape == (1, 16, 3) and kp[0, 0, 2] == 0 and kp[0, 1, 2] == 2
     x, _, w, h = ann.annotations[2]["bbox"]
-    assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(r.center[0])
+    assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(
+        r.center[0]
+    )
 
 
 def _mpii_copy(tmp_path, mutate):
@@ -48,19 +50,29 @@ def test_mpii_bad_input(tmp_path):
     def joints15(raw):
         raw[1]["joints"] = raw[1]["joints"][:15]
 
-    with pytest.raises(AnnotationError, match=r"bad.json: record 1 \(image '052475643.jpg'\): 'joints' must hold 16 joints \(MPII\), got 15"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"bad.json: record 1 \(image '052475643.jpg'\): "
+              r"'joints' must hold 16 joints \(MPII\), got 15",
+    ):
         load_mpii_json(_mpii_copy(tmp_path, joints15))
 
     def outside(raw):
         raw[1]["joints"][4] = [900.0, 100.0]  # the image is 854 px wide
 
-    with pytest.raises(AnnotationError, match=r"record 1 \(image '052475643.jpg'\): 'joints' \[4\] \(left_knee\) = \(900, 100\) \(1-based\) lies outside the 854x480 image"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"record 1 \(image '052475643.jpg'\): 'joints' \[4\] \(left_knee\) = "
+              r"\(900, 100\) \(1-based\) lies outside the 854x480 image",
+    ):
         load_mpii_json(_mpii_copy(tmp_path, outside))
 
     def no_scale(raw):
         del raw[3]["scale"]
 
-    with pytest.raises(AnnotationError, match=r"record 3 \(image '004645041.jpg'\): missing field 'scale'"):
+    with pytest.raises(
+        AnnotationError, match=r"record 3 \(image '004645041.jpg'\): missing field 'scale'"
+    ):
         load_mpii_json(_mpii_copy(tmp_path, no_scale))
     path = tmp_path / "obj.json"
     path.write_text("{}")

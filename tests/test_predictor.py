@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
 
 
@@ -11,7 +10,9 @@ def test_bundled_detector_ships_with_the_package():
 
     assert bundled_detector_path().is_file()
     rng = np.random.default_rng(0)
-    boxes, scores = PersonDetector.bundled().detect(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    boxes, scores = PersonDetector.bundled().detect(
+        rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    )
     assert boxes.shape[1:] == (4,) and len(boxes) == len(scores)
 
 
@@ -22,7 +23,9 @@ def test_topdown_predictor_with_explicit_boxes_and_without_detector(tiny_rsn_che
     predictor = Predictor.from_checkpoint(tiny_rsn_checkpoint, device="cpu", detector=None)
     assert predictor.mode == "topdown"
     image = np.full((200, 300, 3), 90, np.uint8)
-    people = predictor.predict(image, boxes=[[20, 30, 60, 120], [150, 40, 50, 100]], box_scores=[0.9, 0.5])
+    people = predictor.predict(
+        image, boxes=[[20, 30, 60, 120], [150, 40, 50, 100]], box_scores=[0.9, 0.5]
+    )
     assert len(people) == 2
     for p, (x, y, w, h) in zip(people, [[20, 30, 60, 120], [150, 40, 50, 100]]):
         np.testing.assert_allclose(p.box, [x, y, x + w, y + h])

@@ -27,7 +27,9 @@ BUILTIN = ("cpn101", "cpn50", "imhn", "mspn", "openpose_mobilenet_thin", "rsn18"
 
 def test_registry_lists_the_builtin_models_and_refuses_unknown_names():
     assert tuple(available_specs()) == BUILTIN
-    with pytest.raises(InputError, match=r"unknown model 'rsn34'; known: cpn101, cpn50, imhn, mspn"):
+    with pytest.raises(
+        InputError, match=r"unknown model 'rsn34'; known: cpn101, cpn50, imhn, mspn"
+    ):
         get_spec("rsn34")
     with pytest.raises(InputError, match="already registered"):
         register_spec(get_spec("imhn"))
@@ -151,16 +153,46 @@ def test_a_registered_variant_trains_checkpoints_evaluates_and_demos(tmp_path, t
     assert read_metadata(final)["spec"] == tiny_variant
 
     metrics = tmp_path / "m.json"
-    assert _script("evaluate").main(["--checkpoint", str(final), "--gt-boxes", "--ann", str(SAMPLE_ANN),
-                                     "--images", str(VAL_IMAGES), "--metrics", str(metrics), "--quiet"]) == 0
+    assert (
+        _script("evaluate").main(
+            [
+                "--checkpoint",
+                str(final),
+                "--gt-boxes",
+                "--ann",
+                str(SAMPLE_ANN),
+                "--images",
+                str(VAL_IMAGES),
+                "--metrics",
+                str(metrics),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     record = json.loads(metrics.read_text())
     assert record["model"] == tiny_variant.name and record["num_images"] == 3
 
     people_json = tmp_path / "people.json"
     image = VAL_IMAGES / "000000040083.jpg"
-    assert _script("demo").main(["--input", str(image), "--checkpoint", str(final), "--mode", "topdown",
-                                 "--output", str(tmp_path / "drawn.jpg"), "--json", str(people_json),
-                                 "--quiet"]) == 0
+    assert (
+        _script("demo").main(
+            [
+                "--input",
+                str(image),
+                "--checkpoint",
+                str(final),
+                "--mode",
+                "topdown",
+                "--output",
+                str(tmp_path / "drawn.jpg"),
+                "--json",
+                str(people_json),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     (frame,) = json.loads(people_json.read_text())
     assert frame["image"] == image.name and len(frame["people"]) >= 1
     assert (tmp_path / "drawn.jpg").stat().st_size > 0
@@ -175,8 +207,11 @@ def test_a_keypoint_layout_is_a_spec_field():
     with pytest.raises(InputError, match="17 entries for the 16 keypoints of mpii16"):
         rsn.replace(keypoints="mpii16")
     mpii = get_layout("mpii16")
-    spec = rsn.replace(name="rsn18_mpii", keypoints="mpii16",
-                       codec={**rsn.codec, "flip_index": list(mpii.flip_index)}).with_kwargs(num_keypoints=16)
+    spec = rsn.replace(
+        name="rsn18_mpii",
+        keypoints="mpii16",
+        codec={**rsn.codec, "flip_index": list(mpii.flip_index)},
+    ).with_kwargs(num_keypoints=16)
     assert spec.layout is mpii and spec.build_codec().num_keypoints == 16
     assert PoseModelSpec.from_json(spec.to_json()) == spec
     with pytest.raises(InputError, match="unknown keypoint layout"):

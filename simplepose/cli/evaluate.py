@@ -2,21 +2,24 @@
 MPII (PCKh, needs --head-boxes); the annotation format is recognised from the file.
 
   # a trained or converted checkpoint on a COCO split (bottom-up or top-down)
-  python evaluate.py --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json [--flip] [--scales 1 0.5]
+  python evaluate.py --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json \
+      [--flip] [--scales 1 0.5]
   # top-down with detector boxes, ground-truth boxes or the bundled RTMDet-nano person detector
   python evaluate.py --checkpoint CKPT --boxes det.json --ann ANN.json --images DIR --metrics m.json
   python evaluate.py --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
   # the bundled pretrained model
   python evaluate.py --model openpose_mobilenet_thin --ann ANN.json --images DIR --metrics m.json
   # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
-  python evaluate.py --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR --name mine
+  python evaluate.py --checkpoint CKPT --image-info image_info_test-dev2017.json \
+      --images DIR --name mine
   # what the representation + decoding lose with perfect maps (no network)
   python evaluate.py --oracle bottomup --ann ANN.json --metrics oracle.json
   python evaluate.py --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
   # score an existing COCO results file (any producer's)
   python evaluate.py --results R.json --ann ANN.json --metrics OUT.json
   # MPII: the converted JSON for boxes, the benchmark's gt_valid.mat for PCKh's head boxes
-  python evaluate.py --oracle topdown --gt-boxes --ann valid.json --head-boxes gt_valid.mat --metrics m.json
+  python evaluate.py --oracle topdown --gt-boxes --ann valid.json --head-boxes gt_valid.mat \
+      --metrics m.json
   python evaluate.py --results pred.mat --ann valid.json --head-boxes gt_valid.mat --metrics m.json
 
 Sharded across processes under torchrun (``torchrun --nproc_per_node=4 evaluate.py ...``):
@@ -33,38 +36,81 @@ from pathlib import Path
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--checkpoint", help="simplepose checkpoint (.safetensors)")
     mode.add_argument("--model", help="a model with bundled weights, e.g. openpose_mobilenet_thin")
-    mode.add_argument("--oracle", choices=["bottomup", "topdown"], help="render ground truth as network output and decode it")
+    mode.add_argument(
+        "--oracle",
+        choices=["bottomup", "topdown"],
+        help="render ground truth as network output and decode it",
+    )
     mode.add_argument("--results", help="score this COCO keypoint results JSON")
     gt = p.add_mutually_exclusive_group()
-    gt.add_argument("--ann", help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON or MPII converted JSON")
-    gt.add_argument("--image-info", help="test-dev image-info JSON (no ground truth): write a submission")
+    gt.add_argument(
+        "--ann",
+        help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON "
+        "or MPII converted JSON",
+    )
+    gt.add_argument(
+        "--image-info", help="test-dev image-info JSON (no ground truth): write a submission"
+    )
     p.add_argument("--images", help="folder of the images named in the annotation file")
-    p.add_argument("--head-boxes", help="MPII: the benchmark's ground truth with head boxes (gt_valid.mat format) for PCKh")
+    p.add_argument(
+        "--head-boxes",
+        help="MPII: the benchmark's ground truth with head boxes (gt_valid.mat format) for PCKh",
+    )
     p.add_argument("--metrics", help="where to write the metrics JSON (required with --ann)")
-    p.add_argument("--results-out", help="where to write results JSON (default: <metrics>_results.json)")
-    p.add_argument("--image-ids", type=int, nargs="+", help="evaluate only these images of the file")
-    p.add_argument("--name", default="simplepose", help="test-dev: the <name> in the submission file name")
+    p.add_argument(
+        "--results-out", help="where to write results JSON (default: <metrics>_results.json)"
+    )
+    p.add_argument(
+        "--image-ids", type=int, nargs="+", help="evaluate only these images of the file"
+    )
+    p.add_argument(
+        "--name", default="simplepose", help="test-dev: the <name> in the submission file name"
+    )
     p.add_argument("--out-dir", default=".", help="test-dev: folder of the submission files")
     g = p.add_argument_group("inference")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    g.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    g.add_argument("--scales", type=float, nargs="+", default=None, help="bottom-up scale factors (SPEC 3.8)")
+    g.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)"
+    )
+    g.add_argument(
+        "--flip", action="store_true", help="average with the horizontally flipped image"
+    )
+    g.add_argument(
+        "--scales", type=float, nargs="+", default=None, help="bottom-up scale factors (SPEC 3.8)"
+    )
     g.add_argument("--box-size", type=int, default=None, help="bottom-up input height at scale 1")
-    g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (reported) instead of failing")
+    g.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable images (reported) instead of failing",
+    )
     t = p.add_argument_group("top-down boxes")
     boxes = t.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
     boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
-    boxes.add_argument("--detector", nargs="?", const="bundled",
-                       help="run a person detector on each image: the bundled RTMDet-nano (no value) or an ONNX file of that format")
+    boxes.add_argument(
+        "--detector",
+        nargs="?",
+        const="bundled",
+        help="run a person detector on each image: the bundled RTMDet-nano (no value) "
+        "or an ONNX file of that format",
+    )
     t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
     o = p.add_argument_group("oracle")
-    o.add_argument("--backend", choices=["cpp", "reference"], default="cpp", help="bottom-up grouping implementation")
-    o.add_argument("--reference-params", action="store_true", help="the original SimplePose grouping options")
+    o.add_argument(
+        "--backend",
+        choices=["cpp", "reference"],
+        default="cpp",
+        help="bottom-up grouping implementation",
+    )
+    o.add_argument(
+        "--reference-params", action="store_true", help="the original SimplePose grouping options"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -98,10 +144,18 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def check_output_folders(args) -> None:
     """Fail before any work when an output would land in a folder that does not exist."""
-    for flag, path in (("--metrics", args.metrics), ("--results-out", args.results_out), ("--out-dir", args.out_dir)):
+    for flag, path in (
+        ("--metrics", args.metrics),
+        ("--results-out", args.results_out),
+        ("--out-dir", args.out_dir),
+    ):
         if path is None:
             continue
-        folder = Path(path) if flag == "--out-dir" else (Path(path).parent if str(Path(path).parent) else Path("."))
+        folder = (
+            Path(path)
+            if flag == "--out-dir"
+            else (Path(path).parent if str(Path(path).parent) else Path("."))
+        )
         if not folder.is_dir():
             raise FileNotFoundError(f"{flag} {path}: folder {folder} does not exist")
 
@@ -120,7 +174,11 @@ def run(args) -> int:
         runner.write_metrics(args.metrics, metrics, results_file=args.results, ann=args.ann)
         return report(metrics, args.metrics, format_metrics_table)
 
-    ann = load_image_info(args.image_info) if args.image_info else load_annotations(args.ann, args.images)
+    ann = (
+        load_image_info(args.image_info)
+        if args.image_info
+        else load_annotations(args.ann, args.images)
+    )
     if args.oracle:
         return run_oracle(args, ann, runner, format_metrics_table)
 
@@ -133,26 +191,42 @@ def run(args) -> int:
     if args.boxes:  # images the detection file does not cover are scored, as misses
         missing = [i for i in image_ids if i not in boxes]
         if missing and rank == 0:
-            print(f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in {args.boxes}; "
-                  "they are scored as images with no detections")
+            print(
+                f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in "
+                f"{args.boxes}; "
+                "they are scored as images with no detections"
+            )
     ids = runner.shard(image_ids, rank, world)
-    results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
+    results, bad = runner.run_predictor(
+        predictor,
+        ann,
+        args.images,
+        boxes,
+        args.skip_bad,
+        ids,
+        progress=not args.quiet and rank == 0,
+    )
     results, bad = runner.gather_results(results, bad)
     if rank != 0:
         return 0
     if args.image_info:
         processed = set(ann.image_ids) - {_image_id_of(p, ann, args.images) for p in bad}
-        json_path, zip_path = runner.write_test_dev_submission(results, ann, args.out_dir, args.name, processed)
-        print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}")
+        json_path, zip_path = runner.write_test_dev_submission(
+            results, ann, args.out_dir, args.name, processed
+        )
+        print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\n"
+              f"submission zip -> {zip_path}")
         return 0
     metrics = evaluate_benchmark(ann, results, image_ids=image_ids, mpii_gt=args.head_boxes)
     out = args.results_out or runner.default_results_path(args.metrics)
     runner.save_run(
-        results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, images=args.images,
-        model=predictor.model_name,
-        checkpoint=args.checkpoint, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
+        results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints,
+        ann=args.ann, images=args.images, model=predictor.model_name,
+        checkpoint=args.checkpoint, flip=args.flip, scales=args.scales, bad_images=bad,
+        world_size=world,
     )  # fmt: skip
-    print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}")
+    print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); "
+          f"results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
 
 
@@ -162,17 +236,24 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
 
         params = REFERENCE_SIMPLEPOSE if args.reference_params else GroupingParams()
         options = {"box_size": args.box_size or 512, "backend": args.backend, "params": params}
-        meta = {"box_size": options["box_size"], "backend": args.backend, "grouping": params.to_dict()}
+        meta = {
+            "box_size": options["box_size"],
+            "backend": args.backend,
+            "grouping": params.to_dict(),
+        }
     else:
         if args.boxes or args.detector:
             raise ValueError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
         options = {"flip": args.flip}
         meta = {"boxes": "gt", "flip": args.flip}
-    results, metrics, seconds = runner.run_oracle(args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options)
+    results, metrics, seconds = runner.run_oracle(
+        args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options
+    )
     out = args.results_out or runner.default_results_path(args.metrics)
-    runner.save_run(results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, oracle=args.oracle,
-                    seconds=round(seconds, 2), **meta)  # fmt: skip
-    print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}")
+    runner.save_run(results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints,
+                    ann=args.ann, oracle=args.oracle, seconds=round(seconds, 2), **meta)
+    print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images "
+          f"in {seconds:.1f} s; results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
 
 
@@ -201,7 +282,9 @@ def build_predictor(args, local_rank: int | None = None):
         options["box_size"] = args.box_size
     if args.model:
         return Predictor.from_pretrained(args.model, device=args.device, **options)
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=args.detector, **options)
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint, device=args.device, detector=args.detector, **options
+    )
     if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
         raise ValueError("a top-down checkpoint needs --boxes, --gt-boxes or --detector")
     return predictor

@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import BottomUpGeometry
 from ..decode.grouping import group
 from ..decode.params import GroupingParams
 from ..errors import InputError
+from ..geometry import BottomUpGeometry
 from ..skeleton import OPENPOSE18, SIMPLEPOSE18, BottomUpLayout
 from ..structures import Person
 from .render import render_keypoint_gaussians, render_limb_gaussians, render_pafs
 
 __all__ = [
-    "VISIBLE",
-    "OCCLUDED",
     "ABSENT",
+    "OCCLUDED",
+    "VISIBLE",
+    "OpenPosePafCodec",
+    "SimplePoseCodec",
     "coco_to_internal",
     "people_from_grouping",
-    "SimplePoseCodec",
-    "OpenPosePafCodec",
 ]
 
 # Internal visibility codes (SPEC 3.1); "labelled" means code < ABSENT.
@@ -69,7 +69,9 @@ def coco_to_internal(keypoints: np.ndarray, layout: BottomUpLayout = SIMPLEPOSE1
     return out
 
 
-def people_from_grouping(result, geometry: BottomUpGeometry, layout: BottomUpLayout) -> list[Person]:
+def people_from_grouping(
+    result, geometry: BottomUpGeometry, layout: BottomUpLayout
+) -> list[Person]:
     """GroupingResult (heatmap px, internal parts) -> Persons (dataset keypoints: COCO-17 for
     SIMPLEPOSE18 / OPENPOSE18, the layout's K otherwise; original px)."""
     num = len(result)
@@ -137,7 +139,9 @@ class SimplePoseCodec(_GroupingDecoder):
     def num_channels(self) -> int:
         return self.layout.extra["num_channels"]
 
-    def encode(self, joints: np.ndarray, out_hw: tuple[int, int], person_mask: np.ndarray | None = None) -> np.ndarray:
+    def encode(
+        self, joints: np.ndarray, out_hw: tuple[int, int], person_mask: np.ndarray | None = None
+    ) -> np.ndarray:
         """Render the 50 target channels.
 
         Args:
@@ -156,8 +160,12 @@ class SimplePoseCodec(_GroupingDecoder):
             xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.limb_sigma,
             self.limb_threshold, self.limb_floor, combine=self.limb_combine,
         )  # fmt: skip
-        keypoints = render_keypoint_gaussians(xy, labelled, out_hw, self.stride, self.keypoint_sigma)
-        mask = np.zeros((1,) + tuple(out_hw), np.float32) if person_mask is None else person_mask[None]
+        keypoints = render_keypoint_gaussians(
+            xy, labelled, out_hw, self.stride, self.keypoint_sigma
+        )
+        mask = (
+            np.zeros((1,) + tuple(out_hw), np.float32) if person_mask is None else person_mask[None]
+        )
         kmax = keypoints.max(axis=0, keepdims=True)
         return np.clip(np.concatenate([limbs, keypoints, mask.astype(np.float32), kmax]), 0.0, 1.0)
 
@@ -166,7 +174,7 @@ class SimplePoseCodec(_GroupingDecoder):
         _check_maps(maps, self.num_channels, "SimplePose maps")
         k0, k1 = self.layout.extra["keypoint_channels"]
         l0, l1 = self.layout.extra["limb_channels"]
-        as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
         return as32(maps[k0:k1]), as32(maps[l0:l1])
 
 
@@ -197,7 +205,9 @@ class OpenPosePafCodec(_GroupingDecoder):
         xy = joints[..., :2]
         heat = render_keypoint_gaussians(xy, labelled, out_hw, self.stride, self.keypoint_sigma)
         background = 1.0 - heat.max(axis=0, keepdims=True)
-        pafs = render_pafs(xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.paf_width)
+        pafs = render_pafs(
+            xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.paf_width
+        )
         out = np.zeros((self.num_channels,) + tuple(out_hw), dtype=np.float32)
         out[:18], out[18:19] = heat, background
         for k, (cx, cy) in enumerate(self.layout.extra["paf_xy"]):

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from simplepose.codecs.topdown import TopDownHeatmapCodec
-from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.coco import load_image
+from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.topdown_transforms import (
     MSPN_TRAIN_PADDING,
     TopDownAugParams,
@@ -52,11 +52,11 @@ from simplepose.data.topdown_transforms import (
 from simplepose.errors import InputError
 
 __all__ = [
-    "TopDownDataset",
-    "TopDownSampleParams",
-    "SKIPPED_IMAGE_IDS",
     "IMAGENET_MEAN_BGR",
     "IMAGENET_STD_BGR",
+    "SKIPPED_IMAGE_IDS",
+    "TopDownDataset",
+    "TopDownSampleParams",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class TopDownSampleParams:
         half_body: whether the half-body box replaced the instance box.
     """
 
-    __slots__ = ("center", "scale", "aug", "half_body")
+    __slots__ = ("aug", "center", "half_body", "scale")
 
     def __init__(self, center, scale, aug: TopDownAugParams, half_body: bool = False):
         self.center = np.asarray(center, dtype=np.float64)

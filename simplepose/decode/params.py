@@ -117,7 +117,10 @@ class GroupingParams:
             elif f.name in BOUNDS:
                 check_bound(v, f.name, f"GroupingParams.{f.name}")
         if self.person_score not in PERSON_SCORE_MODES:
-            raise InputError(f"GroupingParams.person_score must be one of {PERSON_SCORE_MODES}, got {self.person_score!r}")
+            raise InputError(
+                f"GroupingParams.person_score must be one of {PERSON_SCORE_MODES}, "
+                f"got {self.person_score!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,7 +154,9 @@ def _coerce(name: str, kind: str, value):
         raise InputError(f"{what} must be a number, got {value!r}")
     # priority_weights: three numbers
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
-        raise InputError(f"{what} must be 3 numbers (limb, from-peak, to-peak weights), got {value!r}")
+        raise InputError(
+            f"{what} must be 3 numbers (limb, from-peak, to-peak weights), got {value!r}"
+        )
     return tuple(_coerce(f"{name}[{i}]", "float", w) for i, w in enumerate(value))
 
 

@@ -10,7 +10,8 @@ written atomically at the end.
 Videos and webcams run as a 4-stage pipeline of threads joined by bounded queues, so that
 decoding, inference, grouping and drawing overlap and memory stays bounded::
 
-    reader -> [q] -> preprocess + network (x workers) -> [q] -> assignment -> [q] -> render + write (caller)
+    reader -> [q] -> preprocess + network (x workers) -> [q] -> assignment -> [q]
+           -> render + write (caller)
 
 Every stage but the network is one thread and every queue is FIFO; with several network
 workers the assignment stage puts frames back in order, so output frames keep their input
@@ -88,8 +89,14 @@ class DemoReport:
         return {k: v / n for k, v in self.stage_ms.items()}
 
 
-def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
-                    detector: str | None = None, device: str | None = None, box_size: int | None = None):
+def build_predictor(
+    model: str | None = None,
+    checkpoint: str | None = None,
+    mode: str | None = None,
+    detector: str | None = None,
+    device: str | None = None,
+    box_size: int | None = None,
+):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
     Args:
@@ -103,19 +110,27 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
     from ..predictor import Predictor
 
     if mode == "topdown" and not checkpoint:
-        raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
+        raise InputError(
+            "--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)"
+        )
     if detector and not Path(detector).is_file():
         raise InputError(f"detector {detector} does not exist")
     if checkpoint and not Path(checkpoint).is_file():
         raise InputError(f"checkpoint {checkpoint} does not exist")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
-        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
+        return Predictor.from_pretrained(
+            model or "openpose_mobilenet_thin", device=device, **options
+        )
     spec = read_metadata(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
-        raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
+        raise InputError(
+            f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}"
+        )
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
-    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
+    return Predictor.from_checkpoint(
+        checkpoint, device=device, detector=detector or "bundled", **options
+    )
 
 
 class InferenceStages:
@@ -141,7 +156,9 @@ class InferenceStages:
         pipeline = getattr(predictor, "pipeline", None)
         if hasattr(pipeline, "set_channels_last"):
             device = str(getattr(pipeline, "device", "cpu"))
-            pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
+            pipeline.set_channels_last(
+                (device == "cpu") if channels_last is None else bool(channels_last)
+            )
 
     def infer(self, frame: np.ndarray) -> tuple[object, float, float]:
         """(payload for :meth:`assign`, prepare ms, network ms)."""
@@ -158,10 +175,22 @@ class InferenceStages:
         return people, (time.perf_counter() - t0) * 1e3
 
 
-def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
-             kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
-             progress: bool = True, channels_last: bool | None = None, threads: int = 0,
-             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None) -> DemoReport:
+def run_demo(
+    predictor,
+    source: FrameSource,
+    output: str | None = None,
+    json_path: str | None = None,
+    kpt_threshold: float = 0.2,
+    draw_boxes: bool = False,
+    hud: bool = True,
+    max_frames: int | None = None,
+    progress: bool = True,
+    channels_last: bool | None = None,
+    threads: int = 0,
+    queue_size: int = 4,
+    workers: int = 0,
+    on_frame: Callable | None = None,
+) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -183,16 +212,42 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         :class:`DemoReport`.
     """
     out = plan_outputs(source, output, json_path)
-    workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
+    workers, threads = (
+        auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
+    )
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
     records: list[dict] = []
     report = DemoReport()
     try:
         if source.is_stream:
-            _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames,
-                        progress, queue_size, on_frame, max(1, int(workers)))
+            _run_stream(
+                stages,
+                source,
+                out,
+                records,
+                report,
+                kpt_threshold,
+                draw_boxes,
+                hud,
+                max_frames,
+                progress,
+                queue_size,
+                on_frame,
+                max(1, int(workers)),
+            )
         else:
-            _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame)
+            _run_images(
+                stages,
+                source,
+                out,
+                records,
+                report,
+                kpt_threshold,
+                draw_boxes,
+                hud,
+                progress,
+                on_frame,
+            )
     finally:
         source.close()
         if json_path and (records or report.frames):
@@ -201,13 +256,17 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     return report
 
 
-def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
+def _run_images(
+    stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame
+):
     from tqdm import tqdm
 
     from ..data.coco import load_image
 
     start = time.perf_counter()
-    for index, path in enumerate(tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)):
+    for index, path in enumerate(
+        tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)
+    ):
         t0 = time.perf_counter()
         try:
             frame = load_image(path)
@@ -227,7 +286,9 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
             report.outputs.append(str(target))
         if on_frame:
             on_frame(index, frame, people)
-        for k, v in zip(STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)):
+        for k, v in zip(
+            STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)
+        ):
             report.stage_ms[k] += v
         records.append({"frame": index, "image": path.name, "people": people_to_json(people)})
         report.frames += 1
@@ -262,8 +323,21 @@ def _get(q: queue.Queue, stop: threading.Event):
             continue
 
 
-def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                queue_size, on_frame, workers=1):
+def _run_stream(
+    stages,
+    source,
+    out,
+    records,
+    report,
+    kpt_threshold,
+    draw_boxes,
+    hud,
+    max_frames,
+    progress,
+    queue_size,
+    on_frame,
+    workers=1,
+):
     from tqdm import tqdm
 
     stop = threading.Event()
@@ -294,7 +368,9 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
             times["read"] += (time.perf_counter() - t0) * 1e3
             if not ok or frame is None:
                 if index == 0:
-                    raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+                    raise InputError(
+                        f"{source.kind} {source.name} yields no frames (corrupt or empty?)"
+                    )
                 return
             yield index, frame
             index += 1
@@ -350,7 +426,11 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 if errors:
                     raise errors[0]
                 if not any(t.is_alive() for t in threads) and q_people.empty():
-                    raise errors[0] if errors else RuntimeError("demo pipeline stopped without finishing")
+                    raise (
+                        errors[0]
+                        if errors
+                        else RuntimeError("demo pipeline stopped without finishing")
+                    )
                 continue
             if item is _SENTINEL:
                 break

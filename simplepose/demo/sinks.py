@@ -62,23 +62,35 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
         return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
     _check_parent(out, "output")
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
-        raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
+        raise InputError(
+            f"output {out} of a video must be a video file "
+            f"({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder"
+        )
     if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise InputError(f"output {out} of an image must be an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder")
+        raise InputError(
+            f"output {out} of an image must be an image file "
+            f"({', '.join(IMAGE_EXTENSIONS)}) or a folder"
+        )
     return out
 
 
 def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     from ..visualize import draw_hud, draw_people
 
-    canvas = draw_people(frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False)
+    canvas = draw_people(
+        frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False
+    )
     if hud:
         draw_hud(canvas, len(people), fps)
     return canvas
 
 
 def open_video_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height))
+    )
     if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
+        raise InputError(
+            f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)"
+        )
     return writer

@@ -33,8 +33,8 @@ def build_spec(cfg: Config) -> PoseModelSpec:
         InputError: unknown model, or a codec / input size that disagrees with the model.
     """
     td = cfg.data.task == "topdown"
-    return resolve_spec(cfg.model.name, cfg.model.kwargs, input_hw=cfg.data.input_hw if td else None,
-                        codec=cfg.data.codec or None)  # fmt: skip
+    return resolve_spec(cfg.model.name, cfg.model.kwargs,
+                        input_hw=cfg.data.input_hw if td else None, codec=cfg.data.codec or None)
 
 
 def build_train_dataset(cfg: Config, spec: PoseModelSpec | None = None):

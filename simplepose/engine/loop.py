@@ -7,7 +7,8 @@ Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
    identical on every rank), optionally
    convert BatchNorm to SyncBatchNorm (CUDA only), wrap it in DDP
    (``find_unused_parameters=False``), then re-seed the RNGs with ``cfg.seed + rank``;
-2. the loss is the spec's loss factory: bottom-up ``MultiScaleFocalL2Loss`` on ``preds[stack][scale]``;
+2. the loss is the spec's loss factory: bottom-up ``MultiScaleFocalL2Loss`` on
+   ``preds[stack][scale]``;
    CPN ``(global_outs, refine_out)`` -> ``CPNLoss``; MSPN/RSN ``(heatmap, stages)`` (train mode)
    -> ``CoarseToFineLoss``, both with the target indices of the data codec;
 3. data: a ``DistributedSampler`` (``shuffle``, ``drop_last``, seed ``data.seed``) gives each rank

@@ -104,9 +104,18 @@ class BottomUpPipeline:
             convs of OpenPose on CPU, same values to float rounding).
     """
 
-    def __init__(self, model, spec: PoseModelSpec, device: str = "cpu", box_size: int | None = None,
-                 scales: Sequence[float] = (1.0,), flip: bool = False, params: GroupingParams | None = None,
-                 backend: str = "cpp", channels_last: bool = False):
+    def __init__(
+        self,
+        model,
+        spec: PoseModelSpec,
+        device: str = "cpu",
+        box_size: int | None = None,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        params: GroupingParams | None = None,
+        backend: str = "cpp",
+        channels_last: bool = False,
+    ):
         import torch
 
         if not isinstance(spec, PoseModelSpec) or spec.paradigm != "bottomup":
@@ -173,7 +182,9 @@ class BottomUpPipeline:
         lin_d = np.diag([dst.stride / dst.scale_x, dst.stride / dst.scale_y])
         t_d = dst.heatmap_to_original(np.zeros(2))
         lin_s = np.diag([src.scale_x / src.stride, src.scale_y / src.stride])
-        t_s = (0.5 * np.array([src.scale_x, src.scale_y]) - 0.5 - (src.stride - 1) / 2.0) / src.stride
+        t_s = (
+            0.5 * np.array([src.scale_x, src.scale_y]) - 0.5 - (src.stride - 1) / 2.0
+        ) / src.stride
         m = np.hstack([lin_s @ lin_d, (lin_s @ t_d + t_s)[:, None]])
         hh, ww = dst.heatmap_hw
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
@@ -232,16 +243,22 @@ class BottomUpPipeline:
         n, base = inputs.n, inputs.base
         if len(outputs) != len(inputs.geometries):
             raise InputError(f"decode: {len(outputs)} outputs for {len(inputs.geometries)} scales")
-        fused = [np.zeros((self.codec.num_channels,) + base.heatmap_hw, np.float32) for _ in range(n)]
+        fused = [
+            np.zeros((self.codec.num_channels,) + base.heatmap_hw, np.float32) for _ in range(n)
+        ]
         for maps, geometry in zip(outputs, inputs.geometries):
             if inputs.flip:
-                mirrored = maps[n:, :, :, ::-1][:, self.flip_perm] * self.flip_sign[None, :, None, None]
+                mirrored = (
+                    maps[n:, :, :, ::-1][:, self.flip_perm] * self.flip_sign[None, :, None, None]
+                )
                 maps = (maps[:n] + mirrored) / 2.0
             for j in range(n):
                 fused[j] += self._resample(maps[j], geometry, base)
         return [f / len(outputs) for f in fused]
 
-    def decode_batch(self, inputs: BottomUpInputs, outputs: Sequence[np.ndarray]) -> list[list[Person]]:
+    def decode_batch(
+        self, inputs: BottomUpInputs, outputs: Sequence[np.ndarray]
+    ) -> list[list[Person]]:
         """Step 3 for every image of ``inputs``: people in original px."""
         return [self.codec.decode(m, inputs.base, self.params, self.backend)
                 for m in self.fuse(inputs, outputs)]  # fmt: skip

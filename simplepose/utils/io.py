@@ -9,7 +9,13 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_json",
+]
 
 
 @contextmanager
@@ -70,7 +76,8 @@ def read_json(path, what: str):
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise AnnotationError(
-            f"{what} file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"{what} file {path} is not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
     except UnicodeDecodeError as exc:
         raise AnnotationError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
