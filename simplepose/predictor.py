@@ -14,6 +14,7 @@ from a person detector, or on boxes passed to :meth:`Predictor.predict`.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,9 +64,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_pretrained(
-        cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options
-    ) -> Predictor:
+    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None,
+                        **options) -> Predictor:
         """A model with weights bundled in the package (no download)."""
         spec = get_spec(name)
         if not spec.pretrained:
@@ -74,9 +74,8 @@ class Predictor:
         return cls.from_spec(spec, spec.build_model(pretrained=True), device=device, **options)
 
     @classmethod
-    def from_checkpoint(
-        cls, path, device: str | None = None, detector="bundled", **options
-    ) -> Predictor:
+    def from_checkpoint(cls, path, device: str | None = None, detector="bundled",
+                        **options) -> Predictor:
         """A simplepose checkpoint (``.safetensors`` written by training or conversion).
 
         Args:
@@ -116,32 +115,42 @@ class Predictor:
         image: np.ndarray,
         boxes: np.ndarray | None = None,
         box_scores: np.ndarray | None = None,
+        *,
+        boxes_xyxy: np.ndarray | None = None,
     ):
         """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
-        Top-down models use ``boxes`` (N, 4) x, y, w, h in original px (with ``box_scores``), or
-        the detector's when no boxes are given. Bottom-up models ignore ``boxes``.
+        Top-down models use ``boxes_xyxy`` (N, 4) x1, y1, x2, y2 in original px (with
+        ``box_scores`` (N,), default 1), or the detector's when no boxes are given. Bottom-up
+        models ignore boxes. ``boxes`` (N, 4) x, y, w, h is the deprecated spelling of earlier
+        releases.
         """
+        if boxes is not None:
+            warnings.warn(
+                "Predictor boxes=(x, y, w, h) is deprecated: pass boxes_xyxy=(x1, y1, x2, y2)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            if boxes_xyxy is not None:
+                raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
+            xywh = np.asarray(boxes, dtype=float).reshape(-1, 4)
+            boxes_xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
         if self.mode == "bottomup":
             return self.pipeline.prepare(image)
-        if boxes is None:
+        if boxes_xyxy is None:
             if self.detector is None:
                 raise InputError(
                     "a top-down model needs boxes or a detector "
                     "(Predictor.from_checkpoint(..., detector='bundled'))"
                 )
-            xyxy, scores = self.detector.detect(image)
-            boxes = (
-                np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
-                if len(xyxy)
-                else np.zeros((0, 4))
-            )
-            box_scores = scores
+            boxes_xyxy, box_scores = self.detector.detect(image)
+        xyxy = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
         if box_scores is None:
-            box_scores = np.ones(len(boxes))
-        return self.pipeline.prepare(
-            image, np.asarray(boxes, float).reshape(-1, 4), np.asarray(box_scores, float)
-        )
+            box_scores = np.ones(len(xyxy))
+        xywh = np.column_stack(
+            [xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]
+        )  # the pipeline takes COCO boxes
+        return self.pipeline.prepare(image, xywh, np.asarray(box_scores, float))
 
     def forward(self, inputs):
         """Step 2: the network on the inputs of :meth:`prepare`."""
@@ -157,9 +166,11 @@ class Predictor:
         image: np.ndarray,
         boxes: np.ndarray | None = None,
         box_scores: np.ndarray | None = None,
+        *,
+        boxes_xyxy: np.ndarray | None = None,
     ) -> list[Person]:
-        """People in one BGR uint8 (H, W, 3) image, in original px (see :meth:`prepare`)."""
-        inputs = self.prepare(image, boxes, box_scores)
+        """People in one BGR uint8 (H, W, 3) image, in original px (boxes: see :meth:`prepare`)."""
+        inputs = self.prepare(image, boxes, box_scores, boxes_xyxy=boxes_xyxy)
         if self.mode == "topdown" and inputs.num_boxes == 0:
             return []
         return self.decode(inputs, self.forward(inputs))

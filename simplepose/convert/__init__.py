@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import InputError
+
 __all__ = ["CONVERTERS", "convert_state_dict"]
 
 CONVERTERS: dict[str, str] = {
@@ -22,7 +24,7 @@ CONVERTERS: dict[str, str] = {
 def convert_state_dict(source: str, state_dict):
     """Map a released checkpoint's ``state_dict`` (layout ``source``) onto ours."""
     if source not in CONVERTERS:
-        raise KeyError(
+        raise InputError(
             f"unknown checkpoint source {source!r}; available: {', '.join(sorted(CONVERTERS))}"
         )
     module_name, func_name = CONVERTERS[source].split(":")
