@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InputError
+from .geometry import xywh_to_xyxy, xyxy_to_xywh
 from .spec import PoseModelSpec, available_specs, get_spec
 from .structures import Person
 
@@ -133,8 +134,7 @@ class Predictor:
             )
             if boxes_xyxy is not None:
                 raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
-            xywh = np.asarray(boxes, dtype=float).reshape(-1, 4)
-            boxes_xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+            boxes_xyxy = xywh_to_xyxy(boxes)
         if self.mode == "bottomup":
             return self.pipeline.prepare(image)
         if boxes_xyxy is None:
@@ -144,12 +144,9 @@ class Predictor:
                     "(Predictor.from_checkpoint(..., detector='bundled'))"
                 )
             boxes_xyxy, box_scores = self.detector.detect(image)
-        xyxy = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+        xywh = xyxy_to_xywh(boxes_xyxy)  # the pipeline takes COCO boxes
         if box_scores is None:
-            box_scores = np.ones(len(xyxy))
-        xywh = np.column_stack(
-            [xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]
-        )  # the pipeline takes COCO boxes
+            box_scores = np.ones(len(xywh))
         return self.pipeline.prepare(image, xywh, np.asarray(box_scores, float))
 
     def forward(self, inputs):

@@ -8,10 +8,9 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..data.coco import CocoKeypoints
 from ..data.datasets import load_annotations
+from ..geometry import xywh_to_xyxy
 from ..utils.io import atomic_write_json
 from .benchmarks import evaluate_benchmark
 from .coco import KeypointMetrics, write_results
@@ -153,12 +152,8 @@ def run_predictor(
             xywh, scores = boxes.get(image_id, (None, None))
             if xywh is None or len(xywh) == 0:
                 continue
-            xywh = np.asarray(xywh, dtype=float).reshape(-1, 4)  # COCO detection boxes
-            people = predictor.predict(
-                image,
-                boxes_xyxy=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
-                box_scores=scores,
-            )
+            # COCO detection boxes are (x, y, w, h)
+            people = predictor.predict(image, boxes_xyxy=xywh_to_xyxy(xywh), box_scores=scores)
         else:
             people = predictor.predict(image)
         results.extend(p.to_coco(image_id) for p in people)
