@@ -7,7 +7,7 @@ image with each backend, interleaved so that machine noise hits both alike. Prin
 median / p90 ms per image, the speed ratio and a time-vs-people table, writes JSON and a
 PNG plot.
 
-  python bench/grouping.py --json bench.json \
+  python bench/grouping.py --json bench.json \\
       --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json
 
 Note: the reference is the test oracle, written for reading: its peak scan visits every

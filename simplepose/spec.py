@@ -690,8 +690,8 @@ def _register_builtins() -> None:
         min_parts=4,
         min_mean_score=0.4,
         limb_length_outlier=2.25,
-        limb_length_priors=(0.76, 0.76, 1.32, 0.98, 1.32, 0.98, 2.41, 1.62, 1.74, 2.41, 1.62, 1.74,
-                            0.97, 0.29, 0.39, 0.29, 0.39, 1.02, 1.02),
+        limb_length_priors=(0.75, 0.75, 1.3, 0.95, 1.3, 0.95, 2.36, 1.58, 1.7, 2.36, 1.58, 1.7,
+                            0.95, 0.28, 0.39, 0.28, 0.39, 1.0, 1.0),
     )
     add(
         name="openpose_mobilenet_thin",

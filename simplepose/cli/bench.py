@@ -1,7 +1,7 @@
 """End-to-end demo speed on a video: the same threaded pipeline as ``demo.py`` (read | preprocess
 + network | assignment | draw + write an mp4 into a temp dir), with a per-stage breakdown.
 
-  simplepose bench --input ../shared/data/demo/vtest.avi --json bench_demo.json \
+  simplepose bench --input ../shared/data/demo/vtest.avi --json bench_demo.json \\
       [--box-size N] [--max-frames N]
   python bench/demo.py ...   # the same, from a clone
 

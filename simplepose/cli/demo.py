@@ -53,8 +53,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="show the result in a window (the default when neither --output nor --json is given)",
     )
     m = p.add_mutually_exclusive_group()
-    m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin)")
-    m.add_argument("--checkpoint", help="simplepose checkpoint (bottom-up or top-down)")
+    m.add_argument(
+        "--model",
+        help="bundled model (default: openpose_mobilenet_thin) or an ONNX file "
+        "written by 'simplepose export'",
+    )
+    m.add_argument(
+        "--checkpoint", help="simplepose checkpoint (bottom-up or top-down) or ONNX export"
+    )
     p.add_argument("--mode", choices=["bottomup", "topdown"], help="check the checkpoint's kind")
     p.add_argument(
         "--detector",
@@ -63,6 +69,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)"
     )
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default=None,
+                   help="inference backend (default: onnxruntime for a .onnx file, else torch; "
+                        "onnxruntime with a model name or checkpoint exports it first)")
     p.add_argument("--box-size", type=int_at_least(8), default=None,
                    help="bottom-up input height (default: the model's)")
     p.add_argument("--kpt-threshold", type=float_in(0.0, 1.0), default=0.2,
@@ -101,7 +110,13 @@ def run(args) -> int:
         args.show = decide_window(args)
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
         predictor = demo_lib.build_predictor(
-            args.model, args.checkpoint, args.mode, args.detector, args.device, args.box_size
+            args.model,
+            args.checkpoint,
+            args.mode,
+            args.detector,
+            args.device,
+            args.box_size,
+            backend=args.backend,
         )
     except BaseException:
         source.close()

@@ -9,11 +9,15 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
   # a trained or converted checkpoint CKPT (bottom-up or top-down)
   simplepose evaluate --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json
   # top-down boxes: the bundled person detector (default), a COCO detection file, or ground truth
-  simplepose evaluate --checkpoint CKPT --boxes DET.json --ann ANN.json --images DIR \
+  simplepose evaluate --checkpoint CKPT --boxes DET.json --ann ANN.json --images DIR \\
       --metrics m.json
   simplepose evaluate --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
+  # an ONNX export (simplepose export) on ONNX Runtime; or any model/checkpoint with
+  # --backend onnxruntime
+  simplepose evaluate --model op.onnx --backend onnxruntime --ann ANN.json --images DIR \\
+      --metrics m.json
   # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
-  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json \
+  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json \\
       --images DIR --name mine
   # what the representation + decoding lose with perfect maps (no network)
   simplepose evaluate --oracle bottomup --ann ANN.json --metrics oracle.json
@@ -21,7 +25,7 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
   # score an existing COCO results file (any producer's)
   simplepose evaluate --results R.json --ann ANN.json --metrics OUT.json
   # MPII (VALID.json: the converted annotations; GT_VALID.mat: the benchmark's head boxes for PCKh)
-  simplepose evaluate --oracle topdown --gt-boxes --ann VALID.json --head-boxes GT_VALID.mat \
+  simplepose evaluate --oracle topdown --gt-boxes --ann VALID.json --head-boxes GT_VALID.mat \\
       --metrics m.json
   simplepose evaluate --results PRED.mat --ann VALID.json --head-boxes GT_VALID.mat --metrics m.json
 
@@ -47,6 +51,10 @@ from simplepose.cli.common import (
 )
 from simplepose.errors import InputError
 
+#: --backend values: inference backends of a model, grouping implementations of the oracle
+MODEL_BACKENDS = ("torch", "onnxruntime")
+GROUPING_BACKENDS = ("cpp", "reference")
+
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -54,7 +62,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--checkpoint", help="simplepose checkpoint (.safetensors)")
-    mode.add_argument("--model", help="a model with bundled weights, e.g. openpose_mobilenet_thin")
+    mode.add_argument(
+        "--model",
+        help="a model with bundled weights (e.g. openpose_mobilenet_thin) or an "
+        "ONNX file written by 'simplepose export'",
+    )
     mode.add_argument(
         "--oracle",
         choices=["bottomup", "topdown"],
@@ -108,6 +120,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="skip unreadable images (reported) instead of failing",
     )
+    g.add_argument(
+        "--backend",
+        choices=list(MODEL_BACKENDS + GROUPING_BACKENDS),
+        default=None,
+        help="a model: torch or onnxruntime (default: onnxruntime for a .onnx file, else torch); "
+        "--oracle bottomup: the grouping implementation, cpp (default) or reference",
+    )
     t = p.add_argument_group("top-down boxes")
     boxes = t.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
@@ -121,12 +140,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
     o = p.add_argument_group("oracle")
-    o.add_argument(
-        "--backend",
-        choices=["cpp", "reference"],
-        default="cpp",
-        help="bottom-up grouping implementation",
-    )
     o.add_argument(
         "--reference-params", action="store_true", help="the original SimplePose grouping options"
     )
@@ -145,6 +158,18 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
         p.error("--images is required to run a model")
     if args.image_info and not (args.checkpoint or args.model):
         p.error("--image-info needs --checkpoint or --model")
+    if args.oracle:
+        args.backend = args.backend or "cpp"
+        if args.backend not in GROUPING_BACKENDS:
+            p.error(
+                f"--backend {args.backend} runs a model; "
+                f"an oracle takes {' or '.join(GROUPING_BACKENDS)}"
+            )
+    elif args.backend in GROUPING_BACKENDS:
+        p.error(
+            f"--backend {args.backend} is a grouping choice of --oracle; "
+            f"a model takes {' or '.join(MODEL_BACKENDS)}"
+        )
     return args
 
 
@@ -234,8 +259,8 @@ def run(args) -> int:
     runner.save_run(
         results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints,
         ann=args.ann, images=args.images, model=predictor.model_name,
-        checkpoint=args.checkpoint, flip=args.flip, scales=args.scales, bad_images=bad,
-        world_size=world,
+        checkpoint=args.checkpoint, backend=predictor.backend, flip=args.flip,
+        scales=args.scales, bad_images=bad, world_size=world,
     )  # fmt: skip
     print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); "
           f"results -> {out}")
@@ -294,12 +319,12 @@ def build_predictor(args, local_rank: int | None = None):
         options["scales"] = tuple(args.scales)
     if args.box_size:
         options["box_size"] = args.box_size
-    if args.model:
-        return Predictor.from_pretrained(args.model, device=args.device, **options)
+    if args.model and not args.model.lower().endswith(".onnx"):
+        backend = args.backend or "torch"
+        return Predictor.from_pretrained(args.model, device=args.device, backend=backend, **options)
     detector = args.detector or (None if args.boxes or args.gt_boxes else "bundled")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint, device=args.device, detector=detector, **options
-    )
+    predictor = Predictor.from_checkpoint(args.checkpoint or args.model, device=args.device,
+                                          detector=detector, backend=args.backend, **options)
     if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
         args.detector = "bundled"
         if not is_quiet_rank():

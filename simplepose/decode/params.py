@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 from ..errors import InputError
 
@@ -119,6 +119,8 @@ class GroupingParams:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
         self.validate()
+        # what the binding receives on every call, built once (the fields are immutable)
+        object.__setattr__(self, "_as_dict", {f.name: getattr(self, f.name) for f in fields(self)})
 
     def validate(self) -> None:
         """Raise InputError naming the first invalid field."""
@@ -136,7 +138,8 @@ class GroupingParams:
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a new dict (the form the C++ binding takes)."""
+        return dict(self._as_dict)
 
     def replace(self, **changes) -> GroupingParams:
         unknown = set(changes) - {f.name for f in fields(self)}

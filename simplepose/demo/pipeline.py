@@ -106,19 +106,25 @@ def build_predictor(
     detector: str | None = None,
     device: str | None = None,
     box_size: int | None = None,
+    backend: str | None = None,
 ):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
     Args:
-        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint).
-        checkpoint: a simplepose checkpoint (bottom-up or top-down).
+        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint),
+            or an ONNX file written by ``simplepose export`` (taken as ``checkpoint``).
+        checkpoint: a simplepose checkpoint (bottom-up or top-down) or such an ONNX file.
+        backend: ``"torch"`` / ``"onnxruntime"``; None: onnxruntime for ``.onnx``, else torch.
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
         box_size: bottom-up input height (ignored by top-down models).
     """
     from ..checkpoint import read_metadata
+    from ..inference.onnx_backend import read_onnx_metadata
     from ..predictor import Predictor
 
+    if model and model.lower().endswith(".onnx") and not checkpoint:
+        model, checkpoint = None, model
     if mode == "topdown" and not checkpoint:
         raise InputError(
             "--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)"
@@ -129,18 +135,17 @@ def build_predictor(
         raise InputError(f"checkpoint {checkpoint} does not exist")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
-        return Predictor.from_pretrained(
-            model or "openpose_mobilenet_thin", device=device, **options
-        )
-    spec = read_metadata(checkpoint)["spec"]
+        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device,
+                                         backend=backend or "torch", **options)
+    is_onnx = checkpoint.lower().endswith(".onnx")
+    spec = (read_onnx_metadata if is_onnx else read_metadata)(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
         raise InputError(
             f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}"
         )
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
-    return Predictor.from_checkpoint(
-        checkpoint, device=device, detector=detector or "bundled", **options
-    )
+    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled",
+                                     backend=backend, **options)
 
 
 class InferenceStages:
@@ -164,7 +169,10 @@ class InferenceStages:
 
             torch.set_num_threads(int(threads))
         pipeline = getattr(predictor, "pipeline", None)
-        if hasattr(pipeline, "set_channels_last"):
+        if (
+            hasattr(pipeline, "set_channels_last")
+            and getattr(predictor, "backend", "torch") == "torch"
+        ):
             device = str(getattr(pipeline, "device", "cpu"))
             pipeline.set_channels_last(
                 (device == "cpu") if channels_last is None else bool(channels_last)
