@@ -7,8 +7,8 @@ image with each backend, interleaved so that machine noise hits both alike. Prin
 median / p90 ms per image, the speed ratio and a time-vs-people table, writes JSON and a
 PNG plot.
 
-  python bench/grouping.py \
-      --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json --json bench.json
+  python bench/grouping.py --json bench.json \\
+      --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json
 
 Note: the reference is the test oracle, written for reading: its peak scan visits every
 heatmap cell in Python. The ratio is C++ vs that plain-Python definition.
@@ -116,10 +116,8 @@ def main(argv=None) -> int:
             lambda m=maps, g=geometry: codec.decode(m, g, params, "reference"), 1
         )
         if len(people) != len(ref_people):
-            print(
-                f"warning: image {image_id}: C++ and reference disagree "
-                f"({len(people)} vs {len(ref_people)} people)"
-            )
+            print(f"warning: image {image_id}: C++ and reference disagree "
+                  f"({len(people)} vs {len(ref_people)} people)")
         cpp_ms.append(t_cpp)
         ref_ms.append(t_ref)
         counts.append(len(people))
@@ -139,26 +137,20 @@ def main(argv=None) -> int:
             "python": platform.python_version(),
         },
         "decode": "stride-4 maps, single scale, no flip; "
-        "split + peaks + limbs + assembly + COCO mapping",
+                  "split + peaks + limbs + assembly + COCO mapping",
     }
     print(f"images: {len(ids)}")
     print(
         f"C++       median {summary['cpp_median_ms']:8.3f} ms   p90 {summary['cpp_p90_ms']:8.3f} ms"
     )
-    print(
-        f"reference median {summary['reference_median_ms']:8.3f} ms   "
-        f"p90 {summary['reference_p90_ms']:8.3f} ms"
-    )
-    print(
-        f"speedup (median ratio) {summary['speedup']:.1f}x   "
-        f"(total time ratio {summary['speedup_total_time']:.1f}x)"
-    )
+    print(f"reference median {summary['reference_median_ms']:8.3f} ms   "
+          f"p90 {summary['reference_p90_ms']:8.3f} ms")
+    print(f"speedup (median ratio) {summary['speedup']:.1f}x   "
+          f"(total time ratio {summary['speedup_total_time']:.1f}x)")
     print(f"{'people':>8} {'images':>7} {'C++ ms':>9} {'ref ms':>10}")
     for row in summary["by_people"]:
-        print(
-            f"{row['people']:>8} {row['images']:>7} {row['cpp_median_ms']:9.3f} "
-            f"{row['reference_median_ms']:10.2f}"
-        )
+        print(f"{row['people']:>8} {row['images']:>7} {row['cpp_median_ms']:9.3f} "
+              f"{row['reference_median_ms']:10.2f}")
     plot = args.plot or str(Path(args.json).with_suffix(".png"))
     save_plot(plot, counts, cpp_ms, ref_ms)
     atomic_write_json(args.json, summary, indent=2)

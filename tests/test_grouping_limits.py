@@ -78,15 +78,8 @@ def test_largest_allowed_scales_and_thresholds_give_the_reference_result(paf):
             if thr == BOUNDS["peak_threshold"][1]:
                 assert len(a.peaks) == 0  # nothing reaches 1e6
     # a 1e7 px limb in a 1e9 px tall image is short enough: the pair is joined
-    res = group(
-        heat,
-        limb_maps,
-        CHAIN,
-        GroupingParams(min_parts=1),
-        scale_x=hi,
-        scale_y=hi,
-        image_height=BOUNDS["image_height"][1],
-    )
+    res = group(heat, limb_maps, CHAIN, GroupingParams(min_parts=1), scale_x=hi, scale_y=hi,
+                image_height=BOUNDS["image_height"][1])
     assert len(res) == 1 and res.counts[0] == 2
 
 
@@ -170,8 +163,7 @@ def test_ctrl_c_interrupts_a_long_cpp_run():
         limb = np.ones((1, 100, 100), np.float32)
         params = GroupingParams(peak_threshold=0.0, max_peaks_per_part=1_000_000,
                                 limb_max_samples=10_000, max_candidate_pairs=10_000_000,
-                                max_candidate_samples=100_000_000_000,
-                                length_prior=False)
+                                max_candidate_samples=100_000_000_000, length_prior=False)
         print("start", flush=True)
         t0 = time.perf_counter()
         try:

@@ -186,9 +186,9 @@ def _assemble(peaks, limbs, connections_per_limb, num_parts, p: GroupingParams):
     people: list[_Person] = []
     for k, (part_a, part_b) in enumerate(limbs):
         for ia, ib, s, length in connections_per_limb[k]:
-            found = [j for j, q in enumerate(people) if q.ids[part_a] == ia or q.ids[part_b] == ib][
-                :2
-            ]  # a third match is ignored, as in the reference
+            found = [
+                j for j, q in enumerate(people) if q.ids[part_a] == ia or q.ids[part_b] == ib
+            ][:2]  # a third match is ignored, as in the reference
             if len(found) == 1:
                 q = people[found[0]]
                 _attach(q, part_b, ib, s, length, peaks, p)
