@@ -103,12 +103,14 @@ def group(
             )
         image_height = float(np.shape(heatmaps)[1]) * scale_y
     if backend == "reference":  # the checks the binding makes for the C++ path
-        for name, value in (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height)):
+        scales = (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height))
+        for name, value in scales:
             check_bound(value, name, name)
         _check_reference_inputs(heatmaps, limb_maps, limbs)
-        if params.limb_length_priors and len(params.limb_length_priors) != len(limbs):
+        priors = params.limb_length_priors
+        if priors and len(priors) != len(limbs):
             raise InputError(
-                f"params['limb_length_priors'] has {len(params.limb_length_priors)} values but limbs has {len(limbs)} rows"
+                f"params['limb_length_priors'] has {len(priors)} values but limbs has {len(limbs)} rows"
             )
         out = reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
         return GroupingResult(**out)
