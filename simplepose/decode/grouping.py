@@ -110,7 +110,8 @@ def group(
         priors = params.limb_length_priors
         if priors and len(priors) != len(limbs):
             raise InputError(
-                f"params['limb_length_priors'] has {len(priors)} values but limbs has {len(limbs)} rows"
+                f"params['limb_length_priors'] has {len(priors)} values "
+                f"but limbs has {len(limbs)} rows"
             )
         out = reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
         return GroupingResult(**out)
