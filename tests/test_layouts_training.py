@@ -84,7 +84,7 @@ def test_predictor_builds_the_layouts_pipelines(tmp_path):
     path = save_model(tmp_path / "rsn.safetensors", spec, spec.build_model().state_dict())
     pred = Predictor.from_checkpoint(path, device="cpu", detector=None, flip=True)
     assert pred.pipeline.codec.flip_index == MPII16.flip_index and pred.pipeline.codec.decode_kernel == 9
-    people = pred.predict(np.zeros((100, 80, 3), np.uint8), np.array([[10, 10, 50, 60]], float))
+    people = pred.predict(np.zeros((100, 80, 3), np.uint8), boxes_xyxy=np.array([[10, 10, 60, 70]], float))
     assert people[0].keypoints.shape == (16, 3)
     spec = get_spec("imhn").with_kwargs(num_stacks=1, inp_dim=32, increase=16).with_layout("crowdpose14")
     path = save_model(tmp_path / "imhn.safetensors", spec, spec.build_model().state_dict())
