@@ -228,6 +228,20 @@ class Predictor:
             return []
         return self.decode(inputs, self.forward(inputs))
 
+    def track(self, frames, **options):
+        """Tracked people over consecutive frames: a generator of
+        :class:`~simplepose.tracking.TrackedFrame` (``index``, ``image``, ``people`` with stable
+        ``track_id``, smoothed). ``options`` go to :func:`~simplepose.tracking.track_frames`
+        (``realtime=True``: network on keyframes + optical flow; ``live=True`` for cameras).
+
+            for out in predictor.track(frames):
+                for person in out.people:
+                    print(out.index, person.track_id, person.keypoints)
+        """
+        from .tracking import track_frames
+
+        return track_frames(self, frames, **options)
+
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         """People in each image (bottom-up: same-size images share one forward pass)."""
         if self.mode == "bottomup":

@@ -11,7 +11,7 @@ Pure numpy + OpenCV (no torch), so rendering can run in a worker thread beside i
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ from .errors import InputError
 from .skeleton import COCO17, LAYOUTS, get_layout
 from .utils.image import check_image
 
-__all__ = ["KEYPOINT_COLORS", "LIMB_COLORS", "auto_thickness", "draw_hud", "draw_people", "layout_colors"]
+__all__ = ["KEYPOINT_COLORS", "LIMB_COLORS", "auto_thickness", "draw_hud", "draw_people", "layout_colors", "track_color"]
 
 LOG = logging.getLogger(__name__)
 
@@ -49,9 +49,16 @@ LIMB_COLORS, KEYPOINT_COLORS = layout_colors(COCO17)  # one per COCO17.skeleton 
 _BOX_COLOR = (60, 220, 60)
 
 
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """A stable, saturated BGR colour for a track id (golden-ratio hue steps, so consecutive
+    ids get clearly different colours)."""
+    hue = int(180 * ((int(track_id) * 0.618033988749895) % 1.0))
+    return tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+
+
 def auto_thickness(image_shape: Sequence[int]) -> int:
     """Line width in px that scales with the image: 2 px at 640 px long side, at least 1."""
-    return max(1, int(round(max(image_shape[:2]) / 320.0)))
+    return max(1, round(max(image_shape[:2]) / 320.0))
 
 
 def draw_people(
@@ -62,8 +69,13 @@ def draw_people(
     thickness: int | None = None,
     copy: bool = True,
     layout=None,
+    color_tracks: bool = True,
 ) -> np.ndarray:
     """Draw skeletons (one colour per limb), keypoint dots and optionally boxes.
+
+    People with a ``track_id`` (:class:`~simplepose.tracking.TrackedPerson`) are drawn in
+    their track's colour (:func:`track_color`) with the id written above their head, so a
+    person keeps one colour over a video.
 
     Args:
         image: BGR uint8 (H, W, 3).
@@ -77,6 +89,7 @@ def draw_people(
         layout: the keypoint layout (name or :class:`~simplepose.skeleton.KeypointLayout`);
             None: the registered layout with the people's K keypoints (17 COCO, 16 MPII,
             14 CrowdPose).
+        color_tracks: colour tracked people by track id and label them (False: limb colours).
 
     Raises:
         InputError: a person whose keypoint count is not the layout's (or no registered
@@ -100,16 +113,31 @@ def draw_people(
         # limit coordinates so cv2 never sees huge values (it draws nothing useful there anyway)
         pts = np.clip(np.nan_to_num(kpts[:, :2]), -4 * max(h, w), 4 * max(h, w))
         ipts = np.round(pts).astype(np.int64)
+        track_id = getattr(person, "track_id", None) if color_tracks else None
+        own = track_color(track_id) if track_id is not None else None
         if draw_boxes and getattr(person, "box", None) is not None:
             x1, y1, x2, y2 = np.round(np.asarray(person.box, dtype=np.float64)).astype(int)
             if x2 > x1 or y2 > y1:
-                cv2.rectangle(canvas, (x1, y1), (x2, y2), _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
+                cv2.rectangle(canvas, (x1, y1), (x2, y2), own or _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
         for (a, b), color in zip(lay.skeleton, limb_colors):
             if ok[a] and ok[b]:
-                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), color, t, cv2.LINE_AA)
+                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), own or color, t, cv2.LINE_AA)
         for k in np.flatnonzero(ok):
             cv2.circle(canvas, tuple(map(int, ipts[k])), radius, dot_colors[k], -1, cv2.LINE_AA)
+        if own is not None and ok.any():
+            _draw_label(canvas, str(int(track_id)), ipts[ok], own, t)
     return canvas
+
+
+def _draw_label(canvas: np.ndarray, text: str, pts: np.ndarray, color, thickness: int) -> None:
+    """The track id on a filled tag in the track's colour, above the person's top keypoint."""
+    scale = max(0.4, thickness * 0.25)
+    thick = max(1, thickness // 2)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x = int(np.clip(pts[:, 0].mean() - tw / 2, 0, max(canvas.shape[1] - tw - 4, 0)))
+    y = int(np.clip(pts[:, 1].min() - 6, th + base + 2, canvas.shape[0] - 1))
+    cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), color, -1)
+    cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
 
 
 def _layout_for(num_keypoints: int):
@@ -134,9 +162,9 @@ def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool
     canvas = image.copy() if copy else image
     text = f"people: {int(count)}" + (f"  fps: {fps:.1f}" if fps is not None else "")
     scale = max(0.4, max(image.shape[:2]) / 1280.0)
-    thick = max(1, int(round(scale * 2)))
+    thick = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(3, int(round(6 * scale)))
+    pad = max(3, round(6 * scale))
     x2, y2 = min(tw + 2 * pad, image.shape[1]), min(th + base + 2 * pad, image.shape[0])
     roi = canvas[:y2, :x2]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken for contrast

@@ -157,6 +157,17 @@ def test_python_wrapper_rejects_unknown_backend():
         group(*maps(), LIMBS, backend="cuda")
 
 
+def test_unpickled_arrays_are_accepted_and_byte_swapped_ones_refused():
+    """An unpickled float32 array has an equal but distinct dtype object: still float32."""
+    import pickle
+
+    heat, limb_maps = (pickle.loads(pickle.dumps(a)) for a in maps())
+    assert heat.dtype is not np.dtype(np.float32)  # the case the check must not trip on
+    assert len(call(heat, limb_maps, pickle.loads(pickle.dumps(LIMBS)))["scores"]) == 0
+    with pytest.raises(TypeError, match="heatmaps must be float32, got dtype >f4"):
+        call(heat.astype(">f4"), limb_maps)
+
+
 def test_zero_peaks_and_empty_limbs_are_fine():
     res = call(*maps())
     assert res["people"].shape == (0, 18, 3) and res["peaks"].shape == (0, 4)

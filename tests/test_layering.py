@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("codecs",),
     ("data",),
     ("spec",),
-    ("checkpoint", "config", "convert", "detect", "visualize"),
+    ("checkpoint", "config", "convert", "detect", "visualize", "tracking"),
     ("inference",),
     ("oracle",),
     ("evaluation", "export"),

@@ -90,6 +90,26 @@ def test_hud_writes_count_and_fps_top_left_in_place():
     assert draw_hud(copy, 1, copy=True) is not copy
 
 
+def test_tracked_people_are_drawn_in_their_stable_track_colour_with_the_id():
+    from simplepose.tracking import TrackedPerson
+    from simplepose.visualize import track_color
+
+    base = _person()
+    tracked = TrackedPerson(keypoints=base.keypoints, score=base.score, box=base.box, track_id=7)
+    out = draw_people(_blank(), [tracked], thickness=3)
+    colour = np.array(track_color(7))
+    a, b = COCO_SKELETON[0]
+    mid = ((base.keypoints[a, :2] + base.keypoints[b, :2]) / 2).round().astype(int)
+    assert (out[mid[1], mid[0]] == colour).all()  # limbs take the track's colour
+    # the id tag sits above the head in the same colour
+    head_top = int(base.keypoints[:, 1].min())
+    tag = out[:head_top - 2]
+    assert (np.all(tag == colour, axis=-1)).sum() > 20
+    assert track_color(7) == track_color(7) and track_color(7) != track_color(8)
+    plain = draw_people(_blank(), [tracked], thickness=3, color_tracks=False)
+    assert (plain[mid[1], mid[0]] == np.array(LIMB_COLORS[0])).all()
+
+
 def test_draw_people_other_layouts():
     from simplepose.errors import InputError
     from simplepose.skeleton import CROWDPOSE14, MPII16

@@ -4,6 +4,7 @@
   simplepose demo --input assets/ --output assets_pose/ --json people.json
   simplepose demo --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320
   simplepose demo --input webcam:0 --max-frames 300                     # shows a window
+  simplepose demo --input ../shared/data/demo/vtest.avi --output vt.mp4 --json vt.jsonl --realtime
   simplepose demo --input VIDEO --checkpoint CKPT.safetensors --json people.json
   simplepose demo --input VIDEO --checkpoint CKPT.safetensors --output out.mp4  # top-down CKPT:
                                         # the bundled person detector finds the boxes
@@ -12,8 +13,12 @@
 ``simplepose convert``. ``python demo.py`` takes the same options.)
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
-(read | preprocess + network | assignment | draw + write); see :mod:`simplepose.demo`.
+(read | preprocess + network | assignment | track + draw + write); see :mod:`simplepose.demo`.
 Without ``--output`` or ``--json`` the result is shown in a window, when there is a display.
+Videos and webcams are tracked (stable ids and colours, smoothed keypoints) unless
+``--no-track``; ``--realtime`` runs the network on keyframes and optical flow in between. The
+video is written as H.264 ``.mp4`` (VP9 for ``.webm``); ``--json X.jsonl`` streams one JSON line
+per frame (a killed run keeps what it wrote), ``--json X.json`` writes one list at the end.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed), or a video ended before the frame count
@@ -68,6 +73,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the network in NCHW layout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                   help="stable track ids, colours and smoothing (default: on for videos and webcams)")
+    p.add_argument("--realtime", action="store_true",
+                   help="video/webcam: network on keyframes in its own thread, optical flow in between")
+    p.add_argument("--keyframe-interval", type=int, default=None,
+                   help="--realtime on a file: most frames carried by flow per keyframe (default 5)")
     return p
 
 
@@ -80,7 +91,12 @@ def main(argv=None, prog: str | None = None) -> int:
 
 def run(args) -> int:
     from simplepose import demo as demo_lib
+    from simplepose.errors import InputError
 
+    if args.keyframe_interval is not None and args.keyframe_interval < 1:
+        raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
+    if args.realtime and args.track is False:
+        raise InputError("--realtime tracks the people between keyframes: it cannot run with --no-track")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         args.show = decide_window(args)
@@ -94,9 +110,15 @@ def run(args) -> int:
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,
-        show=args.show,
+        show=args.show, track=args.track, realtime=args.realtime, keyframe_interval=args.keyframe_interval,
     )  # fmt: skip
     print(summary(report))
+    if args.realtime:
+        print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
+              + (f", {report.dropped} stale frame(s) dropped" if report.dropped else ""))
+    if report.frames and not args.quiet:
+        per = report.per_frame_ms()
+        print("per frame (ms, stages overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0))
     if report.truncated:
         print(f"warning: {report.truncated} (frames from {report.frames} on are missing)",
               file=sys.stderr)

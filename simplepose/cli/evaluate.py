@@ -121,13 +121,24 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def check_output_folders(args) -> None:
-    """Fail before any work when an output would land in a folder that does not exist."""
-    for flag, path in (("--metrics", args.metrics), ("--results-out", args.results_out), ("--out-dir", args.out_dir)):
-        if path is None:
-            continue
-        folder = Path(path) if flag == "--out-dir" else (Path(path).parent if str(Path(path).parent) else Path("."))
-        if not folder.is_dir():
-            raise InputError(f"{flag} {path}: folder {folder} does not exist")
+    """Fail before any work (before the model is loaded) when an output cannot be written:
+    its folder is missing or not writable, it is an input file (``--ann``, ``--results``,
+    ``--boxes``, ...) or lies inside the ``--images`` folder, or two outputs are the same file."""
+    from simplepose.evaluation.runner import default_results_path
+    from simplepose.utils.io import check_output_file, check_writable_folder
+
+    inputs = [args.ann, args.image_info, args.results, args.boxes, args.head_boxes, args.checkpoint]
+    outputs = []
+    if args.metrics:
+        outputs.append(("--metrics", args.metrics))
+    if not args.results and (args.metrics or args.results_out):  # --results: nothing rewritten
+        outputs.append(("--results-out", args.results_out or default_results_path(args.metrics)))
+    for flag, path in outputs:
+        check_output_file(path, flag, inputs=inputs, input_folders=[args.images])
+    if len(outputs) == 2 and Path(outputs[0][1]).resolve() == Path(outputs[1][1]).resolve():
+        raise InputError(f"--metrics and --results-out are the same file {outputs[0][1]}")
+    if args.image_info:
+        check_writable_folder(args.out_dir, f"--out-dir {args.out_dir}")
 
 
 def run(args) -> int:
@@ -138,10 +149,12 @@ def run(args) -> int:
     from simplepose.evaluation import runner
     from simplepose.evaluation.benchmarks import evaluate_benchmark
     from simplepose.evaluation.benchmarks import format_table as format_metrics_table
+    from simplepose.utils.io import file_sha256
 
     if args.results:
         metrics = runner.score_results(args.results, args.ann, mpii_gt=args.head_boxes)
-        runner.write_metrics(args.metrics, metrics, results_file=args.results, ann=args.ann)
+        runner.write_metrics(args.metrics, metrics, results_file=args.results,
+                             results_sha256=file_sha256(args.results), ann=args.ann)
         return report(metrics, args.metrics, format_metrics_table)
 
     ann = load_image_info(args.image_info) if args.image_info else load_annotations(args.ann, args.images)

@@ -1,10 +1,13 @@
 """Demo outputs: the drawn frame (:func:`render_frame`), an annotated image file
-(:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`,
-``cv2.VideoWriter`` mp4v), the per-frame people JSON records (:func:`people_to_json`), and a
-window on the screen (:class:`Window`, where :func:`display_problem` finds none).
+(:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`:
+H.264 ``.mp4`` that browsers play, see :class:`~simplepose.utils.video.VideoWriter`), the
+per-frame people JSON (:func:`people_to_json` records, :func:`open_json_sink`: a ``.jsonl``
+path streams one line per frame as it goes, any other path gets one JSON list at the end), and
+a window on the screen (:class:`Window`, where :func:`display_problem` finds none).
 :func:`plan_outputs` checks every output location before any work, and refuses an output that
-is an input or lies inside an input folder. Every file is written atomically: a video goes to a
-temp file in the same folder, renamed onto the output when the writer is released, so a killed
+is an input or lies inside an input folder. Every file but the streamed ``.jsonl`` is written
+atomically: a video goes to a temp file in the same folder, renamed onto the output when the
+writer is released (also after a stream breaks mid-way: what was written is kept), so a killed
 run leaves the previous file intact (and its temp file is removed by the next run)."""
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path, commit_temp_file, temp_file_for
+from ..utils.io import atomic_path, atomic_write_json
+from ..utils.video import JsonlWriter, VideoWriter
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
 __all__ = [
-    "AtomicVideoWriter",
     "Window",
     "display_problem",
+    "open_json_sink",
     "open_video_writer",
     "people_to_json",
     "plan_outputs",
@@ -37,15 +41,41 @@ __all__ = [
 
 def people_to_json(people: list[Person]) -> list[dict]:
     """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box_xyxy"}]``
-    (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats")."""
+    (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats"),
+    with ``"track_id"`` first for tracked people (:class:`~simplepose.tracking.TrackedPerson`)."""
     return [
         {
+            **({"track_id": int(p.track_id)} if getattr(p, "track_id", None) is not None else {}),
             "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
             "score": round(float(p.score), 4),
             "box_xyxy": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
         }
         for p in people
     ]
+
+
+class _JsonListSink:
+    """Records kept in memory and written as one JSON list, atomically, on close."""
+
+    def __init__(self, path: Path):
+        self.path, self.records = path, []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        atomic_write_json(self.path, self.records)
+
+
+def open_json_sink(path):
+    """Where the per-frame records go: a ``.jsonl`` path streams one JSON object per line,
+    flushed line by line (:class:`~simplepose.utils.video.JsonlWriter`: a killed run keeps every
+    frame written so far); any other path gets one JSON list, written atomically on ``close()``.
+    Both have ``write(record)`` and ``close()``."""
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        return JsonlWriter(path)
+    return _JsonListSink(path)
 
 
 def _check_parent(path: Path, what: str) -> None:
@@ -137,42 +167,10 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     return canvas
 
 
-class AtomicVideoWriter:
-    """``cv2.VideoWriter`` (mp4v) into a temp file next to ``path``; :meth:`release` closes it
-    and renames it onto ``path``, :meth:`discard` deletes it. Until then ``path`` is untouched."""
-
-    def __init__(self, path: Path, fps: float, width: int, height: int):
-        self.path = Path(path)
-        self.tmp = temp_file_for(self.path, keep_extension=True)
-        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), (int(width), int(height)))
-        if not self.writer.isOpened():
-            self.discard()
-            raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} "
-                             f"@ {fps:.1f} fps)")
-
-    def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
-
-    def release(self) -> None:
-        """Finish the file and move it onto the output path."""
-        if self.writer is None:
-            return
-        self.writer.release()
-        self.writer = None
-        commit_temp_file(self.tmp, self.path)
-
-    def discard(self) -> None:
-        """Drop the temp file; the output path keeps what it held."""
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-        self.tmp.unlink(missing_ok=True)
-
-
-def open_video_writer(path: Path, fps: float, width: int, height: int) -> AtomicVideoWriter:
-    """An :class:`AtomicVideoWriter`: ``path`` changes only when it is released."""
-    return AtomicVideoWriter(path, fps, width, height)
+def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
+    """An H.264 (VP9 for ``.webm``) :class:`~simplepose.utils.video.VideoWriter` into a temp file:
+    ``path`` changes only when it is released (``release()``/``close()``; ``discard()`` drops it)."""
+    return VideoWriter(path, fps, (int(width), int(height)))
 
 
 def display_problem() -> str | None:

@@ -56,7 +56,9 @@ class FrameSource:
 
 
 def _quiet_opencv() -> None:
-    """Silence OpenCV's own warnings (failed camera probes etc.): we raise one clear error."""
+    """Silence OpenCV's own warnings (failed camera probes etc.) and FFmpeg's messages about
+    corrupt frames (read when a capture is opened): we raise one clear error."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # pragma: no cover - old OpenCV

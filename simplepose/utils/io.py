@@ -26,7 +26,10 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_output_file",
+    "check_writable_folder",
     "commit_temp_file",
+    "file_sha256",
     "loads_json",
     "read_json",
     "remove_stale_temps",
@@ -133,6 +136,72 @@ def atomic_path(path, suffix: str = "", keep_extension: bool = False):
         raise
 
 
+def check_output_file(path, what: str, inputs=(), input_folders=()) -> Path:
+    """Check, before any work, that ``path`` can be written without destroying an input.
+
+    Refused (:class:`~simplepose.errors.InputError`, one line naming ``what`` and the path): the
+    folder does not exist or is not writable (a temp file is created and removed there), the
+    path is an existing folder, it is one of ``inputs`` (also through a link), or it lies inside
+    one of ``input_folders``.
+
+    Returns:
+        ``Path(path)``.
+    """
+    from ..errors import InputError
+
+    path = Path(path)
+    for item in input_folders:
+        if item is None:
+            continue
+        base = Path(item).resolve()
+        if base == path.resolve() or base in path.resolve().parents:
+            raise InputError(f"{what} {path} lies inside the input folder {item}: "
+                             f"write it elsewhere")
+    for item in inputs:
+        if item is None:
+            continue
+        same = Path(item).resolve() == path.resolve()
+        if not same and path.exists() and Path(item).exists():
+            try:
+                same = os.path.samefile(path, item)
+            except OSError:
+                same = False
+        if same:
+            raise InputError(f"{what} {path} is the input {item}: it would be overwritten")
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not a file")
+    check_writable_folder(path.parent if str(path.parent) else Path("."), f"{what} {path}")
+    return path
+
+
+def check_writable_folder(folder, what: str) -> Path:
+    """InputError naming ``what`` unless ``folder`` exists and a file can be created in it."""
+    from ..errors import InputError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"cannot write {what}: folder {folder} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".simplepose-write-check.", dir=folder)
+    except OSError as exc:
+        raise InputError(f"cannot write {what}: folder {folder} is not writable "
+                         f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -199,7 +268,8 @@ def read_json(path, what: str):
             return loads_json(f.read(), f"{what} file {path}")
     except json.JSONDecodeError as exc:
         raise AnnotationError(
-            f"{what} file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"{what} file {path} is not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
     except UnicodeDecodeError as exc:
         raise AnnotationError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
