@@ -33,12 +33,18 @@ def layout_colors(layout) -> tuple[tuple, tuple]:
     layout = get_layout(layout)
     n = len(layout.skeleton)
     limbs = tuple(
-        tuple(int(c) for c in cv2.cvtColor(np.uint8([[[int(180 * i / n), 230, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+        tuple(
+            int(c)
+            for c in cv2.cvtColor(np.uint8([[[int(180 * i / n), 230, 255]]]), cv2.COLOR_HSV2BGR)[
+                0, 0
+            ]
+        )
         for i in range(n)
     )
     face = ("eye", "ear")
     dots = tuple(
-        (0, 220, 0) if name.startswith("nose") or name.endswith(face) or not name.startswith(("left", "right"))
+        (0, 220, 0)
+        if name.startswith("nose") or name.endswith(face) or not name.startswith(("left", "right"))
         else ((255, 128, 0) if name.startswith("left") else (0, 128, 255))
         for name in layout.keypoints
     )
@@ -107,8 +113,13 @@ def draw_people(
         kpts = np.asarray(person.keypoints, dtype=np.float64).reshape(-1, 3)
         lay = chosen or _layout_for(len(kpts))
         if len(kpts) != lay.num_keypoints:
-            raise InputError(f"draw_people: a person has {len(kpts)} keypoints, the {lay.name} layout {lay.num_keypoints}")
-        limb_colors, dot_colors = (LIMB_COLORS, KEYPOINT_COLORS) if lay is COCO17 else layout_colors(lay)
+            raise InputError(
+                f"draw_people: a person has {len(kpts)} keypoints, "
+                f"the {lay.name} layout {lay.num_keypoints}"
+            )
+        limb_colors, dot_colors = (
+            (LIMB_COLORS, KEYPOINT_COLORS) if lay is COCO17 else layout_colors(lay)
+        )
         ok = (kpts[:, 2] >= kpt_threshold) & (kpts[:, 2] > 0) & np.isfinite(kpts).all(axis=1)
         # limit coordinates so cv2 never sees huge values (it draws nothing useful there anyway)
         pts = np.clip(np.nan_to_num(kpts[:, :2]), -4 * max(h, w), 4 * max(h, w))
@@ -150,7 +161,9 @@ def _layout_for(num_keypoints: int):
     )
 
 
-def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool = False) -> np.ndarray:
+def draw_hud(
+    image: np.ndarray, count: int, fps: float | None = None, copy: bool = False
+) -> np.ndarray:
     """Overlay "people: N  fps: F" in the top-left corner on a dark backing box.
 
     Args:
@@ -168,5 +181,14 @@ def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool
     x2, y2 = min(tw + 2 * pad, image.shape[1]), min(th + base + 2 * pad, image.shape[0])
     roi = canvas[:y2, :x2]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken for contrast
-    cv2.putText(canvas, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        text,
+        (pad, pad + th),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
     return canvas

@@ -101,4 +101,6 @@ def test_command_runs_as_written(cmd, clone):
     if reason:
         pytest.skip(reason)
     proc = run(cmd, clone)
-    assert proc.returncode == 0, f"{cmd.source}: {cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{cmd.source}: {cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )

@@ -36,7 +36,9 @@ def test_mpii_json_is_read_zero_based_with_boxes():
     kp = ann.keypoints_array(3)
     assert kp.shape == (1, 16, 3) and kp[0, 0, 2] == 0 and kp[0, 1, 2] == 2
     x, _, w, h = ann.annotations[2]["bbox"]
-    assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(r.center[0])
+    assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(
+        r.center[0]
+    )
 
 
 def test_committed_mpii_sample():
@@ -110,5 +112,7 @@ def test_dispatch_keeps_the_crowdpose_error_for_missing_crowd_index(tmp_path):
     del data["images"][0]["crowdIndex"]
     path = tmp_path / "cp.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(AnnotationError, match=r"cp.json: images\[0\] \(id 106848\) has no 'crowdIndex'"):
+    with pytest.raises(
+        AnnotationError, match=r"cp.json: images\[0\] \(id 106848\) has no 'crowdIndex'"
+    ):
         load_annotations(path)

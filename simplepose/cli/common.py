@@ -86,7 +86,10 @@ def add_max_frames(parser, what: str = "frames", *old: str) -> None:
 
 def is_quiet_rank() -> bool:
     """True in the processes of a torchrun job other than rank 0."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0) != 0
+    return (
+        int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+        and int(os.environ.get("RANK", "0") or 0) != 0
+    )
 
 
 def report_error(prog: str, message: str) -> int:

@@ -98,7 +98,9 @@ def group(
     limbs = np.asarray(limbs)
     if image_height is None:
         if np.ndim(heatmaps) != 3:
-            raise InputError(f"heatmaps must have shape (parts, height, width), got {np.shape(heatmaps)}")
+            raise InputError(
+                f"heatmaps must have shape (parts, height, width), got {np.shape(heatmaps)}"
+            )
         image_height = float(np.shape(heatmaps)[1]) * scale_y
     if backend == "reference":  # the checks the binding makes for the C++ path
         for name, value in (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height)):

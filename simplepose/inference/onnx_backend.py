@@ -120,7 +120,9 @@ def _count_leaves(structure) -> int:
 # ------------------------------------------------------------------------ metadata
 def encode_metadata(meta: dict) -> dict[str, str]:
     """``{key: value}`` -> ``{key: string}`` for ONNX ``metadata_props`` (JSON for non-strings)."""
-    return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in meta.items()}
+    return {
+        str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in meta.items()
+    }
 
 
 def decode_metadata(raw: dict[str, str], source: str = "ONNX file") -> dict:
