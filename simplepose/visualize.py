@@ -20,7 +20,15 @@ from .errors import InputError
 from .skeleton import COCO17, LAYOUTS, get_layout
 from .utils.image import check_image
 
-__all__ = ["KEYPOINT_COLORS", "LIMB_COLORS", "auto_thickness", "draw_hud", "draw_people", "layout_colors", "track_color"]
+__all__ = [
+    "KEYPOINT_COLORS",
+    "LIMB_COLORS",
+    "auto_thickness",
+    "draw_hud",
+    "draw_people",
+    "layout_colors",
+    "track_color",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +67,9 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     """A stable, saturated BGR colour for a track id (golden-ratio hue steps, so consecutive
     ids get clearly different colours)."""
     hue = int(180 * ((int(track_id) * 0.618033988749895) % 1.0))
-    return tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+    return tuple(
+        int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    )
 
 
 def auto_thickness(image_shape: Sequence[int]) -> int:
@@ -129,10 +139,19 @@ def draw_people(
         if draw_boxes and getattr(person, "box", None) is not None:
             x1, y1, x2, y2 = np.round(np.asarray(person.box, dtype=np.float64)).astype(int)
             if x2 > x1 or y2 > y1:
-                cv2.rectangle(canvas, (x1, y1), (x2, y2), own or _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
+                cv2.rectangle(
+                    canvas, (x1, y1), (x2, y2), own or _BOX_COLOR, max(1, t // 2), cv2.LINE_AA
+                )
         for (a, b), color in zip(lay.skeleton, limb_colors):
             if ok[a] and ok[b]:
-                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), own or color, t, cv2.LINE_AA)
+                cv2.line(
+                    canvas,
+                    tuple(map(int, ipts[a])),
+                    tuple(map(int, ipts[b])),
+                    own or color,
+                    t,
+                    cv2.LINE_AA,
+                )
         for k in np.flatnonzero(ok):
             cv2.circle(canvas, tuple(map(int, ipts[k])), radius, dot_colors[k], -1, cv2.LINE_AA)
         if own is not None and ok.any():
@@ -148,7 +167,16 @@ def _draw_label(canvas: np.ndarray, text: str, pts: np.ndarray, color, thickness
     x = int(np.clip(pts[:, 0].mean() - tw / 2, 0, max(canvas.shape[1] - tw - 4, 0)))
     y = int(np.clip(pts[:, 1].min() - 6, th + base + 2, canvas.shape[0] - 1))
     cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), color, -1)
-    cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        text,
+        (x + 2, y - base),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 0),
+        thick,
+        cv2.LINE_AA,
+    )
 
 
 def _layout_for(num_keypoints: int):

@@ -99,7 +99,8 @@ def test_predictor_builds_the_layouts_pipelines(tmp_path):
         pred.pipeline.codec.flip_index == MPII16.flip_index
         and pred.pipeline.codec.decode_kernel == 9
     )
-    people = pred.predict(np.zeros((100, 80, 3), np.uint8), np.array([[10, 10, 50, 60]], float))
+    image = np.zeros((100, 80, 3), np.uint8)
+    people = pred.predict(image, boxes_xyxy=np.array([[10, 10, 60, 70]], float))
     assert people[0].keypoints.shape == (16, 3)
     spec = (
         get_spec("imhn")

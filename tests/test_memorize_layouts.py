@@ -49,9 +49,21 @@ def _train(tmp_path, config):
 def test_rsn18_memorises_the_mpii_sample(tmp_path):
     checkpoint = _train(tmp_path, "rsn18_mpii_memorize.yaml")
     metrics = tmp_path / "m.json"
-    _run("evaluate.py", "--checkpoint", checkpoint, "--gt-boxes", "--ann", MPII_DIR / "test_mpii.json",
-         "--head-boxes", REPO / "tests" / "data" / "mpii" / "gt_shared_sample.mat", "--images", MPII_DIR,
-         "--metrics", metrics, "--quiet")
+    _run(
+        "evaluate.py",
+        "--checkpoint",
+        checkpoint,
+        "--gt-boxes",
+        "--ann",
+        MPII_DIR / "test_mpii.json",
+        "--head-boxes",
+        REPO / "tests" / "data" / "mpii" / "gt_shared_sample.mat",
+        "--images",
+        MPII_DIR,
+        "--metrics",
+        metrics,
+        "--quiet",
+    )
     record = json.loads(metrics.read_text())
     assert record["PCKh@0.5"] >= 50.0, record
 

@@ -228,10 +228,13 @@ def mpii_to_coco(records, sizes, source=None, images_dir=None) -> CocoKeypoints:
     for image, image_id in ids.items():
         if image not in sizes:
             index = next(r.index for r in records if r.image == image)
-            folder = images_dir if images_dir is not None else (Path(source).parent if source else "?")
+            folder = (
+                images_dir if images_dir is not None else (Path(source).parent if source else "?")
+            )
             raise AnnotationError(
-                f"MPII file {source}: record {index} (image {image!r}): the image is not in {folder}; "
-                "the converted JSON holds no image sizes, so its images are needed (pass --images)"
+                f"MPII file {source}: record {index} (image {image!r}): the image is not in "
+                f"{folder}; the converted JSON holds no image sizes, so its images are needed "
+                "(pass --images)"
             )
         h, w = sizes[image]
         images.append({"id": image_id, "file_name": image, "width": w, "height": h})
