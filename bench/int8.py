@@ -37,10 +37,16 @@ SHARED = REPO.parent / "shared" / "data" / "coco"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", required=True, help="output JSON")
-    p.add_argument("--onnx", default=None, help="fp32 export of the bundled model (default: export now)")
-    p.add_argument("--ann", default=str(SHARED / "annotations" / "person_keypoints_val2017_subset.json"))
+    p.add_argument(
+        "--onnx", default=None, help="fp32 export of the bundled model (default: export now)"
+    )
+    p.add_argument(
+        "--ann", default=str(SHARED / "annotations" / "person_keypoints_val2017_subset.json")
+    )
     p.add_argument("--images-dir", default=str(SHARED / "val2017"))
     p.add_argument("--calib-dir", default=str(SHARED / "train2017"))
     p.add_argument("--images", type=int, default=0, help="val images for AP (0: all)")
@@ -95,8 +101,10 @@ def backbone_convs(model_path: str) -> list[str]:
 
     def feeds_conv(node, depth=0) -> bool:
         nxt = [c for o in node.output for c in consumers.get(o, [])]
-        return any(c.op_type == "Conv" or (c.op_type == "Pad" and depth < 2 and feeds_conv(c, depth + 1))
-                   for c in nxt)
+        return any(
+            c.op_type == "Conv" or (c.op_type == "Pad" and depth < 2 and feeds_conv(c, depth + 1))
+            for c in nxt
+        )
 
     names = []
     for n in nodes:
@@ -149,24 +157,25 @@ def main(argv=None) -> int:
     import cv2
     from tqdm import tqdm
 
-    from simplepose import Predictor
     from simplepose.data.coco import load_coco_keypoints
     from simplepose.evaluation import evaluate_keypoints
     from simplepose.evaluation.runner import run_predictor
     from simplepose.export import export_onnx, load_for_export
-    from simplepose.inference.bottomup import BOTTOMUP_SPECS, BottomUpPipeline
+    from simplepose.inference.bottomup import BottomUpPipeline
     from simplepose.inference.onnx_backend import OnnxRuntimeModel
+    from simplepose.predictor import Predictor
+    from simplepose.spec import get_spec
     from simplepose.utils.io import atomic_write_json
 
     name = "openpose_mobilenet_thin"
-    spec = BOTTOMUP_SPECS[name]
+    spec = get_spec(name)
     tmp = tempfile.TemporaryDirectory(prefix="int8_")
     folder = Path(tmp.name)
     fp32 = args.onnx
     if fp32 is None:
         fp32 = str(folder / "op.onnx")
-        module, name, kwargs, meta = load_for_export(name)
-        export_onnx(module, name, kwargs, fp32, checkpoint_meta=meta)
+        module, spec_, meta = load_for_export(name)
+        export_onnx(module, spec_, fp32, checkpoint_meta=meta)
     calib_paths = sorted(Path(args.calib_dir).glob("*.jpg"))[: args.calib]
     t0 = time.perf_counter()
     torch_pipe = BottomUpPipeline(OnnxRuntimeModel(fp32), spec)
@@ -199,7 +208,7 @@ def main(argv=None) -> int:
     # AP on the val images, one pipeline per variant
     rows = {}
     for k, pipe in pipes.items():
-        predictor = Predictor(pipe, "bottomup", name)
+        predictor = Predictor(pipe, spec, backend="onnxruntime")
         results, _ = run_predictor(predictor, ann, args.images_dir, image_ids=ids)
         metrics = evaluate_keypoints(ann, results, image_ids=ids)
         rows[k] = {
@@ -216,13 +225,21 @@ def main(argv=None) -> int:
         r["AP_drop"] = round(base["AP"] - r["AP"], 4)
         r["pays"] = bool(k != "fp32" and r["e2e_speedup"] >= 1.5 and r["AP_drop"] <= 0.02)
     record = {
-        "model": name, "ann": args.ann, "num_images_ap": len(ids), "speed_frames": len(frames),
-        "repeats": args.repeats, "calibration_images": len(calib_paths), "quantise_s": round(quant_s, 1),
-        "rows": rows, "load_average": os.getloadavg(), "cpu": platform.processor() or platform.machine(),
+        "model": name,
+        "ann": args.ann,
+        "num_images_ap": len(ids),
+        "speed_frames": len(frames),
+        "repeats": args.repeats,
+        "calibration_images": len(calib_paths),
+        "quantise_s": round(quant_s, 1),
+        "rows": rows,
+        "load_average": os.getloadavg(),
+        "cpu": platform.processor() or platform.machine(),
         "rule": "ship int8 only if e2e speedup >= 1.5 and AP drop <= 0.02",
     }
     atomic_write_json(out_path, record, indent=2)
-    print(f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} {'x net':>6s} {'x e2e':>6s} pays")
+    print(f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} "
+          f"{'x net':>6s} {'x e2e':>6s} pays")
     for k, r in rows.items():
         print(f"{k:14s} {r['AP']:6.3f} {r['AP50']:6.3f} {r['net_ms']:7.1f} {r['e2e_ms']:7.1f} "
               f"{r['net_speedup']:6.2f} {r['e2e_speedup']:6.2f} {r['pays']}")

@@ -448,6 +448,43 @@ class PoseModelSpec:
         derived = ("name", "input_hw", "heatmap_hw", "kernels", "decode_kernel")
         return {**self.codec, **{k: fresh[k] for k in derived}}
 
+    def with_layout(self, layout) -> PoseModelSpec:
+        """The same model for another keypoint layout
+        (a :class:`~simplepose.skeleton.KeypointLayout` or its name): ``keypoints`` names it;
+        a top-down codec gets its flip permutation (and its benchmark's decoder blur,
+        :func:`~simplepose.codecs.topdown.layout_codec_fields`) and the builder
+        ``num_keypoints=K``; a SimplePose codec gets the layout's limb graph
+        (:func:`~simplepose.skeleton.bottomup_layout`) and the builder ``out_dim`` = its channel
+        count.
+
+        Raises:
+            InputError: an unknown layout, a codec that cannot follow another layout (OpenPose's
+                PAF layout is COCO's), or builder kwargs that already fix another output size.
+        """
+        from .skeleton import bottomup_layout, get_layout
+
+        layout = get_layout(layout)
+        if layout.name == self.keypoints:
+            return self
+        if self.paradigm == "topdown":
+            from .codecs.topdown import layout_codec_fields
+
+            codec = {**self.codec, **layout_codec_fields(layout, self.codec_family)}
+            key, value = "num_keypoints", layout.num_keypoints
+        elif self.codec["type"] == "simplepose":
+            bu = bottomup_layout(layout)
+            codec = {**self.codec, "layout": bu.name}
+            key, value = "out_dim", bu.extra["num_channels"]
+        else:
+            raise InputError(f"model {self.name}: its {self.codec['type']} codec has COCO's layout "
+                             f"only, not {layout.name}")
+        given = self.kwargs.get(key)
+        default = _REGISTRY[self.name].kwargs.get(key) if self.name in _REGISTRY else None
+        if given is not None and given not in (value, default):
+            raise InputError(f"model {self.name}: {key}={given} in the model kwargs, but the "
+                             f"{layout.name} layout needs {value}")
+        return self.replace(keypoints=layout.name, codec=codec, kwargs={**self.kwargs, key: value})
+
     def with_codec(self, codec) -> PoseModelSpec:
         """A copy with another codec (an object or its :func:`codec_to_dict`)."""
         data = dict(codec) if isinstance(codec, Mapping) else codec_to_dict(codec)
@@ -561,12 +598,12 @@ def build_model(name: str, **overrides):
     return get_spec(name).build_model(**overrides)
 
 
-def resolve_spec(
-    name: str, kwargs: Mapping | None = None, input_hw=None, codec=None
-) -> PoseModelSpec:
+def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=None,
+                 layout=None) -> PoseModelSpec:
     """The spec a training config asks for: ``get_spec(name)`` with builder ``kwargs``; top-down
     at crop size ``input_hw`` (H, W) and, when given, with the codec called ``codec``
-    (:func:`simplepose.codecs.topdown.build_codec`).
+    (:func:`simplepose.codecs.topdown.build_codec`); for the keypoint ``layout`` of the data
+    (default: the spec's own, :meth:`PoseModelSpec.with_layout`).
 
     Raises:
         InputError: unknown model; a codec of another family or size than the model's.
@@ -603,10 +640,11 @@ def resolve_spec(
                     f"input is {list(spec.input_hw)}"
                 )
             spec = spec.with_codec(obj)
-        return spec
+        return spec.with_layout(layout) if layout else spec
     if codec:
         raise InputError(f"model {name} is bottom-up: a top-down codec ({codec}) does not apply")
-    return spec.with_kwargs(**kwargs)
+    spec = spec.with_kwargs(**kwargs)
+    return spec.with_layout(layout) if layout else spec
 
 
 def _ensure_builtins() -> None:
@@ -641,13 +679,19 @@ def _register_builtins() -> None:
     )
     # OpenPose mobilenet_thin (bundled weights): raw BGR, zero padding to multiples of 8.
     # Grouping tuned on the shared val subset with bench/tune_openpose.py (AP 0.299 -> 0.364;
-    # 0.320 at input 368).
+    # 0.320 at input 368; then 0.364 -> 0.366 with limb length outliers removed, cross-person
+    # limbs 19 -> 14, persons mixing two people 14 -> 8). Priors: median length of each
+    # OpenPose-18 limb over the subset's labelled people, relative to the median limb,
+    # left/right averaged (bench/tune_openpose.py --fit-priors).
     openpose_params = GroupingParams(
         peak_threshold=0.03,
-        limb_sample_threshold=0.02,
+        limb_sample_threshold=0.01,
         limb_pass_ratio=0.6,
         min_parts=4,
-        min_mean_score=0.3,
+        min_mean_score=0.4,
+        limb_length_outlier=2.25,
+        limb_length_priors=(0.75, 0.75, 1.3, 0.95, 1.3, 0.95, 2.36, 1.58, 1.7, 2.36, 1.58, 1.7,
+                            0.95, 0.28, 0.39, 0.28, 0.39, 1.0, 1.0),
     )
     add(
         name="openpose_mobilenet_thin",

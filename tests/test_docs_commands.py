@@ -14,8 +14,10 @@ from conftest import REPO, SHARED
 from doc_commands import NOT_RUN, config_commands, make_clone, placeholder, readme_commands, run
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
-#: configs whose commands tests/test_memorize.py runs as written (and checks the AP they reach)
-RUN_ELSEWHERE = {"configs/imhn_memorize.yaml", "configs/rsn18_memorize.yaml"}
+#: configs whose commands tests/test_memorize.py / test_memorize_layouts.py run as written (and
+#: check the AP / PCKh they reach)
+RUN_ELSEWHERE = {"configs/imhn_memorize.yaml", "configs/rsn18_memorize.yaml",
+                 "configs/rsn18_mpii_memorize.yaml", "configs/imhn_crowdpose_memorize.yaml"}
 
 
 def _all_commands():
@@ -99,4 +101,6 @@ def test_command_runs_as_written(cmd, clone):
     if reason:
         pytest.skip(reason)
     proc = run(cmd, clone)
-    assert proc.returncode == 0, f"{cmd.source}: {cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{cmd.source}: {cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )

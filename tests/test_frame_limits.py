@@ -16,8 +16,7 @@ from simplepose.structures import Person
 
 
 class FakePredictor:
-    """Stands in for a network: one empty person per frame (prepare / forward / decode, as
-    the demo's stages drive a predictor)."""
+    """Stands in for a network: one empty person per frame."""
 
     mode = "topdown"
     model_name = "fake"
@@ -29,12 +28,9 @@ class FakePredictor:
         return frame
 
     def forward(self, frame):
-        return frame
+        return None
 
     def decode(self, frame, outputs):
-        return self.predict(frame)
-
-    def predict(self, frame):
         return [Person.from_keypoints(np.zeros((17, 3)), 1.0)]
 
 
@@ -71,12 +67,20 @@ def _video(path: Path, frames: int, size=(64, 48)) -> Path:
     return path
 
 
-@pytest.mark.parametrize("open_limit, run_limit, expected", [(4, None, 4), (None, 3, 3), (5, 2, 2), (2, 5, 2)])
+@pytest.mark.parametrize(
+    "open_limit, run_limit, expected", [(4, None, 4), (None, 3, 3), (5, 2, 2), (2, 5, 2)]
+)
 def test_demo_reads_no_frame_beyond_the_limit(tmp_path, counting, open_limit, run_limit, expected):
     src = _video(tmp_path / "v.avi", 30)
     source = sdemo.open_source(src, max_frames=open_limit)
-    report = sdemo.run_demo(FakePredictor(), source, output=str(tmp_path / "o.mp4"), max_frames=run_limit,
-                            progress=False, queue_size=1)
+    report = sdemo.run_demo(
+        FakePredictor(),
+        source,
+        output=str(tmp_path / "o.mp4"),
+        max_frames=run_limit,
+        progress=False,
+        queue_size=1,
+    )
     assert report.frames == expected
     assert counting.reads == expected
 
@@ -88,8 +92,12 @@ def test_folder_limit_reads_the_first_images_only(tmp_path, monkeypatch):
         cv2.imwrite(str(tmp_path / f"im{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
     loaded = []
     real = coco.load_image
-    monkeypatch.setattr(coco, "load_image", lambda path: loaded.append(Path(path).name) or real(path))
-    report = sdemo.run_demo(FakePredictor(), sdemo.open_source(tmp_path, max_frames=2), progress=False)
+    monkeypatch.setattr(
+        coco, "load_image", lambda path: loaded.append(Path(path).name) or real(path)
+    )
+    report = sdemo.run_demo(
+        FakePredictor(), sdemo.open_source(tmp_path, max_frames=2), progress=False
+    )
     assert report.frames == 2 and loaded == ["im0.png", "im1.png"]
 
 
@@ -99,8 +107,24 @@ def test_bench_warmup_and_timed_passes_read_only_their_frames(tmp_path, counting
 
     src = _video(tmp_path / "v.avi", 40, size=(96, 64))
     out = tmp_path / "bench.json"
-    rc = bench.main(["--input", str(src), "--json", str(out), "--box-size", "64", "--max-frames", "3",
-                     "--warmup", "2", "--micro-repeats", "0", "--workers", "1"])
+    rc = bench.main(
+        [
+            "--input",
+            str(src),
+            "--json",
+            str(out),
+            "--box-size",
+            "64",
+            "--max-frames",
+            "3",
+            "--warmup",
+            "2",
+            "--micro-repeats",
+            "0",
+            "--workers",
+            "1",
+        ]
+    )
     assert rc == 0
     assert counting.reads == 1 + 2 + 3
     record = json.loads(out.read_text())

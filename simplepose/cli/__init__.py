@@ -22,11 +22,23 @@ __all__ = ["COMMANDS", "main"]
 #: only when their command runs, so ``simplepose --help`` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("simplepose.cli.demo", "draw the people in an image, a folder, a video or a webcam"),
-    "evaluate": ("simplepose.cli.evaluate", "COCO keypoint AP of a model, an oracle or a results file"),
-    "train": ("simplepose.cli.train", "train a model from a YAML config (torchrun: use train_dist.py)"),
-    "convert": ("simplepose.cli.convert", "convert a released checkpoint to simplepose safetensors"),
+    "evaluate": (
+        "simplepose.cli.evaluate",
+        "COCO keypoint AP of a model, an oracle or a results file",
+    ),
+    "train": (
+        "simplepose.cli.train",
+        "train a model from a YAML config (torchrun: use train_dist.py)",
+    ),
+    "convert": (
+        "simplepose.cli.convert",
+        "convert a released checkpoint to simplepose safetensors",
+    ),
     "export": ("simplepose.export", "export a model to ONNX"),
-    "bench": ("simplepose.cli.bench", "end-to-end demo speed on a video, with a per-stage breakdown"),
+    "bench": (
+        "simplepose.cli.bench",
+        "end-to-end demo speed on a video, with a per-stage breakdown",
+    ),
 }
 
 

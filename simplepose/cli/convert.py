@@ -4,8 +4,10 @@ Usage (IN: a released checkpoint you downloaded; ``python data_prep/convert_chec
 takes the same options)::
 
     simplepose convert --from simplepose --input IN.pth --output imhn.safetensors
-    simplepose convert --from pytorch-cpn --model cpn101 --input IN.pth.tar --output cpn101.safetensors
-    simplepose convert --from rsn --input IN.pth --output rsn.safetensors --model-kwargs '{"stages": 4}'
+    simplepose convert --from pytorch-cpn --model cpn101 --input IN.pth.tar \\
+        --output cpn101.safetensors
+    simplepose convert --from rsn --input IN.pth --output rsn.safetensors \\
+        --model-kwargs '{"stages": 4}'
 
 Steps: read IN without unpickling code (``torch.load(weights_only=True)`` or safetensors), map its
 keys with ``simplepose.convert.convert_state_dict(source, ...)``, build the target model and load
@@ -112,8 +114,12 @@ def main(argv=None, prog: str | None = None) -> int:
     from simplepose.spec import get_spec
 
     def convert():
+        from simplepose.utils.io import check_output_file
+
         if args.source not in CONVERTERS:
             raise SimplePoseError(f"no converter registered for {args.source!r}")
+        # before reading the (large) input: a missing or unwritable folder, or the input itself
+        check_output_file(args.output, "--output", inputs=[args.input])
         raw = load_state_dict_any(args.input)
         converted = convert_state_dict(args.source, raw)
         name, kwargs = resolve_model(args.source, args.model, args.model_kwargs, converted)

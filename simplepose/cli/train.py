@@ -3,9 +3,10 @@
     simplepose train --config configs/imhn_tiny.yaml
     simplepose train --config configs/imhn_tiny.yaml --opts train.output_dir=runs/t optim.lr=1e-4
     simplepose train --nproc-per-node 2 --config configs/imhn_tiny.yaml --opts train.max_iters=4
-    simplepose train --config configs/imhn_tiny.yaml --resume     # continue from <output_dir>/last.pt
+    # continue from <output_dir>/last.pt:
+    simplepose train --config configs/imhn_tiny.yaml --resume
     torchrun --standalone --nproc_per_node=4 train_dist.py --config configs/imhn_512_coco.yaml \\
-        --opts data.train_ann=ANN.json data.train_images=DIR  # ANN.json / DIR: your COCO train split
+        --opts data.train_ann=ANN.json data.train_images=DIR  # your COCO train split
 
 ``--nproc-per-node N`` starts N processes on this machine (torchrun's standalone launcher, run
 in process) after checking the config once; torchrun itself, needed for several machines,
@@ -51,21 +52,30 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="resume from PATH, or from <output_dir>/last.pt when no PATH")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--nproc-per-node", type=int, default=0, metavar="N",
-                        help="start N training processes on this machine (DDP; 0: this process only)")
+    parser.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start N training processes on this machine (DDP; 0: this process only)",
+    )
     return parser
 
 
 def _setup_logging(level: str, rank: int) -> None:
     # Non-zero ranks only report warnings and errors, so the log reads like one process.
-    setup_logging(getattr(logging, level) if rank == 0 else logging.WARNING,
-                  f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging(
+        getattr(logging, level) if rank == 0 else logging.WARNING,
+        f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog or os.environ.get(_PROG_ENV))
     args = parser.parse_args(argv)
     prog = parser.prog
+    args.prog = prog
     if args.nproc_per_node < 0:
         parser.error(f"--nproc-per-node must be >= 0, got {args.nproc_per_node}")
 
@@ -83,17 +93,28 @@ def main(argv=None, prog: str | None = None) -> int:
     return run_reporting_errors(prog, lambda: train(cfg, args))
 
 
+def _prog_name(args) -> str:
+    return getattr(args, "prog", None) or os.environ.get(_PROG_ENV) or "simplepose train"
+
+
 def train(cfg, args) -> int:
     from simplepose import dist
     from simplepose.engine.loop import Trainer
 
     info = None
     try:
-        info = dist.init_distributed(cfg.train.device)
+        info = dist.init_distributed(cfg.train.device, timeout_s=cfg.train.dist_timeout_s)
         trainer = Trainer(cfg, dist_info=info)
         if args.resume is not None:
             trainer.resume(args.resume or None)
         final = trainer.fit()
+    except RuntimeError as exc:  # a collective timed out or a peer vanished: name the rank
+        message = dist.describe_collective_failure(exc)
+        if message is None:
+            raise
+        # every rank reports: each names the ranks it found silent
+        print(f"{_prog_name(args)}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         dist.cleanup()
     if info is None or info.is_main:
@@ -121,7 +142,9 @@ def launch(args, prog: str) -> int:
     )
     os.environ[_PROG_ENV] = prog
     # torch threads per process: the cores shared out (torchrun would set 1 and print a warning)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc_per_node)))
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc_per_node))
+    )
     # the failure is reported below, in one line: not also as the launcher's log record
     logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
     try:

@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import BottomUpGeometry
 from ..decode.grouping import group
 from ..decode.params import GroupingParams
 from ..errors import InputError
+from ..geometry import BottomUpGeometry
 from ..skeleton import OPENPOSE18, SIMPLEPOSE18, BottomUpLayout
-from ..structures import Person
+from ..structures import Person, clip_keypoints
 from .render import render_keypoint_gaussians, render_limb_gaussians, render_pafs
 
 __all__ = [
-    "VISIBLE",
-    "OCCLUDED",
     "ABSENT",
+    "OCCLUDED",
+    "VISIBLE",
+    "OpenPosePafCodec",
+    "SimplePoseCodec",
     "coco_to_internal",
     "people_from_grouping",
-    "SimplePoseCodec",
-    "OpenPosePafCodec",
 ]
 
 # Internal visibility codes (SPEC 3.1); "labelled" means code < ABSENT.
@@ -69,7 +69,9 @@ def coco_to_internal(keypoints: np.ndarray, layout: BottomUpLayout = SIMPLEPOSE1
     return out
 
 
-def people_from_grouping(result, geometry: BottomUpGeometry, layout: BottomUpLayout) -> list[Person]:
+def people_from_grouping(
+    result, geometry: BottomUpGeometry, layout: BottomUpLayout
+) -> list[Person]:
     """GroupingResult (heatmap px, internal parts) -> Persons (dataset keypoints: COCO-17 for
     SIMPLEPOSE18 / OPENPOSE18, the layout's K otherwise; original px)."""
     num = len(result)
@@ -79,7 +81,9 @@ def people_from_grouping(result, geometry: BottomUpGeometry, layout: BottomUpLay
     parts = np.flatnonzero(to_coco >= 0)
     k = len(parts)
     kpts = np.zeros((num, k, 3), dtype=np.float64)
-    kpts[:, to_coco[parts], :2] = geometry.heatmap_to_original(result.people[:, parts, :2])
+    kpts[:, to_coco[parts], :2] = clip_keypoints(
+        geometry.heatmap_to_original(result.people[:, parts, :2]), geometry.orig_w, geometry.orig_h
+    )
     kpts[:, to_coco[parts], 2] = result.people[:, parts, 2]
     missing = np.ones((num, k), dtype=bool)
     missing[:, to_coco[parts]] = result.part_ids[:, parts] < 0
@@ -104,8 +108,18 @@ class _GroupingDecoder:
         params: GroupingParams = GroupingParams(),
         backend: str = "cpp",
     ) -> list[Person]:
-        """(C, H, W) maps on the geometry's heatmap grid -> people in original px."""
+        """(C, H, W) maps on the geometry's heatmap grid -> people in original px.
+
+        Keypoint peaks in the padding (cells beyond :attr:`BottomUpGeometry.valid_heatmap_hw`)
+        are ignored, and decoded keypoints are clipped to the image
+        (:func:`~simplepose.structures.clip_keypoints`).
+        """
         keypoint_maps, limb_maps = self.split(maps)
+        vh, vw = geometry.valid_heatmap_hw
+        if keypoint_maps.ndim == 3 and (vh < keypoint_maps.shape[1] or vw < keypoint_maps.shape[2]):
+            keypoint_maps = keypoint_maps.copy()  # never write into the caller's maps
+            keypoint_maps[:, vh:, :] = 0.0
+            keypoint_maps[:, :, vw:] = 0.0
         sx, sy = geometry.heatmap_to_original_scale
         limbs = self.layout.limbs_array
         result = group(keypoint_maps, limb_maps, limbs, params, sx, sy, geometry.orig_h, backend)
@@ -137,7 +151,9 @@ class SimplePoseCodec(_GroupingDecoder):
     def num_channels(self) -> int:
         return self.layout.extra["num_channels"]
 
-    def encode(self, joints: np.ndarray, out_hw: tuple[int, int], person_mask: np.ndarray | None = None) -> np.ndarray:
+    def encode(
+        self, joints: np.ndarray, out_hw: tuple[int, int], person_mask: np.ndarray | None = None
+    ) -> np.ndarray:
         """Render the 50 target channels.
 
         Args:
@@ -156,8 +172,12 @@ class SimplePoseCodec(_GroupingDecoder):
             xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.limb_sigma,
             self.limb_threshold, self.limb_floor, combine=self.limb_combine,
         )  # fmt: skip
-        keypoints = render_keypoint_gaussians(xy, labelled, out_hw, self.stride, self.keypoint_sigma)
-        mask = np.zeros((1,) + tuple(out_hw), np.float32) if person_mask is None else person_mask[None]
+        keypoints = render_keypoint_gaussians(
+            xy, labelled, out_hw, self.stride, self.keypoint_sigma
+        )
+        mask = (
+            np.zeros((1,) + tuple(out_hw), np.float32) if person_mask is None else person_mask[None]
+        )
         kmax = keypoints.max(axis=0, keepdims=True)
         return np.clip(np.concatenate([limbs, keypoints, mask.astype(np.float32), kmax]), 0.0, 1.0)
 
@@ -166,7 +186,7 @@ class SimplePoseCodec(_GroupingDecoder):
         _check_maps(maps, self.num_channels, "SimplePose maps")
         k0, k1 = self.layout.extra["keypoint_channels"]
         l0, l1 = self.layout.extra["limb_channels"]
-        as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
         return as32(maps[k0:k1]), as32(maps[l0:l1])
 
 
@@ -197,7 +217,9 @@ class OpenPosePafCodec(_GroupingDecoder):
         xy = joints[..., :2]
         heat = render_keypoint_gaussians(xy, labelled, out_hw, self.stride, self.keypoint_sigma)
         background = 1.0 - heat.max(axis=0, keepdims=True)
-        pafs = render_pafs(xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.paf_width)
+        pafs = render_pafs(
+            xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.paf_width
+        )
         out = np.zeros((self.num_channels,) + tuple(out_hw), dtype=np.float32)
         out[:18], out[18:19] = heat, background
         for k, (cx, cy) in enumerate(self.layout.extra["paf_xy"]):

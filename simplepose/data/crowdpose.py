@@ -72,6 +72,11 @@ def load_crowdpose(path) -> CocoKeypoints:
             problem :func:`~simplepose.data.coco.load_coco_keypoints` reports.
     """
     path, data = _read_json_object(path)
+    return _load_parsed(path, data)
+
+
+def _load_parsed(path, data) -> CocoKeypoints:
+    """:func:`load_crowdpose` of an already parsed file."""
     name = str(path)
     _require_keys(data, ("images", "annotations", "categories"), name)
     for i, img in enumerate(data["images"]):
@@ -82,7 +87,9 @@ def load_crowdpose(path) -> CocoKeypoints:
             raise AnnotationError(f"{where} has no 'crowdIndex' (required by CrowdPose)")
         value = img["crowdIndex"]
         if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise AnnotationError(f"{where}: 'crowdIndex' must be a number in [0, 1], got {value!r}")
+            raise AnnotationError(
+                f"{where}: 'crowdIndex' must be a number in [0, 1], got {value!r}"
+            )
     person = _find_person_category(data["categories"], name, required=True, layout=CROWDPOSE14)
     factor = CROWDPOSE14.oks_area_from_box
     annotations = []

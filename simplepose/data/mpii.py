@@ -91,20 +91,28 @@ def _number(v) -> bool:
 
 
 def image_size(path) -> tuple[int, int] | None:
-    """``(height, width)`` from the image file's header, or None when it cannot be read."""
+    """``(height, width)`` from the image file's header (Pillow; OpenCV decodes the whole
+    image when Pillow is missing), or None when it cannot be read."""
     try:
         from PIL import Image
+    except ImportError:
+        import cv2
 
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return None if image is None else (int(image.shape[0]), int(image.shape[1]))
+    try:
         with Image.open(path) as im:
             w, h = im.size
         return int(h), int(w)
-    except (OSError, ValueError, ImportError):
+    except (OSError, ValueError):
         return None
 
 
 def _check_record(rec, i: int, name: str) -> MpiiRecord:
     if not isinstance(rec, dict):
-        raise AnnotationError(f"MPII file {name}: record {i} must be an object, got {type(rec).__name__}")
+        raise AnnotationError(
+            f"MPII file {name}: record {i} must be an object, got {type(rec).__name__}"
+        )
     image = rec.get("image")
     where = f"MPII file {name}: record {i} (image {image!r})"
     if not isinstance(image, str) or not image:
@@ -116,7 +124,9 @@ def _check_record(rec, i: int, name: str) -> MpiiRecord:
     if not isinstance(joints, list) or len(joints) != NUM_JOINTS:
         got = len(joints) if isinstance(joints, list) else type(joints).__name__
         raise AnnotationError(f"{where}: 'joints' must hold {NUM_JOINTS} joints (MPII), got {got}")
-    if not all(isinstance(j, list) and len(j) >= 2 and _number(j[0]) and _number(j[1]) for j in joints):
+    if not all(
+        isinstance(j, list) and len(j) >= 2 and _number(j[0]) and _number(j[1]) for j in joints
+    ):
         raise AnnotationError(f"{where}: 'joints' must be {NUM_JOINTS} finite [x, y] pairs")
     if not isinstance(vis, list) or len(vis) != NUM_JOINTS:
         got = len(vis) if isinstance(vis, list) else type(vis).__name__
@@ -164,7 +174,11 @@ def load_mpii_json(path, images_dir=None) -> tuple[list[MpiiRecord], dict[str, t
         AnnotationError: naming the file, record and field (see the module docstring).
     """
     path = Path(path)
-    data = read_json(path, "MPII annotation")
+    return _load_parsed(path, read_json(path, "MPII annotation"), images_dir)
+
+
+def _load_parsed(path: Path, data, images_dir=None):
+    """:func:`load_mpii_json` of an already parsed file."""
     if not isinstance(data, list):
         raise AnnotationError(
             f"MPII file {path}: top level must be a list of person records, got a JSON "
@@ -189,25 +203,40 @@ def load_mpii_json(path, images_dir=None) -> tuple[list[MpiiRecord], dict[str, t
             "MPII file %s: %d image(s) not found under %s (e.g. %s): joints not checked "
             "against their size", name, len(missing), folder, missing[0],
         )  # fmt: skip
-    LOG.info("loaded %s: %d persons on %d images", name, len(records), len({r.image for r in records}))
+    LOG.info(
+        "loaded %s: %d persons on %d images", name, len(records), len({r.image for r in records})
+    )
     return records, sizes
 
 
-def mpii_to_coco(records, sizes, source=None) -> CocoKeypoints:
+def mpii_to_coco(records, sizes, source=None, images_dir=None) -> CocoKeypoints:
     """The records as a :class:`~simplepose.data.coco.CocoKeypoints` of layout MPII-16.
 
     Images get ids 1, 2, ... in order of first appearance; each record becomes one annotation
     (``id`` = record index + 1, so ``id - 1`` finds the record) with ``keypoints`` 16
     ``(x, y, v)`` in 0-based original px (v = 2 labelled, 0 not), ``bbox`` = the record's
     square person box, ``area`` = its area, and the record's ``center`` / ``scale`` (0-based).
-    Images without a known size get width = height = 0.
+
+    Raises:
+        AnnotationError: an image without a known size (``sizes`` comes from the image files:
+            the converted JSON holds none), naming the file, the record and ``images_dir``.
     """
     ids: dict[str, int] = {}
     for rec in records:
         ids.setdefault(rec.image, len(ids) + 1)
     images = []
     for image, image_id in ids.items():
-        h, w = sizes.get(image, (0, 0))
+        if image not in sizes:
+            index = next(r.index for r in records if r.image == image)
+            folder = (
+                images_dir if images_dir is not None else (Path(source).parent if source else "?")
+            )
+            raise AnnotationError(
+                f"MPII file {source}: record {index} (image {image!r}): the image is not in "
+                f"{folder}; the converted JSON holds no image sizes, so its images are needed "
+                "(pass --images)"
+            )
+        h, w = sizes[image]
         images.append({"id": image_id, "file_name": image, "width": w, "height": h})
     annotations = []
     for rec in records:
@@ -278,12 +307,15 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
     try:
         mat = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for a corrupt file
-        raise AnnotationError(f"MPII ground-truth file {path} cannot be read as a .mat: {exc}") from exc
+        raise AnnotationError(
+            f"MPII ground-truth file {path} cannot be read as a .mat: {exc}"
+        ) from exc
     need = ("jnt_missing", "pos_gt_src", "headboxes_src")
     missing = [k for k in need if k not in mat]
     if missing:
         what = "head boxes ('headboxes_src')" if "headboxes_src" in missing else f"{missing}"
-        raise AnnotationError(f"MPII ground-truth file {path}: missing {what}; has {sorted(k for k in mat if not k.startswith('__'))}")
+        has = sorted(k for k in mat if not k.startswith("__"))
+        raise AnnotationError(f"MPII ground-truth file {path}: missing {what}; has {has}")
     miss = np.asarray(mat["jnt_missing"], dtype=np.float64)
     pos = np.asarray(mat["pos_gt_src"], dtype=np.float64)
     heads = np.asarray(mat["headboxes_src"], dtype=np.float64)
@@ -291,13 +323,18 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
         pos, miss, heads = pos[..., None], miss.reshape(-1, 1), heads[..., None]
     if pos.ndim != 3 or pos.shape[:2] != (NUM_JOINTS, 2):
         raise AnnotationError(
-            f"MPII ground-truth file {path}: 'pos_gt_src' must be (16, 2, N) joints, got {pos.shape}"
+            f"MPII ground-truth file {path}: 'pos_gt_src' must be (16, 2, N) joints, "
+            f"got {pos.shape}"
         )
     n = pos.shape[2]
     if miss.shape != (NUM_JOINTS, n):
-        raise AnnotationError(f"MPII ground-truth file {path}: 'jnt_missing' must be (16, {n}), got {miss.shape}")
+        raise AnnotationError(
+            f"MPII ground-truth file {path}: 'jnt_missing' must be (16, {n}), got {miss.shape}"
+        )
     if heads.shape != (2, 2, n):
-        raise AnnotationError(f"MPII ground-truth file {path}: 'headboxes_src' must be (2, 2, {n}), got {heads.shape}")
+        raise AnnotationError(
+            f"MPII ground-truth file {path}: 'headboxes_src' must be (2, 2, {n}), got {heads.shape}"
+        )
     if "dataset_joints" in mat:
         names = _mat_names(mat["dataset_joints"], str(path))
         if names != MPII_MAT_JOINTS:
@@ -317,6 +354,8 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
     visible = np.transpose(miss) == 0
     joints = np.transpose(pos, (2, 0, 1)) - 1.0
     if not np.isfinite(joints[visible]).all():
-        raise AnnotationError(f"MPII ground-truth file {path}: 'pos_gt_src' holds non-finite labelled joints")
+        raise AnnotationError(
+            f"MPII ground-truth file {path}: 'pos_gt_src' holds non-finite labelled joints"
+        )
     joints[~visible] = 0.0
     return MpiiGroundTruth(path=path, joints=joints, visible=visible, head_boxes=boxes)

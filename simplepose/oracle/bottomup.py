@@ -16,6 +16,7 @@ from ..codecs.bottomup import SimplePoseCodec, coco_to_internal
 from ..data.coco import CocoKeypoints
 from ..data.masks import person_masks
 from ..decode.params import GroupingParams
+from ..errors import InputError
 from ..geometry import BottomUpGeometry
 from ..structures import Person
 
@@ -45,12 +46,24 @@ class OracleSample:
 def person_mask_on_grid(mask_all: np.ndarray, geometry: BottomUpGeometry) -> np.ndarray:
     """Original-px mask -> heatmap grid (input-frame warp, area resize, 3x3 erosion), (H, W)."""
     warped = cv2.warpAffine(
-        mask_all.astype(np.float32), geometry.original_to_input_matrix(), (geometry.pad_w, geometry.pad_h),
+        mask_all.astype(np.float32), geometry.original_to_input_matrix(),
+        (geometry.pad_w, geometry.pad_h),
         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )  # fmt: skip
     hm_h, hm_w = geometry.heatmap_hw
     small = cv2.resize(warped, (hm_w, hm_h), interpolation=cv2.INTER_AREA)
     return cv2.erode(small, np.ones((3, 3), np.uint8))
+
+
+def _known_size(ann: CocoKeypoints, image_id: int) -> tuple[int, int]:
+    """(height, width) of an image; InputError naming it when the file has no size for it."""
+    height, width = ann.image_size(image_id)
+    if height <= 0 or width <= 0:
+        raise InputError(
+            f"{ann.source}: image {ann.images[image_id]['file_name']} (id {image_id}) has no known "
+            "size (an MPII image not found beside the file: pass --images)"
+        )
+    return height, width
 
 
 def render_oracle_sample(
@@ -59,12 +72,14 @@ def render_oracle_sample(
 ) -> OracleSample:
     """Render the ground truth of ``image_id`` as the network's training target, on
     ``geometry`` (default: the IMHN inference geometry of the image at ``box_size``)."""
-    height, width = ann.image_size(image_id)
+    height, width = _known_size(ann, image_id)
     if geometry is None:
         geometry = BottomUpGeometry.for_image(width, height, box_size=box_size, stride=codec.stride)
     anns = ann.annotations_by_image[image_id]
     people = [a for a in anns if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
-    joints = coco_to_internal(np.asarray([a["keypoints"] for a in people], dtype=np.float64), codec.layout)
+    joints = coco_to_internal(
+        np.asarray([a["keypoints"] for a in people], dtype=np.float64), codec.layout
+    )
     joints[..., :2] = geometry.original_to_input(joints[..., :2])
     mask_all, _ = person_masks(anns, height, width)
     maps = codec.encode(joints, geometry.heatmap_hw, person_mask_on_grid(mask_all, geometry))
@@ -91,7 +106,7 @@ def oracle_pipeline(
 def oracle_people(ann: CocoKeypoints, image_id: int, pipeline) -> list[Person]:
     """Oracle people of one image: the pipeline's plan for the image size, the ground truth
     rendered on its grid as the network output, the pipeline's decode."""
-    height, width = ann.image_size(image_id)
+    height, width = _known_size(ann, image_id)
     plan = pipeline.plan(width, height)
     sample = render_oracle_sample(ann, image_id, pipeline.codec, geometry=plan.base)
     return pipeline.decode(plan, [sample.maps[None]])
