@@ -67,8 +67,8 @@ def _check_folder(predictor, folder):
 
 
 def _check_video(predictor, image_path, tmp_path):
-    """The threaded video pipeline (2 network workers): a short clip of one image, compared
-    frame by frame as decoded."""
+    """The threaded video pipeline (2 network workers, no tracking): a short clip of one image,
+    compared frame by frame as decoded."""
     video = tmp_path / "clip.avi"
     frame = load_image(image_path)
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, frame.shape[1::-1])
@@ -82,6 +82,7 @@ def _check_video(predictor, image_path, tmp_path):
         progress=False,
         workers=2,
         channels_last=False,
+        track=False,  # the tracker smooths keypoints over time by design
         on_frame=lambda i, f, p: frames.update({i: (f.copy(), p)}),
     )
     assert len(frames) == 3 and sum(len(p) for _, p in frames.values()) > 0
