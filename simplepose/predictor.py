@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InputError
+from .geometry import xywh_to_xyxy, xyxy_to_xywh
 from .spec import PoseModelSpec, available_specs, get_spec
 from .structures import Person
 
@@ -108,22 +109,14 @@ class Predictor:
         return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
 
     # ---------------------------------------------------------------------- steps
-    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
-                *, boxes_xyxy: np.ndarray | None = None):
+    def prepare(self, image: np.ndarray, boxes_xyxy: np.ndarray | None = None,
+                box_scores: np.ndarray | None = None):
         """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
         Top-down models use ``boxes_xyxy`` (N, 4) x1, y1, x2, y2 in original px (with
         ``box_scores`` (N,), default 1), or the detector's when no boxes are given. Bottom-up
-        models ignore boxes. ``boxes`` (N, 4) x, y, w, h is the deprecated spelling of earlier
-        releases.
+        models ignore boxes.
         """
-        if boxes is not None:
-            warnings.warn("Predictor boxes=(x, y, w, h) is deprecated: pass boxes_xyxy=(x1, y1, x2, y2)",
-                          DeprecationWarning, stacklevel=3)
-            if boxes_xyxy is not None:
-                raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
-            xywh = np.asarray(boxes, dtype=float).reshape(-1, 4)
-            boxes_xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
         if self.mode == "bottomup":
             return self.pipeline.prepare(image)
         if boxes_xyxy is None:
@@ -133,8 +126,8 @@ class Predictor:
         xyxy = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
         if box_scores is None:
             box_scores = np.ones(len(xyxy))
-        xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])  # the pipeline takes COCO boxes
-        return self.pipeline.prepare(image, xywh, np.asarray(box_scores, float))
+        # the pipeline works on COCO (x, y, w, h) boxes
+        return self.pipeline.prepare(image, xyxy_to_xywh(xyxy), np.asarray(box_scores, float))
 
     def forward(self, inputs):
         """Step 2: the network on the inputs of :meth:`prepare`."""
@@ -147,8 +140,17 @@ class Predictor:
     # ---------------------------------------------------------------------- API
     def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
                 *, boxes_xyxy: np.ndarray | None = None) -> list[Person]:
-        """People in one BGR uint8 (H, W, 3) image, in original px (boxes: see :meth:`prepare`)."""
-        inputs = self.prepare(image, boxes, box_scores, boxes_xyxy=boxes_xyxy)
+        """People in one BGR uint8 (H, W, 3) image, in original px (see :meth:`prepare`).
+
+        ``boxes`` (N, 4) x, y, w, h is the deprecated spelling of earlier releases.
+        """
+        if boxes is not None:
+            warnings.warn("Predictor.predict(boxes=x, y, w, h) is deprecated: pass boxes_xyxy=x1, y1, x2, y2",
+                          DeprecationWarning, stacklevel=2)
+            if boxes_xyxy is not None:
+                raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
+            boxes_xyxy = xywh_to_xyxy(np.asarray(boxes, dtype=float).reshape(-1, 4))
+        inputs = self.prepare(image, boxes_xyxy, box_scores)
         if self.mode == "topdown" and inputs.num_boxes == 0:
             return []
         return self.decode(inputs, self.forward(inputs))
