@@ -47,9 +47,10 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "matplotlib>=3.6",
-        "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat)
+        "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat); tracking's linear_sum_assignment
+        "imageio-ffmpeg>=0.4.9",  # its ffmpeg binary writes the demo's H.264 videos
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "trackeval>=1.0"], "bench": ["trackeval>=1.0"]},
     entry_points={"console_scripts": ["simplepose = simplepose.cli:main"]},
     zip_safe=False,
 )

@@ -94,7 +94,7 @@ def make_backends(onnx_path: str, wanted) -> tuple[dict, dict]:
     import torch
 
     from simplepose.inference.onnx_backend import OnnxRuntimeModel
-    from simplepose.models import build_model
+    from simplepose.spec import build_model
 
     runs, skipped = {}, {}
     nchw = build_model("openpose_mobilenet_thin", pretrained=True).eval()
@@ -214,8 +214,8 @@ def main(argv=None) -> int:
     onnx_path = args.onnx
     if onnx_path is None:
         onnx_path = str(Path(tmp.name) / "op.onnx")
-        module, name, kwargs, meta = load_for_export("openpose_mobilenet_thin")
-        export_onnx(module, name, kwargs, onnx_path, checkpoint_meta=meta)
+        module, spec, meta = load_for_export("openpose_mobilenet_thin")
+        export_onnx(module, spec, onnx_path, checkpoint_meta=meta)
     runs, skipped = make_backends(onnx_path, args.backends)
     names = list(runs)
     frames = read_frames(args.video, args.frames)

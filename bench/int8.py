@@ -149,24 +149,25 @@ def main(argv=None) -> int:
     import cv2
     from tqdm import tqdm
 
-    from simplepose import Predictor
     from simplepose.data.coco import load_coco_keypoints
     from simplepose.evaluation import evaluate_keypoints
     from simplepose.evaluation.runner import run_predictor
     from simplepose.export import export_onnx, load_for_export
-    from simplepose.inference.bottomup import BOTTOMUP_SPECS, BottomUpPipeline
+    from simplepose.inference.bottomup import BottomUpPipeline
     from simplepose.inference.onnx_backend import OnnxRuntimeModel
+    from simplepose.predictor import Predictor
+    from simplepose.spec import get_spec
     from simplepose.utils.io import atomic_write_json
 
     name = "openpose_mobilenet_thin"
-    spec = BOTTOMUP_SPECS[name]
+    spec = get_spec(name)
     tmp = tempfile.TemporaryDirectory(prefix="int8_")
     folder = Path(tmp.name)
     fp32 = args.onnx
     if fp32 is None:
         fp32 = str(folder / "op.onnx")
-        module, name, kwargs, meta = load_for_export(name)
-        export_onnx(module, name, kwargs, fp32, checkpoint_meta=meta)
+        module, spec_, meta = load_for_export(name)
+        export_onnx(module, spec_, fp32, checkpoint_meta=meta)
     calib_paths = sorted(Path(args.calib_dir).glob("*.jpg"))[: args.calib]
     t0 = time.perf_counter()
     torch_pipe = BottomUpPipeline(OnnxRuntimeModel(fp32), spec)
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
     # AP on the val images, one pipeline per variant
     rows = {}
     for k, pipe in pipes.items():
-        predictor = Predictor(pipe, "bottomup", name)
+        predictor = Predictor(pipe, spec, backend="onnxruntime")
         results, _ = run_predictor(predictor, ann, args.images_dir, image_ids=ids)
         metrics = evaluate_keypoints(ann, results, image_ids=ids)
         rows[k] = {

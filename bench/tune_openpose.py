@@ -13,6 +13,15 @@ defaults reproduces ``evaluate.py --model openpose_mobilenet_thin --box-size N``
 Grid values are set per field, e.g. ``--grid peak_threshold=0.05,0.1,0.15 min_parts=2,3``.
 Prints one table row per (size, variant), sorted by AP, and the best variant per size.
 Tune on the val *subset* only; there is no held-out split here, so a large grid overfits.
+
+Besides AP, each row counts what the demo picture shows badly and AP barely sees:
+``cross`` = COCO-skeleton limbs of a detection whose two keypoints lie on two different
+annotated people, ``mixed`` = detections with keypoints on two or more people (a keypoint
+"lies on" the person whose same keypoint is nearest, within 0.3 x sqrt(area)).
+
+``--fit-priors`` prints ``GroupingParams.limb_length_priors`` for the model's layout from
+the annotation (median length of each limb over labelled people of area >= 32^2, relative
+to the median limb, left/right averaged) and exits; no network is run.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)")
     p.add_argument("--limit", type=int, dest="max_frames", help=argparse.SUPPRESS)  # old spelling
     p.add_argument("--json", help="write every row here")
+    p.add_argument("--fit-priors", action="store_true", help="print limb_length_priors fitted on --ann and exit")
     return p.parse_args(argv)
 
 
@@ -86,17 +96,71 @@ def cached_maps(pipeline, ann, images_dir, ids, size: int, cache: Path) -> dict:
     return out
 
 
-def score(codec, maps: dict, params, ann) -> tuple[float, float, float, int]:
-    """(AP, AP50, AR, decode ms/img) of one grouping variant on cached maps."""
+# COCO-17 skeleton (0-based keypoint pairs) for the cross-person count.
+COCO_SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+
+
+def cross_person(ann, image_id, people, radius: float = 0.3) -> tuple[int, int]:
+    """(limbs joining two annotated people, detections spanning two or more people) of one
+    image: each detected keypoint goes to the annotated person whose same keypoint is nearest
+    in units of sqrt(area), if within ``radius``."""
+    gt = ann.keypoints_array(image_id)  # (G, 17, 3) original px
+    if not len(gt) or not people:
+        return 0, 0
+    scale = np.sqrt([max(a.get("area", 1.0), 1.0) for a in ann.annotations_by_image[image_id]])
+    cross = mixed = 0
+    for person in people:
+        k = person.keypoints
+        d = np.hypot(*(gt[:, :, :2] - k[None, :, :2]).transpose(2, 0, 1)) / scale[:, None]  # (G, 17)
+        d[gt[:, :, 2] <= 0] = np.inf
+        owner = np.where((d.min(0) < radius) & (k[:, 2] > 0), d.argmin(0), -1)
+        cross += sum(owner[a] >= 0 and owner[b] >= 0 and owner[a] != owner[b] for a, b in COCO_SKELETON)
+        mixed += len(set(owner[owner >= 0].tolist())) > 1
+    return int(cross), int(mixed)
+
+
+def fit_priors(ann, layout) -> tuple[float, ...]:
+    """Median length of each limb of ``layout`` over the labelled people of area >= 32^2
+    (relative to sqrt(area)), left/right averaged, divided by the median limb."""
+    from simplepose.codecs.bottomup import ABSENT, coco_to_internal
+
+    lengths = [[] for _ in layout.limbs]
+    for image_id in ann.image_ids:
+        records = ann.annotations_by_image[image_id]
+        if not records:
+            continue
+        joints = coco_to_internal(ann.keypoints_array(image_id), layout)
+        for j, rec in enumerate(records):
+            if rec.get("area", 0.0) < 32 * 32:
+                continue
+            for k, (a, b) in enumerate(layout.limbs):
+                if joints[j, a, 2] < ABSENT and joints[j, b, 2] < ABSENT:
+                    lengths[k].append(np.hypot(*(joints[j, a, :2] - joints[j, b, :2])) / np.sqrt(rec["area"]))
+    if any(not v for v in lengths):
+        raise SystemExit("tune_openpose.py: error: some limb is never labelled in --ann")
+    med = np.array([np.median(v) for v in lengths])
+    med = (med + med[list(layout.limb_flip)]) / 2.0  # a limb and its mirror alike
+    return tuple(round(float(v), 2) for v in med / np.median(med))
+
+
+def score(codec, maps: dict, params, ann) -> tuple[float, float, float, float, int, int]:
+    """(AP, AP50, AR, decode ms/img, cross-person limbs, mixed detections) of one grouping
+    variant on cached maps."""
     from simplepose.evaluation import evaluate_keypoints
 
-    results = []
-    t0 = time.perf_counter()
+    results, cross, mixed, ms = [], 0, 0, 0.0
     for image_id, (m, g) in maps.items():
-        results.extend(p.to_coco(image_id) for p in codec.decode(m, g, params))
-    ms = (time.perf_counter() - t0) * 1e3 / max(len(maps), 1)
+        t0 = time.perf_counter()
+        people = codec.decode(m, g, params)
+        ms += (time.perf_counter() - t0) * 1e3
+        c, x = cross_person(ann, image_id, people)
+        cross, mixed = cross + c, mixed + x
+        results.extend(p.to_coco(image_id) for p in people)
     metrics = evaluate_keypoints(ann, results, image_ids=list(maps))
-    return metrics["AP"], metrics["AP50"], metrics["AR"], ms
+    return metrics["AP"], metrics["AP50"], metrics["AR"], ms / max(len(maps), 1), cross, mixed
 
 
 def main(argv=None) -> int:
@@ -116,6 +180,9 @@ def main(argv=None) -> int:
     # channels-last is markedly faster for the depthwise convs; same maps to float rounding
     predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", channels_last=True)
     pipeline = predictor.pipeline
+    if args.fit_priors:
+        print(f"limb_length_priors={fit_priors(ann, pipeline.codec.layout)}")
+        return 0
     base = pipeline.params
     grid = parse_grid(args.grid)
     keys = list(grid)
@@ -129,11 +196,13 @@ def main(argv=None) -> int:
         for kind, changes in todo:
             params = base.replace(**changes)
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its summary
-                ap, ap50, ar, ms = score(pipeline.codec, maps, params, ann)
-            rows.append(dict(box_size=size, kind=kind, AP=ap, AP50=ap50, AR=ar, decode_ms=ms, **params.to_dict()))
-            print(f"  {size:4d} {kind:7s} AP {ap:.3f} AP50 {ap50:.3f} AR {ar:.3f} decode {ms:5.1f} ms  {changes}", flush=True)
+                ap, ap50, ar, ms, cross, mixed = score(pipeline.codec, maps, params, ann)
+            rows.append(dict(box_size=size, kind=kind, AP=ap, AP50=ap50, AR=ar, decode_ms=ms, cross=cross,
+                             mixed=mixed, **params.to_dict()))
+            print(f"  {size:4d} {kind:7s} AP {ap:.4f} AP50 {ap50:.3f} AR {ar:.3f} cross {cross:3d} mixed {mixed:3d} "
+                  f"decode {ms:5.1f} ms  {changes}", flush=True)
 
-    cols = ["box_size", "AP", "AP50", "AR", "decode_ms"] + keys
+    cols = ["box_size", "AP", "AP50", "AR", "cross", "mixed", "decode_ms", *keys]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in sorted(rows, key=lambda r: -r["AP"])[:25]:
         print("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_OPSET",
     "example_input",
     "export_onnx",
+    "input_description",
     "load_for_export",
     "main",
     "model_metadata",
@@ -60,100 +61,83 @@ ATOL = 1e-4
 
 
 # ------------------------------------------------------------------------- model + meta
-def _is_topdown(name: str) -> bool:
-    from .inference.topdown_constants import TOPDOWN_MODEL_SPECS
-
-    return name in TOPDOWN_MODEL_SPECS
-
-
 def load_for_export(model: str, model_kwargs: dict | None = None):
     """Resolve ``model`` (a registry name or a ``.safetensors`` checkpoint) into
-    ``(module, name, model_kwargs, checkpoint_meta)``.
+    ``(module, spec, checkpoint_meta)``.
 
-    A registry name builds the model: the bundled ``openpose_mobilenet_thin`` with its
-    weights, every other model with random weights (a warning says so). A checkpoint is
-    rebuilt from its own metadata (``model_kwargs`` must then be empty).
+    A registry name builds the model of its :class:`~simplepose.spec.PoseModelSpec` (with
+    ``model_kwargs``; a top-down ``input_size`` also sets the codec): models with bundled
+    weights (``openpose_mobilenet_thin``) get them, every other model random weights (a warning
+    says so). A checkpoint is rebuilt from the spec it carries (``model_kwargs`` must then be
+    empty); its other metadata is returned as ``checkpoint_meta``.
 
     Raises:
-        InputError: unknown name that is not a file either.
-        CheckpointError: unreadable checkpoint, or one of a model simplepose does not know.
+        InputError: unknown name that is not a file either; bad builder kwargs.
+        CheckpointError: unreadable checkpoint, or one of a model simplepose cannot rebuild.
     """
     from .checkpoint import load_model
-    from .models import MODELS, available_models, build_model
+    from .spec import available_specs, get_spec
 
     model_kwargs = dict(model_kwargs or {})
     path = Path(model)
-    if model in MODELS:
-        if model == "openpose_mobilenet_thin":
-            model_kwargs.setdefault("pretrained", True)
-        else:
-            LOG.warning("%s: no checkpoint given, exporting randomly initialised weights", model)
+    if model in available_specs():
         try:
-            module = build_model(model, **model_kwargs)
+            spec = get_spec(model).with_kwargs(**model_kwargs)
+            if spec.pretrained:
+                module = spec.build_model(pretrained=True)
+            else:
+                LOG.warning("%s: no checkpoint given, exporting randomly initialised weights", model)
+                module = spec.build_model()
         except (TypeError, InputError) as exc:
             raise InputError(f"cannot build model {model!r} with {model_kwargs}: {exc}") from None
-        return module.eval(), model, model_kwargs, {}
+        return module.eval(), spec, {}
     if path.suffix == ".onnx":
         raise InputError(f"--model {model} is already an ONNX file; give a model name or checkpoint")
     if not path.exists() and path.suffix != ".safetensors":
         raise InputError(
-            f"unknown model {model!r}: not a registered model ({', '.join(available_models())}) "
+            f"unknown model {model!r}: not a registered model ({', '.join(available_specs())}) "
             "and not a checkpoint file"
         )
     if model_kwargs:
         raise InputError("--model-kwargs applies to registry names; a checkpoint has its own")
     module, meta = load_model(path, map_location="cpu")
-    extra = {k: v for k, v in meta.items() if k not in ("simplepose_model", "model_kwargs")}
-    return module.eval(), meta["simplepose_model"], meta["model_kwargs"], extra
+    skip = ("spec", "simplepose_spec", "simplepose_model", "model_kwargs", "format_version")
+    extra = {k: v for k, v in meta.items() if k not in skip}
+    return module.eval(), meta["spec"], extra
 
 
-def _input_spec(name: str, kwargs: dict, module) -> dict:
-    """Input layout and normalisation of ``name`` as the inference pipelines prepare it."""
-    spec = {"name": "input", "layout": "NCHW", "dtype": "float32", "batch": "dynamic"}
-    if _is_topdown(name):
-        from .codecs.topdown import build_codec
-        from .inference.topdown_constants import TOPDOWN_MODEL_SPECS, default_input_convention
+def input_description(spec, module=None) -> dict:
+    """The ``simplepose_input`` metadata: graph input layout, the allowed sizes and the
+    normalisation ``(pixel - mean) / std`` in ``channel_order`` (copied from the spec, so that
+    a reader without simplepose can prepare inputs).
 
-        h, w = (int(v) for v in (kwargs.get("input_size") or (256, 192)))
-        conv = default_input_convention(build_codec(f"{TOPDOWN_MODEL_SPECS[name].codec_family}_{h}x{w}"))
-        spec.update(
-            height={"fixed": h},
-            width={"fixed": w},
-            normalisation="(crop - pixel_mean) / pixel_std",
-            channel_order=conv.channel_order,
-            pixel_mean=list(conv.pixel_mean),
-            pixel_std=list(conv.pixel_std),
-            border_value=list(conv.border_value),
-        )
-        return spec
-    from .inference.bottomup import BOTTOMUP_SPECS
-
-    bu = BOTTOMUP_SPECS.get(name)
-    if bu is None:
-        raise InputError(f"model {name!r} has no inference recipe to export")
-    multiple = int(getattr(module, "stride_multiple", 0) or bu.pad_multiple)
-    spec.update(
-        height={"multiple": multiple},
-        width={"multiple": multiple},
-        normalisation="bgr * pixel_scale",
-        channel_order="bgr",
-        pixel_scale=bu.pixel_scale,
-        pad_value=bu.pad_value,
-        pad_multiple=max(multiple, bu.pad_multiple),
-        box_size=bu.box_size,
-        stride=bu.codec.stride,
-    )
-    return spec
+    Bottom-up height / width: ``{"multiple": m}`` with m the network's stride multiple
+    (IMHN ``stride_multiple``, else the spec's ``pad_multiple``); top-down: ``{"fixed": n}``.
+    """
+    desc = {"name": "input", "layout": "NCHW", "dtype": "float32", "batch": "dynamic",
+            "channel_order": spec.input.channel_order, "mean": list(spec.input.mean),
+            "std": list(spec.input.std), "fill": list(spec.input.fill),
+            "normalisation": "(pixel - mean) / std"}
+    if spec.paradigm == "topdown":
+        h, w = spec.input_hw
+        desc.update(height={"fixed": h}, width={"fixed": w})
+        return desc
+    pad = int(spec.inference.get("pad_multiple", 8))
+    multiple = int(getattr(module, "stride_multiple", 0) or pad)
+    desc.update(height={"multiple": multiple}, width={"multiple": multiple}, pad_multiple=pad,
+                box_size=int(spec.inference.get("box_size", 512)))
+    return desc
 
 
-def model_metadata(name: str, kwargs: dict, module, structure, checkpoint_meta=None) -> dict:
+def model_metadata(spec, module, structure, checkpoint_meta=None) -> dict:
     """The simplepose metadata of an export (decoded form; see ``onnx_backend``)."""
     return {
         "simplepose_format": ONNX_FORMAT_VERSION,
-        "simplepose_model": name,
-        "model_kwargs": kwargs,
-        "simplepose_paradigm": "topdown" if _is_topdown(name) else "bottomup",
-        "simplepose_input": _input_spec(name, kwargs, module),
+        "simplepose_spec": spec.to_dict(),
+        "simplepose_model": spec.name,
+        "model_kwargs": spec.kwargs,
+        "simplepose_paradigm": spec.paradigm,
+        "simplepose_input": input_description(spec, module),
         "simplepose_outputs": structure,
         "simplepose_checkpoint": dict(checkpoint_meta or {}),
     }
@@ -187,12 +171,10 @@ def normalise_images(images, input_spec: dict) -> np.ndarray:
     """BGR uint8 (H, W, 3) images of one size -> the float32 (N, 3, H, W) network input that
     ``input_spec`` (the ``simplepose_input`` metadata) describes."""
     x = np.stack(images).astype(np.float32).transpose(0, 3, 1, 2)  # BGR, 0..255
-    if input_spec["normalisation"].startswith("bgr"):
-        return np.ascontiguousarray(x * np.float32(input_spec["pixel_scale"]))
     if input_spec["channel_order"] == "rgb":
         x = x[:, ::-1]
-    mean = np.asarray(input_spec["pixel_mean"], np.float32)[None, :, None, None]
-    std = np.asarray(input_spec["pixel_std"], np.float32)[None, :, None, None]
+    mean = np.asarray(input_spec["mean"], np.float32)[None, :, None, None]
+    std = np.asarray(input_spec["std"], np.float32)[None, :, None, None]
     return np.ascontiguousarray((x - mean) / std, dtype=np.float32)
 
 
@@ -233,13 +215,14 @@ def _check_opset(opset: int) -> int:
     return opset
 
 
-def export_onnx(module, name: str, kwargs: dict, output, *, checkpoint_meta=None,
-                opset: int = DEFAULT_OPSET, example: np.ndarray | None = None,
-                check: bool = True) -> dict:
-    """Export ``module`` (registry model ``name`` built with ``kwargs``) to ``output``.
+def export_onnx(module, spec, output, *, checkpoint_meta=None, opset: int = DEFAULT_OPSET,
+                example: np.ndarray | None = None, check: bool = True) -> dict:
+    """Export ``module`` (the network of ``spec``, a :class:`~simplepose.spec.PoseModelSpec`)
+    to ``output``.
 
     Args:
         module: the torch model (put in eval mode).
+        spec: its spec, stored whole in the metadata.
         output: destination ``.onnx`` path; its folder must exist; written atomically.
         checkpoint_meta: extra metadata of the source checkpoint, stored as it is.
         opset: ONNX opset (``MIN_OPSET``..newest known to ``onnx``).
@@ -265,15 +248,16 @@ def export_onnx(module, name: str, kwargs: dict, output, *, checkpoint_meta=None
         raise InputError(f"cannot write {output}: folder {output.parent} does not exist")
     module = module.eval()
     with torch.no_grad():
-        in_spec = _input_spec(name, kwargs, module)
+        in_spec = input_description(spec, module)
         if example is None:
             example = example_input(in_spec)
         x = torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32))
         reference = module(x)
     leaves, structure = flatten_outputs(reference)
     names = output_names(structure)
-    meta = model_metadata(name, kwargs, module, structure, checkpoint_meta)
-    LOG.info("exporting %s %s at opset %d (%d outputs)", name, kwargs, opset, len(names))
+    meta = model_metadata(spec, module, structure, checkpoint_meta)
+    name = spec.name
+    LOG.info("exporting %s %s at opset %d (%d outputs)", name, spec.kwargs, opset, len(names))
     log = io.StringIO()
     try:
         # the exporter prints progress and warns about things that do not concern these models
@@ -372,19 +356,21 @@ def main(argv=None, prog: str | None = None) -> int:
             raise InputError(f"--model-kwargs is not valid JSON: {exc}") from None
         if not isinstance(kwargs, dict):
             raise InputError("--model-kwargs must be a JSON object")
-        module, name, kwargs, ckpt_meta = load_for_export(args.model, kwargs)
+        module, spec, ckpt_meta = load_for_export(args.model, kwargs)
         example = None
         if args.height or args.width:
-            example = example_input(_input_spec(name, kwargs, module), args.height, args.width)
-        report = export_onnx(module, name, kwargs, output, checkpoint_meta=ckpt_meta,
+            example = example_input(input_description(spec, module), args.height, args.width)
+        report = export_onnx(module, spec, output, checkpoint_meta=ckpt_meta,
                              opset=args.opset, example=example, check=not args.no_check)
     except (SimplePoseError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     size_mb = output.stat().st_size / 2**20
-    print(f"wrote {output} ({size_mb:.1f} MB): {name}, opset {report['opset']}, "
-          f"{len(report['outputs'])} output(s), input {report['metadata']['simplepose_input']['height']}"
-          f" x {report['metadata']['simplepose_input']['width']}")
+    inp = report["metadata"]["simplepose_input"]
+    size = "x".join(f"{v['fixed']}" if "fixed" in v else f"(k*{v['multiple']})"
+                    for v in (inp["height"], inp["width"]))
+    print(f"wrote {output} ({size_mb:.1f} MB): {spec.name}, opset {report['opset']}, "
+          f"{len(report['outputs'])} output(s), input Nx3x{size}")
     if "ok" in report:
         print(f"parity (ONNX Runtime vs PyTorch, input {report['input_shape']}): max abs diff "
               f"{report['max_abs_diff']:.2e}, max rel diff {report['max_rel_diff']:.2e} -> "

@@ -4,7 +4,15 @@
     predictor = Predictor.from_pretrained("openpose_mobilenet_thin")      # bundled weights
     predictor = Predictor.from_checkpoint("runs/imhn/model_final.safetensors")
     predictor = Predictor.from_checkpoint("rsn18.safetensors", detector="rtmdet_nano.onnx")
+    predictor = Predictor.from_onnx("op.onnx")          # written by `simplepose export`
+    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", backend="onnxruntime")
     people = predictor.predict(cv2.imread("photo.jpg"))                   # list[Person]
+
+Backends: ``"torch"`` runs the PyTorch module; ``"onnxruntime"`` runs an exported ONNX graph
+(:class:`~simplepose.inference.onnx_backend.OnnxRuntimeModel`) in place of the module's forward,
+with the same prepare / decode, so the people are the same to float rounding. A ``.onnx`` path
+selects it; with a model name or a checkpoint it exports the network into a temporary file
+first (tens of seconds on a CPU; export once with ``simplepose export`` to avoid that).
 
 Bottom-up checkpoints (IMHN, OpenPose) run :class:`~simplepose.inference.bottomup.BottomUpPipeline`;
 top-down ones (CPN, MSPN, RSN) run :class:`~simplepose.inference.topdown.TopDownPipeline` on boxes
@@ -20,11 +28,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InputError
-from .geometry import xywh_to_xyxy, xyxy_to_xywh
 from .spec import PoseModelSpec, available_specs, get_spec
 from .structures import Person
 
-__all__ = ["Predictor", "select_device"]
+__all__ = ["BACKENDS", "Predictor", "select_device"]
+
+#: inference backends of :class:`Predictor`
+BACKENDS = ("torch", "onnxruntime")
 
 LOG = logging.getLogger(__name__)
 
@@ -54,33 +64,45 @@ class Predictor:
         mode: ``"bottomup"`` or ``"topdown"`` (the spec's paradigm).
         model_name: the spec's name.
         detector: top-down person detector used when :meth:`prepare` gets no boxes, or None.
+        backend: ``"torch"`` or ``"onnxruntime"`` (:data:`BACKENDS`).
     """
 
-    def __init__(self, pipeline, spec: PoseModelSpec, detector=None):
+    def __init__(self, pipeline, spec: PoseModelSpec, detector=None, backend: str = "torch"):
         self.pipeline = pipeline
         self.spec = spec
         self.mode = spec.paradigm
         self.model_name = spec.name
         self.detector = detector
+        self.backend = _check_backend(backend)
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None, **options) -> Predictor:
-        """A model with weights bundled in the package (no download)."""
+    def from_pretrained(cls, name: str = "openpose_mobilenet_thin", device: str | None = None,
+                        backend: str = "torch", **options) -> Predictor:
+        """A model with weights bundled in the package (no download); ``backend`` as in
+        :meth:`from_checkpoint`."""
+        _check_backend(backend)
         spec = get_spec(name)
         if not spec.pretrained:
             bundled = [n for n in available_specs() if get_spec(n).pretrained]
             raise InputError(f"no bundled weights for {name!r}; bundled: {', '.join(bundled)}")
-        return cls.from_spec(spec, spec.build_model(pretrained=True), device=device, **options)
+        model = spec.build_model(pretrained=True)
+        if backend == "onnxruntime":
+            return cls._exported(model, spec, {}, device=device, **options)
+        return cls.from_spec(spec, model, device=device, **options)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str | None = None, detector="bundled", **options) -> Predictor:
-        """A simplepose checkpoint (``.safetensors`` written by training or conversion).
+    def from_checkpoint(cls, path, device: str | None = None, detector="bundled",
+                        backend: str | None = None, **options) -> Predictor:
+        """A simplepose checkpoint (``.safetensors`` written by training or conversion), or an
+        ONNX file written by ``simplepose export`` (see :meth:`from_onnx`).
 
         Args:
             path: the checkpoint; the model spec it carries rebuilds the model, codec and
                 pipeline exactly as training used them.
             device: ``"cpu"``, ``"cuda[:i]"`` or ``None`` (auto).
+            backend: ``"torch"`` or ``"onnxruntime"``; ``None``: onnxruntime for a ``.onnx``
+                file, torch otherwise. ``"onnxruntime"`` with a checkpoint exports it first.
             detector: top-down only, used when :meth:`predict` gets no boxes: ``"bundled"`` (the
                 RTMDet-nano person detector shipped with simplepose), a
                 :class:`~simplepose.detect.PersonDetector`, the path of an ONNX file of that
@@ -88,10 +110,62 @@ class Predictor:
             options: pipeline options (bottom-up: ``box_size``, ``scales``, ``flip``, ``params``;
                 top-down: ``flip``, ``batch_size``, ...).
         """
+        from pathlib import Path
+
         from .checkpoint import load_model
 
+        is_onnx = Path(path).suffix.lower() == ".onnx"
+        backend = _check_backend(backend or ("onnxruntime" if is_onnx else "torch"))
+        if is_onnx:
+            if backend != "onnxruntime":
+                raise InputError(f"{path} is an ONNX file: it runs with backend 'onnxruntime', "
+                                 f"not {backend!r}")
+            return cls.from_onnx(path, device=device, detector=detector, **options)
         model, meta = load_model(path, map_location="cpu")
+        if backend == "onnxruntime":
+            skip = ("spec", "simplepose_spec", "simplepose_model", "model_kwargs", "format_version")
+            extra = {k: v for k, v in meta.items() if k not in skip}
+            return cls._exported(model, meta["spec"], extra, device=device, detector=detector,
+                                 **options)
         return cls.from_spec(meta["spec"], model, device=device, detector=detector, **options)
+
+    @classmethod
+    def from_onnx(cls, path, device: str | None = None, detector="bundled", providers=None,
+                  threads: int | None = None, **options) -> Predictor:
+        """An ONNX file written by ``simplepose export``, run by ONNX Runtime.
+
+        The file's metadata holds the model spec (codec, normalisation, layout, defaults), so
+        nothing else is needed. ``device``: ``None``/``"cpu"`` (CPU provider) or ``"cuda[:i]"``
+        (needs ONNX Runtime's CUDA provider); ``providers`` overrides the choice;
+        ``threads``: intra-op threads; ``detector`` and ``options`` as in
+        :meth:`from_checkpoint`.
+
+        Raises:
+            CheckpointError: missing or unloadable file, or no / invalid simplepose metadata
+                (the message names the missing keys).
+        """
+        from .inference.onnx_backend import OnnxRuntimeModel
+
+        model = OnnxRuntimeModel(path, providers=providers or _ort_providers(device), threads=threads)
+        # the pipeline's tensors stay on the CPU; ONNX Runtime moves them to its provider
+        predictor = cls.from_spec(model.spec, model, device="cpu", detector=detector, **options)
+        predictor.backend = "onnxruntime"
+        return predictor
+
+    @classmethod
+    def _exported(cls, model, spec: PoseModelSpec, checkpoint_meta: dict, device=None,
+                  detector="bundled", **options) -> Predictor:
+        """Export ``model`` into a temporary ONNX file and load it with :meth:`from_onnx`."""
+        import tempfile
+        from pathlib import Path
+
+        from .export import export_onnx
+
+        LOG.info("exporting %s to ONNX for the onnxruntime backend", spec.name)
+        with tempfile.TemporaryDirectory(prefix="simplepose_onnx_") as tmp:
+            path = Path(tmp) / f"{spec.name}.onnx"
+            export_onnx(model, spec, path, checkpoint_meta=checkpoint_meta, check=False)
+            return cls.from_onnx(path, device=device, detector=detector, **options)
 
     @classmethod
     def from_spec(cls, spec: PoseModelSpec, model, device: str | None = None, detector="bundled",
@@ -109,14 +183,22 @@ class Predictor:
         return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
 
     # ---------------------------------------------------------------------- steps
-    def prepare(self, image: np.ndarray, boxes_xyxy: np.ndarray | None = None,
-                box_scores: np.ndarray | None = None):
+    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
+                *, boxes_xyxy: np.ndarray | None = None):
         """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
         Top-down models use ``boxes_xyxy`` (N, 4) x1, y1, x2, y2 in original px (with
         ``box_scores`` (N,), default 1), or the detector's when no boxes are given. Bottom-up
-        models ignore boxes.
+        models ignore boxes. ``boxes`` (N, 4) x, y, w, h is the deprecated spelling of earlier
+        releases.
         """
+        if boxes is not None:
+            warnings.warn("Predictor boxes=(x, y, w, h) is deprecated: pass boxes_xyxy=(x1, y1, x2, y2)",
+                          DeprecationWarning, stacklevel=3)
+            if boxes_xyxy is not None:
+                raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
+            xywh = np.asarray(boxes, dtype=float).reshape(-1, 4)
+            boxes_xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
         if self.mode == "bottomup":
             return self.pipeline.prepare(image)
         if boxes_xyxy is None:
@@ -126,8 +208,8 @@ class Predictor:
         xyxy = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
         if box_scores is None:
             box_scores = np.ones(len(xyxy))
-        # the pipeline works on COCO (x, y, w, h) boxes
-        return self.pipeline.prepare(image, xyxy_to_xywh(xyxy), np.asarray(box_scores, float))
+        xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])  # the pipeline takes COCO boxes
+        return self.pipeline.prepare(image, xywh, np.asarray(box_scores, float))
 
     def forward(self, inputs):
         """Step 2: the network on the inputs of :meth:`prepare`."""
@@ -140,26 +222,50 @@ class Predictor:
     # ---------------------------------------------------------------------- API
     def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
                 *, boxes_xyxy: np.ndarray | None = None) -> list[Person]:
-        """People in one BGR uint8 (H, W, 3) image, in original px (see :meth:`prepare`).
-
-        ``boxes`` (N, 4) x, y, w, h is the deprecated spelling of earlier releases.
-        """
-        if boxes is not None:
-            warnings.warn("Predictor.predict(boxes=x, y, w, h) is deprecated: pass boxes_xyxy=x1, y1, x2, y2",
-                          DeprecationWarning, stacklevel=2)
-            if boxes_xyxy is not None:
-                raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
-            boxes_xyxy = xywh_to_xyxy(np.asarray(boxes, dtype=float).reshape(-1, 4))
-        inputs = self.prepare(image, boxes_xyxy, box_scores)
+        """People in one BGR uint8 (H, W, 3) image, in original px (boxes: see :meth:`prepare`)."""
+        inputs = self.prepare(image, boxes, box_scores, boxes_xyxy=boxes_xyxy)
         if self.mode == "topdown" and inputs.num_boxes == 0:
             return []
         return self.decode(inputs, self.forward(inputs))
+
+    def track(self, frames, **options):
+        """Tracked people over consecutive frames: a generator of
+        :class:`~simplepose.tracking.TrackedFrame` (``index``, ``image``, ``people`` with stable
+        ``track_id``, smoothed). ``options`` go to :func:`~simplepose.tracking.track_frames`
+        (``realtime=True``: network on keyframes + optical flow; ``live=True`` for cameras).
+
+            for out in predictor.track(frames):
+                for person in out.people:
+                    print(out.index, person.track_id, person.keypoints)
+        """
+        from .tracking import track_frames
+
+        return track_frames(self, frames, **options)
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
         """People in each image (bottom-up: same-size images share one forward pass)."""
         if self.mode == "bottomup":
             return self.pipeline.predict_batch(list(images))
         return [self.predict(im) for im in images]
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def _ort_providers(device: str | None) -> list[str]:
+    """ONNX Runtime providers for ``device`` (None / cpu: CPU; cuda: CUDA, then CPU)."""
+    if device in (None, "auto", "cpu") or str(device).startswith("cpu"):
+        return ["CPUExecutionProvider"]
+    import onnxruntime
+
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        index = str(device).partition(":")[2] or "0"
+        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+    raise InputError(f"device {device!r}: ONNX Runtime here has providers "
+                     f"{onnxruntime.get_available_providers()} (install onnxruntime-gpu for CUDA)")
 
 
 def _as_detector(detector):

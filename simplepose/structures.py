@@ -10,7 +10,24 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["Person"]
+__all__ = ["Person", "clip_keypoints"]
+
+
+def clip_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Keep decoded keypoints inside the image: x, y (columns 0 and 1, original px) clipped to
+    ``[0, width - 1] x [0, height - 1]`` (the outermost pixel centres); other columns unchanged.
+
+    Args:
+        keypoints: (..., C >= 2) array, original px.
+        width, height: image size in px.
+
+    Returns:
+        a clipped float64 copy.
+    """
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    out[..., 0] = np.clip(out[..., 0], 0.0, max(float(width) - 1.0, 0.0))
+    out[..., 1] = np.clip(out[..., 1], 0.0, max(float(height) - 1.0, 0.0))
+    return out
 
 
 @dataclass
@@ -33,7 +50,7 @@ class Person:
     box: np.ndarray
 
     @classmethod
-    def from_keypoints(cls, keypoints: np.ndarray, score: float) -> "Person":
+    def from_keypoints(cls, keypoints: np.ndarray, score: float) -> Person:
         present = keypoints[:, 2] > 0
         if present.any():
             xy = keypoints[present, :2]

@@ -14,8 +14,10 @@ from conftest import REPO, SHARED
 from doc_commands import NOT_RUN, config_commands, make_clone, placeholder, readme_commands, run
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
-#: configs whose commands tests/test_memorize.py runs as written (and checks the AP they reach)
-RUN_ELSEWHERE = {"configs/imhn_memorize.yaml", "configs/rsn18_memorize.yaml"}
+#: configs whose commands tests/test_memorize.py / test_memorize_layouts.py run as written (and
+#: check the AP / PCKh they reach)
+RUN_ELSEWHERE = {"configs/imhn_memorize.yaml", "configs/rsn18_memorize.yaml",
+                 "configs/rsn18_mpii_memorize.yaml", "configs/imhn_crowdpose_memorize.yaml"}
 
 
 def _all_commands():

@@ -30,9 +30,9 @@ def test_topdown_oracle_mpii_pckh(tmp_path, capsys):
     code, out, err = run(capsys, "--oracle", "topdown", "--gt-boxes", "--ann", MPII, "--head-boxes", MPII_GT, "--metrics", m)
     assert code == 0, err
     rec = json.loads(m.read_text())
-    assert rec["PCKh@0.5"] == 100.0 and rec["num_persons"] == 5 and "Shoulder" in out
+    assert rec["PCKh@0.5"] == 100.0 and rec["num_persons"] == 1 and "Shoulder" in out
     results = json.loads((tmp_path / "m_results.json").read_text())
-    assert len(results) == 5 and all(len(r["keypoints"]) == 48 for r in results)
+    assert len(results) == 1 and all(len(r["keypoints"]) == 48 for r in results)
     # the same results scored again, and as a 1-based predictions .mat in ground-truth order
     code, _, err = run(capsys, "--results", tmp_path / "m_results.json", "--ann", MPII, "--head-boxes", MPII_GT,
                        "--metrics", tmp_path / "again.json")
@@ -75,3 +75,11 @@ def test_results_with_the_wrong_keypoint_count(tmp_path, capsys):
     assert code == 2
     assert "o_results.json: record 0: 'keypoints' must hold 42 numbers" in err and "crowdpose14" in err
     assert "Traceback" not in err
+
+
+def test_mpii_results_with_the_wrong_keypoint_count(tmp_path, capsys):
+    code, _, err = run(capsys, "--oracle", "topdown", "--gt-boxes", "--ann", OCHUMAN, "--metrics", tmp_path / "o.json")
+    assert code == 0, err
+    code, _, err = run(capsys, "--results", tmp_path / "o_results.json", "--ann", MPII, "--head-boxes", MPII_GT,
+                       "--metrics", tmp_path / "x.json")
+    assert code == 2 and "'keypoints' must hold 48 numbers" in err and "Traceback" not in err

@@ -81,12 +81,13 @@ def _real_example(meta_input: dict, batch: int = 2, height=None, width=None) -> 
 def tiny_imhn_onnx(tmp_path_factory):
     """A tiny IMHN checkpoint exported through the command line, and the torch model."""
     from simplepose.checkpoint import save_model
-    from simplepose.models import build_model
+    from simplepose.spec import get_spec
 
     folder = tmp_path_factory.mktemp("onnx")
-    module = _scaled_init(build_model("imhn", **TINY_IMHN))
+    spec = get_spec("imhn").with_kwargs(**TINY_IMHN)
+    module = _scaled_init(spec.build_model())
     ckpt = folder / "imhn.safetensors"
-    save_model(ckpt, "imhn", TINY_IMHN, module.state_dict(), extra_meta={"epoch": 7})
+    save_model(ckpt, spec, module.state_dict(), extra_meta={"epoch": 7})
     out = folder / "imhn.onnx"
     assert main(["--model", str(ckpt), "--output", str(out), "--height", "96", "--width", "128"]) == 0
     return out, module
@@ -94,14 +95,17 @@ def tiny_imhn_onnx(tmp_path_factory):
 
 def test_metadata_roundtrip(tiny_imhn_onnx):
     path, _ = tiny_imhn_onnx
+    from simplepose.spec import get_spec
+
     meta = read_onnx_metadata(path)
+    assert meta["spec"] == get_spec("imhn").with_kwargs(**TINY_IMHN)  # the whole spec
     assert meta["simplepose_model"] == "imhn"
     assert meta["model_kwargs"] == TINY_IMHN
     assert meta["simplepose_paradigm"] == "bottomup"
     assert meta["simplepose_checkpoint"]["epoch"] == "7"
     inp = meta["simplepose_input"]
     assert inp["height"] == {"multiple": 16} and inp["width"] == {"multiple": 16}
-    assert inp["pixel_scale"] == pytest.approx(1 / 255) and inp["channel_order"] == "bgr"
+    assert inp["std"] == [255.0] * 3 and inp["channel_order"] == "bgr" and inp["pad_multiple"] == 64
     # 2 stacks x 3 scales, nested as the torch forward returns them
     assert meta["simplepose_outputs"] == [[0, 1, 2], [3, 4, 5]]
 
@@ -123,13 +127,14 @@ def test_tiny_imhn_parity_dynamic_axes(tiny_imhn_onnx, shape):
 
 def test_drop_in_bottomup_pipeline(tiny_imhn_onnx):
     """The pipeline runs its own prepare / decode around the ONNX model: same maps."""
-    from simplepose.inference.bottomup import BOTTOMUP_SPECS, BottomUpPipeline
+    from simplepose.inference.bottomup import BottomUpPipeline
 
     path, module = tiny_imhn_onnx
     image = cv2.imread(str(SAMPLE_IMAGE))
     kw = {"box_size": 128, "flip": True}
-    ref, g_ref = BottomUpPipeline(module, BOTTOMUP_SPECS["imhn"], **kw).maps(image)
-    got, g_got = BottomUpPipeline(OnnxRuntimeModel(path), BOTTOMUP_SPECS["imhn"], **kw).maps(image)
+    onnx_model = OnnxRuntimeModel(path)
+    ref, g_ref = BottomUpPipeline(module, onnx_model.spec, **kw).maps(image)
+    got, g_got = BottomUpPipeline(onnx_model, onnx_model.spec, **kw).maps(image)
     assert g_ref == g_got
     assert _rel_diff([got], [ref]) <= ATOL
 
@@ -230,9 +235,9 @@ def test_backend_bad_files(tmp_path):
 
 # --------------------------------------------------------------------- slow: every model
 def test_every_registered_model_has_a_tiny_config():
-    from simplepose.models import available_models
+    from simplepose.spec import available_specs
 
-    assert sorted(TINY_KWARGS) == available_models()
+    assert sorted(TINY_KWARGS) == sorted(available_specs())
 
 
 @pytest.mark.slow
@@ -242,11 +247,11 @@ def test_export_parity_every_model(tmp_path, name):
     on the sample photo, and again at a second batch size (and size, for bottom-up)."""
     from simplepose.export import load_for_export
 
-    module, name, kwargs, _ = load_for_export(name, TINY_KWARGS[name])
+    module, spec, _ = load_for_export(name, TINY_KWARGS[name])
     if name == "imhn":
         module = _scaled_init(module)
     out = tmp_path / f"{name}.onnx"
-    report = export_onnx(module, name, kwargs, out, check=False)
+    report = export_onnx(module, spec, out, check=False)
     onnx_model = OnnxRuntimeModel(out)
     meta_input = onnx_model.meta["simplepose_input"]
     cases = [(2, None, None), (1, None, None)]
@@ -265,15 +270,14 @@ def test_export_parity_every_model(tmp_path, name):
 @pytest.mark.slow
 def test_bundled_model_real_image_end_to_end(tmp_path):
     """The bundled model, exported with its weights: maps within 1e-4 and the same people."""
-    from simplepose.inference.bottomup import BOTTOMUP_SPECS, BottomUpPipeline
+    from simplepose.inference.bottomup import BottomUpPipeline
+    from simplepose.spec import get_spec
 
     out = tmp_path / "op.onnx"
     assert main(["--model", "openpose_mobilenet_thin", "--output", str(out)]) == 0
     image = cv2.imread(str(SAMPLE_IMAGE))
-    spec = BOTTOMUP_SPECS["openpose_mobilenet_thin"]
-    from simplepose.models import build_model
-
-    torch_pipe = BottomUpPipeline(build_model("openpose_mobilenet_thin", pretrained=True), spec)
+    spec = get_spec("openpose_mobilenet_thin")
+    torch_pipe = BottomUpPipeline(spec.build_model(pretrained=True), spec)
     onnx_pipe = BottomUpPipeline(OnnxRuntimeModel(out), spec)
     (m_ref, _), (m_got, _) = torch_pipe.maps(image), onnx_pipe.maps(image)
     assert float(np.abs(m_got - m_ref).max()) <= ATOL
@@ -281,3 +285,74 @@ def test_bundled_model_real_image_end_to_end(tmp_path):
     assert len(ref_people) == len(got_people) >= 3
     for a, b in zip(ref_people, got_people):
         np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-2)
+
+
+# --------------------------------------------------------------- Predictor backend switch
+def test_predictor_from_onnx_matches_torch(tiny_imhn_onnx):
+    from simplepose.predictor import Predictor
+
+    path, module = tiny_imhn_onnx
+    image = cv2.imread(str(SAMPLE_IMAGE))
+    onnx_pred = Predictor.from_checkpoint(path, box_size=128)  # a .onnx path picks onnxruntime
+    assert onnx_pred.backend == "onnxruntime" and onnx_pred.model_name == "imhn"
+    torch_pred = Predictor.from_spec(onnx_pred.spec, module, device="cpu", box_size=128)
+    assert torch_pred.backend == "torch"
+    inputs = torch_pred.prepare(image)
+    ref, got = torch_pred.forward(inputs), onnx_pred.forward(onnx_pred.prepare(image))
+    assert _rel_diff(got, ref) <= ATOL
+    a, b = torch_pred.predict(image), onnx_pred.predict(image)
+    assert len(a) == len(b)
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p.keypoints, q.keypoints, atol=1e-2)
+
+
+def test_predictor_backend_errors(tiny_imhn_onnx, tmp_path):
+    from simplepose.predictor import Predictor
+
+    path, _ = tiny_imhn_onnx
+    with pytest.raises(InputError, match="runs with backend 'onnxruntime'"):
+        Predictor.from_checkpoint(path, backend="torch")
+    with pytest.raises(InputError, match="unknown backend 'tensorrt'"):
+        Predictor.from_checkpoint(path, backend="tensorrt")
+    with pytest.raises(InputError, match="CUDA|cuda"):
+        Predictor.from_onnx(path, device="cuda")
+    plain = _plain_onnx(tmp_path / "plain.onnx")
+    with pytest.raises(CheckpointError, match="no simplepose metadata: missing simplepose_format"):
+        Predictor.from_onnx(plain)
+
+
+def test_evaluate_backend_flag_combinations(capsys):
+    from simplepose.cli.evaluate import parse_args
+
+    ann = ["--ann", "a.json", "--metrics", "m.json"]
+    args = parse_args(["--model", "op.onnx", "--backend", "onnxruntime", "--images", "d", *ann])
+    assert args.backend == "onnxruntime"
+    assert parse_args(["--oracle", "bottomup", *ann]).backend == "cpp"
+    with pytest.raises(SystemExit):
+        parse_args(["--oracle", "bottomup", "--backend", "onnxruntime", *ann])
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "openpose_mobilenet_thin", "--backend", "reference", "--images", "d", *ann])
+    assert "grouping choice of --oracle" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_topdown_predictor_onnx_matches_torch(tmp_path):
+    """RSN-18 (random weights, 64x48 crops): the ONNX predictor's people equal the torch
+    predictor's on real boxes of the sample photo."""
+    from simplepose.export import load_for_export
+    from simplepose.predictor import Predictor
+
+    module, spec, _ = load_for_export("rsn18", TINY_KWARGS["rsn18"])
+    out = tmp_path / "rsn18.onnx"
+    export_onnx(module, spec, out, check=False)
+    image = cv2.imread(str(SAMPLE_IMAGE))
+    boxes = np.array([[10, 10, 120, 200], [150, 30, 100, 180], [60, 80, 90, 90]], float)
+    onnx_pred = Predictor.from_onnx(out, detector=None, batch_size=2)
+    torch_pred = Predictor.from_spec(spec, module, device="cpu", detector=None, batch_size=2)
+    ref = torch_pred.forward(torch_pred.prepare(image, boxes))
+    got = onnx_pred.forward(onnx_pred.prepare(image, boxes))
+    assert _rel_diff([got], [ref]) <= ATOL
+    a, b = torch_pred.predict(image, boxes), onnx_pred.predict(image, boxes)
+    assert len(a) == len(b) == 3
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p.keypoints[:, :2], q.keypoints[:, :2], atol=1e-2)

@@ -19,15 +19,19 @@ CROWDPOSE = DATA / "crowdpose" / "test_crowdpose.json"
 OCHUMAN = DATA / "ochuman" / "test_ochuman.json"
 
 
+SHARED_MPII = DATA.parents[2] / "shared" / "data" / "other_datasets" / "mpii" / "test_mpii.json"
+
+
+@pytest.mark.skipif(not SHARED_MPII.exists(), reason=f"{SHARED_MPII} not found")
 def test_mpii_json_is_read_zero_based_with_boxes():
-    records, sizes = load_mpii_json(MPII)
-    assert len(records) == 5 and sizes == {"052475643.jpg": (480, 854)}
-    raw = json.loads(MPII.read_text())
+    records, sizes = load_mpii_json(SHARED_MPII)
+    assert len(records) == 5 and sizes["052475643.jpg"] == (480, 854) and len(sizes) == 5
+    raw = json.loads(SHARED_MPII.read_text())
     r = records[2]
     assert np.allclose(r.joints[r.visible], np.asarray(raw[2]["joints"])[r.visible] - 1.0)
     assert not r.visible[0] and (r.joints[0] == 0).all()  # joints_vis 0 -> unlabelled
     assert np.allclose(r.center, np.asarray(raw[2]["center"]) - 1.0)
-    ann = mpii_to_coco(records, sizes, MPII)
+    ann = mpii_to_coco(records, sizes, SHARED_MPII)
     assert ann.layout.name == "mpii16" and ann.num_images == 5
     kp = ann.keypoints_array(3)
     assert kp.shape == (1, 16, 3) and kp[0, 0, 2] == 0 and kp[0, 1, 2] == 2
@@ -35,8 +39,14 @@ def test_mpii_json_is_read_zero_based_with_boxes():
     assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(r.center[0])
 
 
+def test_committed_mpii_sample():
+    ann = load_annotations(MPII)
+    assert ann.num_images == 1 and ann.images[1]["width"] == 854 and ann.keypoints_array(1).shape == (1, 16, 3)
+
+
 def _mpii_copy(tmp_path, mutate):
     raw = json.loads(MPII.read_text())
+    raw.append(dict(raw[0], image="not_here.jpg"))
     mutate(raw)
     shutil.copy(DATA / "mpii" / "052475643.jpg", tmp_path)
     path = tmp_path / "bad.json"
@@ -46,22 +56,25 @@ def _mpii_copy(tmp_path, mutate):
 
 def test_mpii_bad_input(tmp_path):
     def joints15(raw):
-        raw[1]["joints"] = raw[1]["joints"][:15]
+        raw[0]["joints"] = raw[0]["joints"][:15]
 
-    with pytest.raises(AnnotationError, match=r"bad.json: record 1 \(image '052475643.jpg'\): 'joints' must hold 16 joints \(MPII\), got 15"):
+    with pytest.raises(AnnotationError, match=r"bad.json: record 0 \(image '052475643.jpg'\): 'joints' must hold 16 joints \(MPII\), got 15"):
         load_mpii_json(_mpii_copy(tmp_path, joints15))
 
     def outside(raw):
-        raw[1]["joints"][4] = [900.0, 100.0]  # the image is 854 px wide
+        raw[0]["joints"][4] = [900.0, 100.0]  # the image is 854 px wide
 
-    with pytest.raises(AnnotationError, match=r"record 1 \(image '052475643.jpg'\): 'joints' \[4\] \(left_knee\) = \(900, 100\) \(1-based\) lies outside the 854x480 image"):
+    with pytest.raises(AnnotationError, match=r"record 0 \(image '052475643.jpg'\): 'joints' \[4\] \(left_knee\) = \(900, 100\) \(1-based\) lies outside the 854x480 image"):
         load_mpii_json(_mpii_copy(tmp_path, outside))
 
     def no_scale(raw):
-        del raw[3]["scale"]
+        del raw[1]["scale"]
 
-    with pytest.raises(AnnotationError, match=r"record 3 \(image '004645041.jpg'\): missing field 'scale'"):
+    with pytest.raises(AnnotationError, match=r"record 1 \(image 'not_here.jpg'\): missing field 'scale'"):
         load_mpii_json(_mpii_copy(tmp_path, no_scale))
+    # an image that is not there: no size, so no CocoKeypoints (the JSON holds no sizes)
+    with pytest.raises(AnnotationError, match=r"bad.json: record 1 \(image 'not_here.jpg'\): the image is not in .*pass --images"):
+        load_annotations(_mpii_copy(tmp_path, lambda raw: None))
     path = tmp_path / "obj.json"
     path.write_text("{}")
     with pytest.raises(AnnotationError, match="top level must be a list of person records"):
@@ -90,3 +103,12 @@ def test_load_annotations_dispatches_on_the_format():
     assert load_annotations(CROWDPOSE).layout.name == "crowdpose14"
     assert load_annotations(OCHUMAN).layout.name == "coco17"
     assert load_annotations(DATA / "coco_sample" / "annotations.json").layout.name == "coco17"
+
+
+def test_dispatch_keeps_the_crowdpose_error_for_missing_crowd_index(tmp_path):
+    data = json.loads(CROWDPOSE.read_text())
+    del data["images"][0]["crowdIndex"]
+    path = tmp_path / "cp.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=r"cp.json: images\[0\] \(id 106848\) has no 'crowdIndex'"):
+        load_annotations(path)

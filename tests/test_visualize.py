@@ -88,3 +88,46 @@ def test_hud_writes_count_and_fps_top_left_in_place():
     assert (wide != 200).sum() > (narrow != 200).sum()  # the fps text takes room
     copy = np.zeros((50, 50, 3), np.uint8)
     assert draw_hud(copy, 1, copy=True) is not copy
+
+
+def test_tracked_people_are_drawn_in_their_stable_track_colour_with_the_id():
+    from simplepose.tracking import TrackedPerson
+    from simplepose.visualize import track_color
+
+    base = _person()
+    tracked = TrackedPerson(keypoints=base.keypoints, score=base.score, box=base.box, track_id=7)
+    out = draw_people(_blank(), [tracked], thickness=3)
+    colour = np.array(track_color(7))
+    a, b = COCO_SKELETON[0]
+    mid = ((base.keypoints[a, :2] + base.keypoints[b, :2]) / 2).round().astype(int)
+    assert (out[mid[1], mid[0]] == colour).all()  # limbs take the track's colour
+    # the id tag sits above the head in the same colour
+    head_top = int(base.keypoints[:, 1].min())
+    tag = out[:head_top - 2]
+    assert (np.all(tag == colour, axis=-1)).sum() > 20
+    assert track_color(7) == track_color(7) and track_color(7) != track_color(8)
+    plain = draw_people(_blank(), [tracked], thickness=3, color_tracks=False)
+    assert (plain[mid[1], mid[0]] == np.array(LIMB_COLORS[0])).all()
+
+
+def test_draw_people_other_layouts():
+    from simplepose.errors import InputError
+    from simplepose.skeleton import CROWDPOSE14, MPII16
+    from simplepose.structures import Person
+    from simplepose.visualize import KEYPOINT_COLORS, draw_people, layout_colors
+
+    assert KEYPOINT_COLORS[:5] == ((0, 220, 0),) * 5 and KEYPOINT_COLORS[5] == (255, 128, 0)
+    for layout in (MPII16, CROWDPOSE14):
+        kp = np.zeros((layout.num_keypoints, 3))
+        kp[:, 0] = np.linspace(10, 90, layout.num_keypoints)
+        kp[:, 1] = np.linspace(10, 90, layout.num_keypoints)
+        kp[:, 2] = 1.0
+        person = Person.from_keypoints(kp, 1.0)
+        out = draw_people(np.zeros((100, 100, 3), np.uint8), [person])
+        assert out.any()
+        limbs, dots = layout_colors(layout)
+        assert len(limbs) == len(layout.skeleton) and len(dots) == layout.num_keypoints
+    with pytest.raises(InputError, match="no keypoint layout has 5 keypoints"):
+        draw_people(np.zeros((10, 10, 3), np.uint8), [Person.from_keypoints(np.ones((5, 3)), 1.0)])
+    with pytest.raises(InputError, match="has 14 keypoints, the mpii16 layout 16"):
+        draw_people(np.zeros((10, 10, 3), np.uint8), [person], layout="mpii16")

@@ -14,14 +14,17 @@ using simplepose::MapView;
 
 int main() {
   const int64_t h = 16, w = 16;
-  // Two parts, one limb: peaks at (3, 3) and (12, 10), a Gaussian limb map of ones.
-  std::vector<float> heat(2 * h * w, 0.0f), limb(h * w, 1.0f), paf(2 * h * w, 0.5f);
-  heat[3 * w + 3] = 1.0f;
-  heat[h * w + 10 * w + 12] = 1.0f;
-  const std::vector<int64_t> limbs = {0, 1};
-  const MapView hm{heat.data(), 2, h, w};
-  const MapView gauss{limb.data(), 1, h, w};
-  const MapView field{paf.data(), 2, h, w};
+  // A chain of five parts (four limbs), one peak each, uneven spacing so that the limb
+  // length outlier rule has work; Gaussian limb maps of ones, PAFs of 0.5.
+  const int64_t parts = 5, num_limbs = 4;
+  const int64_t ys[parts] = {1, 3, 5, 7, 14}, xs[parts] = {1, 3, 5, 7, 14};
+  std::vector<float> heat(parts * h * w, 0.0f), limb(num_limbs * h * w, 1.0f);
+  std::vector<float> paf(2 * num_limbs * h * w, 0.5f);
+  for (int64_t i = 0; i < parts; ++i) heat[i * h * w + ys[i] * w + xs[i]] = 1.0f;
+  const std::vector<int64_t> limbs = {0, 1, 1, 2, 2, 3, 3, 4};
+  const MapView hm{heat.data(), parts, h, w};
+  const MapView gauss{limb.data(), num_limbs, h, w};
+  const MapView field{paf.data(), 2 * num_limbs, h, w};
 
   GroupingParams base;
   base.peak_threshold = 0.1;
@@ -39,7 +42,9 @@ int main() {
   base.score_mean = true;
   base.attach_from_end = true;
   base.max_candidate_pairs = 1000;
-  base.max_candidate_samples = 100000;
+  base.max_candidate_samples = 100000000;
+  base.limb_length_outlier = 2.0;
+  base.limb_length_priors = {1.0, 0.5, 2.0, 1.0};
 
   const double inf = std::numeric_limits<double>::infinity();
   const double scales[] = {1.0, 1e300, -1e300, inf, 1e-300, 1e18};
@@ -54,8 +59,9 @@ int main() {
         p.limb_sample_threshold = t;
         p.limb_max_samples = 10000;
         const auto out = simplepose::group(hm, lm, paf_mode == 1, limbs, p, s, s, 1e300);
-        std::printf("paf=%d scale=%g threshold=%g peaks=%zu people=%zu\n", paf_mode, s, t,
-                    out.peaks.size(), out.people.size());
+        const long parts_kept = out.people.empty() ? 0L : static_cast<long>(out.people[0].count);
+        std::printf("paf=%d scale=%g threshold=%g peaks=%zu people=%zu parts=%ld\n", paf_mode, s, t,
+                    out.peaks.size(), out.people.size(), parts_kept);
         ++cases;
       }
     }

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from simplepose.cli.common import add_alias, run_reporting_errors, setup_logging
+from simplepose.cli.common import add_alias, int_at_least, run_reporting_errors, setup_logging
 from simplepose.errors import InputError
 
 
@@ -32,11 +32,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="video file")
     p.add_argument("--json", required=True, help="output JSON (key 'fps' = end-to-end frames per second)")
-    p.add_argument("--box-size", type=int, default=None, help="input height (default: the model's)")
-    p.add_argument("--max-frames", type=int, default=200, metavar="N",
+    p.add_argument("--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)")
+    p.add_argument("--max-frames", type=int_at_least(1), default=200, metavar="N",
                    help="frames of each end-to-end pass (0: all); no frame beyond them is read")
-    add_alias(p, "--frames", dest="max_frames", type=int)
-    p.add_argument("--threads", type=int, default=0, help="torch threads for the end-to-end pass (0: fastest measured)")
+    add_alias(p, "--frames", dest="max_frames", type=int_at_least(1))
+    p.add_argument("--threads", type=int_at_least(0, "0: fastest measured"), default=0, help="torch threads for the end-to-end pass (0: fastest measured)")
     p.add_argument("--no-channels-last", action="store_true", help="force NCHW in the end-to-end pass")
     p.add_argument("--workers", type=int, nargs="+", default=[0], metavar="N",
                    help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "

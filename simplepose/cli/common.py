@@ -26,6 +26,8 @@ __all__ = [
     "EXIT_USAGE",
     "add_alias",
     "add_max_frames",
+    "float_in",
+    "int_at_least",
     "is_quiet_rank",
     "report_error",
     "run_reporting_errors",
@@ -40,12 +42,46 @@ def add_alias(parser, *old: str, dest: str, **kwargs) -> None:
     parser.add_argument(*old, dest=dest, help=argparse.SUPPRESS, **kwargs)
 
 
+def int_at_least(minimum: int, meaning: str = ""):
+    """argparse ``type`` for an integer >= ``minimum`` (a bad value is a usage error naming it;
+    ``meaning`` explains the smallest values, e.g. "0: torch default")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            hint = f" ({meaning})" if meaning else ""
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{hint}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def float_in(lo: float, hi: float):
+    """argparse ``type`` for a finite number in ``[lo, hi]``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not lo <= value <= hi:  # also NaN
+            raise argparse.ArgumentTypeError(f"must be in [{lo:g}, {hi:g}], got {text}")
+        return value
+
+    parse.__name__ = f"number in [{lo:g}, {hi:g}]"
+    return parse
+
+
 def add_max_frames(parser, what: str = "frames", *old: str) -> None:
     """``--max-frames N``: the frame or image limit of every command (``old``: hidden aliases)."""
-    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+    parser.add_argument("--max-frames", type=int_at_least(1), default=None, metavar="N",
                         help=f"stop after the first N {what} (none are read beyond them)")
     if old:
-        add_alias(parser, *old, dest="max_frames", type=int)
+        add_alias(parser, *old, dest="max_frames", type=int_at_least(1))
 
 
 def is_quiet_rank() -> bool:

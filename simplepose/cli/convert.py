@@ -112,8 +112,12 @@ def main(argv=None, prog: str | None = None) -> int:
     from simplepose.spec import get_spec
 
     def convert():
+        from simplepose.utils.io import check_output_file
+
         if args.source not in CONVERTERS:
             raise SimplePoseError(f"no converter registered for {args.source!r}")
+        # before reading the (large) input: a missing or unwritable folder, or the input itself
+        check_output_file(args.output, "--output", inputs=[args.input])
         raw = load_state_dict_any(args.input)
         converted = convert_state_dict(args.source, raw)
         name, kwargs = resolve_model(args.source, args.model, args.model_kwargs, converted)

@@ -10,6 +10,8 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
   # top-down boxes: the bundled person detector (default), a COCO detection file, or ground truth
   simplepose evaluate --checkpoint CKPT --boxes DET.json --ann ANN.json --images DIR --metrics m.json
   simplepose evaluate --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
+  # an ONNX export (simplepose export) on ONNX Runtime; or any model/checkpoint with --backend onnxruntime
+  simplepose evaluate --model op.onnx --backend onnxruntime --ann ANN.json --images DIR --metrics m.json
   # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
   simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR --name mine
   # what the representation + decoding lose with perfect maps (no network)
@@ -34,15 +36,26 @@ import argparse
 import os
 from pathlib import Path
 
-from simplepose.cli.common import add_max_frames, is_quiet_rank, run_reporting_errors, setup_logging
+from simplepose.cli.common import (
+    add_max_frames,
+    int_at_least,
+    is_quiet_rank,
+    run_reporting_errors,
+    setup_logging,
+)
 from simplepose.errors import InputError
+
+#: --backend values: inference backends of a model, grouping implementations of the oracle
+MODEL_BACKENDS = ("torch", "onnxruntime")
+GROUPING_BACKENDS = ("cpp", "reference")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--checkpoint", help="simplepose checkpoint (.safetensors)")
-    mode.add_argument("--model", help="a model with bundled weights, e.g. openpose_mobilenet_thin")
+    mode.add_argument("--model", help="a model with bundled weights (e.g. openpose_mobilenet_thin) or an "
+                                      "ONNX file written by 'simplepose export'")
     mode.add_argument("--oracle", choices=["bottomup", "topdown"], help="render ground truth as network output and decode it")
     mode.add_argument("--results", help="score this COCO keypoint results JSON")
     gt = p.add_mutually_exclusive_group()
@@ -61,8 +74,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     g.add_argument("--scales", type=float, nargs="+", default=None,
                    help="bottom-up multi-scale test: factors of --box-size, heatmaps averaged (e.g. 1 0.5)")
-    g.add_argument("--box-size", type=int, default=None, help="bottom-up input height at scale 1")
+    g.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height at scale 1")
     g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (reported) instead of failing")
+    g.add_argument("--backend", choices=list(MODEL_BACKENDS + GROUPING_BACKENDS), default=None,
+                   help="a model: torch or onnxruntime (default: onnxruntime for a .onnx file, else torch); "
+                        "--oracle bottomup: the grouping implementation, cpp (default) or reference")
     t = p.add_argument_group("top-down boxes")
     boxes = t.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
@@ -72,7 +89,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                             "for a top-down model without --boxes/--gt-boxes) or an ONNX file of that format")
     t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
     o = p.add_argument_group("oracle")
-    o.add_argument("--backend", choices=["cpp", "reference"], default="cpp", help="bottom-up grouping implementation")
     o.add_argument("--reference-params", action="store_true", help="the original SimplePose grouping options")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -89,6 +105,12 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
         p.error("--images is required to run a model")
     if args.image_info and not (args.checkpoint or args.model):
         p.error("--image-info needs --checkpoint or --model")
+    if args.oracle:
+        args.backend = args.backend or "cpp"
+        if args.backend not in GROUPING_BACKENDS:
+            p.error(f"--backend {args.backend} runs a model; an oracle takes {' or '.join(GROUPING_BACKENDS)}")
+    elif args.backend in GROUPING_BACKENDS:
+        p.error(f"--backend {args.backend} is a grouping choice of --oracle; a model takes {' or '.join(MODEL_BACKENDS)}")
     return args
 
 
@@ -99,13 +121,25 @@ def main(argv=None, prog: str | None = None) -> int:
 
 
 def check_output_folders(args) -> None:
-    """Fail before any work when an output would land in a folder that does not exist."""
-    for flag, path in (("--metrics", args.metrics), ("--results-out", args.results_out), ("--out-dir", args.out_dir)):
-        if path is None:
-            continue
-        folder = Path(path) if flag == "--out-dir" else (Path(path).parent if str(Path(path).parent) else Path("."))
-        if not folder.is_dir():
-            raise InputError(f"{flag} {path}: folder {folder} does not exist")
+    """Fail before any work (before the model is loaded) when an output cannot be written:
+    its folder is missing or not writable, it is an input file (``--ann``, ``--results``,
+    ``--boxes``, ...) or lies inside the ``--images`` folder, or two outputs are the same file."""
+    from simplepose.evaluation.runner import default_results_path
+    from simplepose.utils.io import check_output_file, check_writable_folder
+
+    inputs = [args.ann, args.image_info, args.results, args.boxes, args.head_boxes, args.checkpoint]
+    outputs = []
+    if args.metrics:
+        outputs.append(("--metrics", args.metrics))
+        outputs.append(("--results-out", args.results_out or default_results_path(args.metrics)))
+    elif args.results_out:
+        outputs.append(("--results-out", args.results_out))
+    for flag, path in outputs:
+        check_output_file(path, flag, inputs=inputs, input_folders=[args.images])
+    if len(outputs) == 2 and Path(outputs[0][1]).resolve() == Path(outputs[1][1]).resolve():
+        raise InputError(f"--metrics and --results-out are the same file {outputs[0][1]}")
+    if args.image_info:
+        check_writable_folder(args.out_dir, f"--out-dir {args.out_dir}")
 
 
 def run(args) -> int:
@@ -116,10 +150,12 @@ def run(args) -> int:
     from simplepose.evaluation import runner
     from simplepose.evaluation.benchmarks import evaluate_benchmark
     from simplepose.evaluation.benchmarks import format_table as format_metrics_table
+    from simplepose.utils.io import file_sha256
 
     if args.results:
         metrics = runner.score_results(args.results, args.ann, mpii_gt=args.head_boxes)
-        runner.write_metrics(args.metrics, metrics, results_file=args.results, ann=args.ann)
+        runner.write_metrics(args.metrics, metrics, results_file=args.results,
+                             results_sha256=file_sha256(args.results), ann=args.ann)
         return report(metrics, args.metrics, format_metrics_table)
 
     ann = load_image_info(args.image_info) if args.image_info else load_annotations(args.ann, args.images)
@@ -152,7 +188,7 @@ def run(args) -> int:
     runner.save_run(
         results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, images=args.images,
         model=predictor.model_name,
-        checkpoint=args.checkpoint, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
+        checkpoint=args.checkpoint, backend=predictor.backend, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
     )  # fmt: skip
     print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
@@ -203,10 +239,12 @@ def build_predictor(args, local_rank: int | None = None):
         options["scales"] = tuple(args.scales)
     if args.box_size:
         options["box_size"] = args.box_size
-    if args.model:
-        return Predictor.from_pretrained(args.model, device=args.device, **options)
+    if args.model and not args.model.lower().endswith(".onnx"):
+        backend = args.backend or "torch"
+        return Predictor.from_pretrained(args.model, device=args.device, backend=backend, **options)
     detector = args.detector or (None if args.boxes or args.gt_boxes else "bundled")
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=detector, **options)
+    predictor = Predictor.from_checkpoint(args.checkpoint or args.model, device=args.device,
+                                          detector=detector, backend=args.backend, **options)
     if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
         args.detector = "bundled"
         if not is_quiet_rank():

@@ -66,6 +66,7 @@ def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog or os.environ.get(_PROG_ENV))
     args = parser.parse_args(argv)
     prog = parser.prog
+    args.prog = prog
     if args.nproc_per_node < 0:
         parser.error(f"--nproc-per-node must be >= 0, got {args.nproc_per_node}")
 
@@ -83,17 +84,28 @@ def main(argv=None, prog: str | None = None) -> int:
     return run_reporting_errors(prog, lambda: train(cfg, args))
 
 
+def _prog_name(args) -> str:
+    return getattr(args, "prog", None) or os.environ.get(_PROG_ENV) or "simplepose train"
+
+
 def train(cfg, args) -> int:
     from simplepose import dist
     from simplepose.engine.loop import Trainer
 
     info = None
     try:
-        info = dist.init_distributed(cfg.train.device)
+        info = dist.init_distributed(cfg.train.device, timeout_s=cfg.train.dist_timeout_s)
         trainer = Trainer(cfg, dist_info=info)
         if args.resume is not None:
             trainer.resume(args.resume or None)
         final = trainer.fit()
+    except RuntimeError as exc:  # a collective timed out or a peer vanished: name the rank
+        message = dist.describe_collective_failure(exc)
+        if message is None:
+            raise
+        # every rank reports: each names the ranks it found silent
+        print(f"{_prog_name(args)}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         dist.cleanup()
     if info is None or info.is_main:

@@ -91,14 +91,20 @@ def _number(v) -> bool:
 
 
 def image_size(path) -> tuple[int, int] | None:
-    """``(height, width)`` from the image file's header, or None when it cannot be read."""
+    """``(height, width)`` from the image file's header (Pillow; OpenCV decodes the whole
+    image when Pillow is missing), or None when it cannot be read."""
     try:
         from PIL import Image
+    except ImportError:
+        import cv2
 
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return None if image is None else (int(image.shape[0]), int(image.shape[1]))
+    try:
         with Image.open(path) as im:
             w, h = im.size
         return int(h), int(w)
-    except (OSError, ValueError, ImportError):
+    except (OSError, ValueError):
         return None
 
 
@@ -164,7 +170,11 @@ def load_mpii_json(path, images_dir=None) -> tuple[list[MpiiRecord], dict[str, t
         AnnotationError: naming the file, record and field (see the module docstring).
     """
     path = Path(path)
-    data = read_json(path, "MPII annotation")
+    return _load_parsed(path, read_json(path, "MPII annotation"), images_dir)
+
+
+def _load_parsed(path: Path, data, images_dir=None):
+    """:func:`load_mpii_json` of an already parsed file."""
     if not isinstance(data, list):
         raise AnnotationError(
             f"MPII file {path}: top level must be a list of person records, got a JSON "
@@ -193,21 +203,31 @@ def load_mpii_json(path, images_dir=None) -> tuple[list[MpiiRecord], dict[str, t
     return records, sizes
 
 
-def mpii_to_coco(records, sizes, source=None) -> CocoKeypoints:
+def mpii_to_coco(records, sizes, source=None, images_dir=None) -> CocoKeypoints:
     """The records as a :class:`~simplepose.data.coco.CocoKeypoints` of layout MPII-16.
 
     Images get ids 1, 2, ... in order of first appearance; each record becomes one annotation
     (``id`` = record index + 1, so ``id - 1`` finds the record) with ``keypoints`` 16
     ``(x, y, v)`` in 0-based original px (v = 2 labelled, 0 not), ``bbox`` = the record's
     square person box, ``area`` = its area, and the record's ``center`` / ``scale`` (0-based).
-    Images without a known size get width = height = 0.
+
+    Raises:
+        AnnotationError: an image without a known size (``sizes`` comes from the image files:
+            the converted JSON holds none), naming the file, the record and ``images_dir``.
     """
     ids: dict[str, int] = {}
     for rec in records:
         ids.setdefault(rec.image, len(ids) + 1)
     images = []
     for image, image_id in ids.items():
-        h, w = sizes.get(image, (0, 0))
+        if image not in sizes:
+            index = next(r.index for r in records if r.image == image)
+            folder = images_dir if images_dir is not None else (Path(source).parent if source else "?")
+            raise AnnotationError(
+                f"MPII file {source}: record {index} (image {image!r}): the image is not in {folder}; "
+                "the converted JSON holds no image sizes, so its images are needed (pass --images)"
+            )
+        h, w = sizes[image]
         images.append({"id": image_id, "file_name": image, "width": w, "height": h})
     annotations = []
     for rec in records:

@@ -3,9 +3,22 @@ drawn output + JSON (:mod:`simplepose.demo.sinks`).
 
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
-(``cv2.VideoWriter``, mp4v), plus optional per-frame JSON
-``[{"frame": i, "image": name, "people": [{"keypoints": 51 floats, "score", "box_xyxy"}]}]``
-written atomically at the end; and/or a window (:class:`~simplepose.demo.sinks.Window`).
+(H.264 ``.mp4``), plus optional per-frame JSON records
+``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score", "box_xyxy"}]}``
+(``"image": name`` instead of the timestamp for images): streamed one per line to a ``.jsonl``
+path, or one list written atomically at the end for other paths; and/or a window
+(:class:`~simplepose.demo.sinks.Window`).
+
+Videos and webcams are tracked by default (:mod:`simplepose.tracking`: stable ``track_id``,
+One-Euro smoothing): the tracker runs in the render stage on each frame's people. With
+``realtime=True`` the network runs on keyframes only, in its own thread, and optical flow
+carries the people over the frames in between (:func:`~simplepose.tracking.track_frames`);
+a webcam then always gives its newest frame and stale ones are dropped.
+
+A stream that breaks mid-way -- a frame that cannot be decoded before the video's known end,
+a frame of another size, a webcam that disconnects -- stops the run with an
+:class:`~simplepose.errors.InputError` naming the frame; the video and JSON written up to
+there are kept.
 
 Videos and webcams run as a 4-stage pipeline of threads joined by bounded queues, so that
 decoding, inference, grouping and drawing overlap and memory stays bounded::
@@ -38,9 +51,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_write_json
 from .sinks import (
     Window,
+    open_json_sink,
     open_video_writer,
     people_to_json,
     plan_outputs,
@@ -60,7 +73,7 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-STAGES = ("read", "preprocess", "network", "assignment", "render")
+STAGES = ("read", "preprocess", "network", "assignment", "track", "render")
 _SENTINEL = object()
 _POLL_S = 0.1
 
@@ -77,6 +90,10 @@ class DemoReport:
             pipeline the stages overlap, so their sum exceeds the wall time.
         outputs: files written.
         people: people found over all frames.
+        keyframes: frames the network ran on (all of them unless ``realtime``).
+        dropped: frames a live source dropped to stay current (``realtime`` webcams).
+        truncated: for a video that decoded fewer frames than its header announces, what was
+            missing (``"... decoding stopped at frame 6"``); None otherwise.
     """
 
     frames: int = 0
@@ -85,6 +102,9 @@ class DemoReport:
     stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: list[str] = field(default_factory=list)
     people: int = 0
+    keyframes: int = 0
+    dropped: int = 0
+    truncated: str | None = None
 
     @property
     def fps(self) -> float:
@@ -96,19 +116,25 @@ class DemoReport:
 
 
 def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
-                    detector: str | None = None, device: str | None = None, box_size: int | None = None):
+                    detector: str | None = None, device: str | None = None, box_size: int | None = None,
+                    backend: str | None = None):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
     Args:
-        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint).
-        checkpoint: a simplepose checkpoint (bottom-up or top-down).
+        model: a bundled model name (default ``openpose_mobilenet_thin`` when no checkpoint),
+            or an ONNX file written by ``simplepose export`` (taken as ``checkpoint``).
+        checkpoint: a simplepose checkpoint (bottom-up or top-down) or such an ONNX file.
+        backend: ``"torch"`` / ``"onnxruntime"``; None: onnxruntime for ``.onnx``, else torch.
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
         box_size: bottom-up input height (ignored by top-down models).
     """
     from ..checkpoint import read_metadata
+    from ..inference.onnx_backend import read_onnx_metadata
     from ..predictor import Predictor
 
+    if model and model.lower().endswith(".onnx") and not checkpoint:
+        model, checkpoint = None, model
     if mode == "topdown" and not checkpoint:
         raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
     if detector and not Path(detector).is_file():
@@ -117,12 +143,15 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
         raise InputError(f"checkpoint {checkpoint} does not exist")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
-        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device, **options)
-    spec = read_metadata(checkpoint)["spec"]
+        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device,
+                                         backend=backend or "torch", **options)
+    is_onnx = checkpoint.lower().endswith(".onnx")
+    spec = (read_onnx_metadata if is_onnx else read_metadata)(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
         raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
-    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled", **options)
+    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled",
+                                     backend=backend, **options)
 
 
 class InferenceStages:
@@ -146,7 +175,7 @@ class InferenceStages:
 
             torch.set_num_threads(int(threads))
         pipeline = getattr(predictor, "pipeline", None)
-        if hasattr(pipeline, "set_channels_last"):
+        if hasattr(pipeline, "set_channels_last") and getattr(predictor, "backend", "torch") == "torch":
             device = str(getattr(pipeline, "device", "cpu"))
             pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
 
@@ -169,7 +198,8 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
              queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None,
-             show: bool = False) -> DemoReport:
+             show: bool = False, track: bool | None = None, realtime: bool = False,
+             keyframe_interval: int | None = None, tracker_params=None) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -189,36 +219,57 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         on_frame: optional ``callback(index, frame_bgr, people)`` after each frame is drawn.
         show: show each drawn frame in a window (see :func:`~simplepose.demo.sinks.display_problem`);
             a key press moves past an image, q or Esc stops the run.
+        track: give people stable ids and smooth them (None: on for videos and webcams).
+        realtime: videos/webcams: the network on keyframes in its own thread, optical flow in
+            between (implies ``track``).
+        keyframe_interval: ``realtime`` on a file: most frames carried per keyframe (None:
+            :data:`~simplepose.tracking.realtime.KEYFRAME_INTERVAL`).
+        tracker_params: :class:`~simplepose.tracking.TrackerParams` (default: the source's fps).
 
     Returns:
         :class:`DemoReport`.
     """
     out = plan_outputs(source, output, json_path)
+    if realtime and not source.is_stream:
+        raise InputError(f"--realtime needs a video or webcam input, not the {source.kind} {source.name}")
     limits = [int(n) for n in (max_frames, source.limit) if n]
     max_frames = min(limits) if limits else None
+    track = source.is_stream if track is None else bool(track)
+    tracker = None
+    if track or realtime:
+        from ..tracking import TrackerParams, VideoTracker
+        from ..tracking.realtime import KEYFRAME_INTERVAL
+
+        params = tracker_params or TrackerParams(fps=float(source.fps))
+        tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
+                               live=source.kind == "webcam", fps=float(source.fps))
     window = Window(source.name) if show else None
     workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
-    records: list[dict] = []
+    sink = open_json_sink(json_path) if json_path else None
     report = DemoReport()
+    emit = sink.write if sink is not None else (lambda record: None)
     try:
-        if source.is_stream:
-            _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames,
-                        progress, queue_size, on_frame, max(1, int(workers)), window)
+        if realtime:
+            _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
+                          progress, on_frame, window)
+        elif source.is_stream:
+            _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
+                        progress, queue_size, on_frame, max(1, int(workers)), tracker, window)
         else:
-            _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
+            _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
                         window)
     finally:
         source.close()
         if window is not None:
             window.close()
-        if json_path and (records or report.frames):
-            atomic_write_json(json_path, records)
+        if sink is not None:
+            sink.close()
             report.outputs.append(str(json_path))
     return report
 
 
-def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
+def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
                 window=None):
     from tqdm import tqdm
 
@@ -250,7 +301,8 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
             on_frame(index, frame, people)
         for k, v in zip(STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)):
             report.stage_ms[k] += v
-        records.append({"frame": index, "image": path.name, "people": people_to_json(people)})
+        emit({"frame": index, "image": path.name, "people": people_to_json(people)})
+        report.keyframes += 1
         report.frames += 1
         report.people += len(people)
         if window is not None and not window.show(canvas, wait=True):
@@ -285,15 +337,98 @@ def _get(q: queue.Queue, stop: threading.Event):
             continue
 
 
-def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                queue_size, on_frame, workers=1, window=None):
+def _read_frames(source: FrameSource, max_frames: int | None, times: dict,
+                 report: DemoReport) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, frame)`` of a video or webcam, in order; ``times["read"]`` gets the ms spent.
+
+    A video that stops decoding before the frame count of its header (cut short, or a frame
+    that cannot be decoded) ends the frames there and sets ``report.truncated``.
+
+    Raises:
+        InputError: no frame at all; a webcam that stops giving frames (disconnected).
+    """
+    cap = source.capture
+    index = 0
+    while not max_frames or index < max_frames:
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        times["read"] += (time.perf_counter() - t0) * 1e3
+        if not ok or frame is None:
+            if index == 0:
+                raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+            if source.kind == "webcam":
+                raise InputError(f"webcam {source.name} stopped giving frames after {index} (disconnected?)")
+            expected = source.header_frames
+            if expected and index < min(expected, max_frames or expected):
+                report.truncated = (f"video {source.name} is truncated: its header announces "
+                                    f"{expected} frames but decoding stopped at frame {index}")
+                LOG.info("%s", report.truncated)  # reported once, by whoever reads the report
+            return
+        yield index, frame
+        index += 1
+
+
+def _frame_record(index: int, timestamp: float, people) -> dict:
+    return {"frame": int(index), "timestamp": round(float(timestamp), 4), "people": people_to_json(people)}
+
+
+def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
+                  on_frame, window=None):
+    """Keyframes in a worker thread + optical flow between them; draw and write in the caller."""
+    from tqdm import tqdm
+
+    from ..tracking import LatestFrameReader
+
+    times = {s: 0.0 for s in STAGES}
+    live = source.kind == "webcam"
+    frames = (frame for _, frame in _read_frames(source, max_frames, times, report))
+    writer = None
+    start = time.perf_counter()
+    last, fps = None, None
+    bar = tqdm(total=source.total, desc="demo (real time)", unit="frame", disable=not progress)
+    try:
+        for item in tracker.run(LatestFrameReader(frames) if live else frames):
+            t0 = time.perf_counter()
+            if last is not None:
+                inst = 1.0 / max(t0 - last, 1e-6)
+                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
+            last = t0
+            canvas = None
+            if out is not None or window is not None:
+                canvas = render_frame(item.image, item.people, kpt_threshold, draw_boxes, hud, fps)
+            if out is not None:
+                if writer is None:
+                    writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
+                writer.write(canvas)
+            if on_frame:
+                on_frame(item.index, item.image, item.people)
+            emit(_frame_record(item.index, item.timestamp, item.people))
+            times["render"] += (time.perf_counter() - t0) * 1e3
+            report.frames += 1
+            report.people += len(item.people)
+            bar.update(1)
+            if window is not None and not window.show(canvas):
+                break
+    finally:
+        bar.close()
+        report.seconds = time.perf_counter() - start
+        stats = tracker.stats
+        times["network"], times["track"] = stats.network_s * 1e3, stats.flow_s * 1e3
+        report.stage_ms = dict(times)
+        report.keyframes, report.dropped = stats.keyframes, stats.dropped
+        if writer is not None:
+            writer.close()
+            report.outputs.append(str(out))
+
+
+def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
+                queue_size, on_frame, workers=1, tracker=None, window=None):
     from tqdm import tqdm
 
     stop = threading.Event()
     errors: list[BaseException] = []
     q_read, q_maps, q_people = (queue.Queue(maxsize=max(1, queue_size)) for _ in range(3))
     times = {s: 0.0 for s in STAGES}
-    cap = source.capture
 
     def stage(fn: Callable[[], Iterator], q_out: queue.Queue, name: str):
         def body():
@@ -309,18 +444,18 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 stop.set()
         return threading.Thread(target=body, name=f"demo-{name}", daemon=True)
 
+    broken: list[InputError] = []  # the stream broke mid-way: finish the frames in flight first
+
     def read():
-        index = 0
-        while not max_frames or index < max_frames:
-            t0 = time.perf_counter()
-            ok, frame = cap.read()
-            times["read"] += (time.perf_counter() - t0) * 1e3
-            if not ok or frame is None:
-                if index == 0:
-                    raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
-                return
-            yield index, frame
-            index += 1
+        read_any = False
+        try:
+            for item in _read_frames(source, max_frames, times, report):
+                read_any = True
+                yield item
+        except InputError as exc:
+            if not read_any:
+                raise
+            broken.append(exc)
 
     lock = threading.Lock()
 
@@ -376,10 +511,16 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                     raise errors[0] if errors else RuntimeError("demo pipeline stopped without finishing")
                 continue
             if item is _SENTINEL:
+                if broken:
+                    raise broken[0]
                 break
             index, frame, people = item
             t0 = time.perf_counter()
-            now = t0
+            if tracker is not None:
+                people = tracker.step(index, frame, people)
+                times["track"] += (time.perf_counter() - t0) * 1e3
+            stamp = t0 - start if source.kind == "webcam" else index / source.fps
+            now = time.perf_counter()
             if last is not None:
                 inst = 1.0 / max(now - last, 1e-6)
                 fps = inst if fps is None else 0.9 * fps + 0.1 * inst
@@ -393,9 +534,10 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 writer.write(canvas)
             if on_frame:
                 on_frame(index, frame, people)
-            times["render"] += (time.perf_counter() - t0) * 1e3
-            records.append({"frame": index, "people": people_to_json(people)})
+            emit(_frame_record(index, stamp, people))
+            times["render"] += (time.perf_counter() - now) * 1e3
             report.frames += 1
+            report.keyframes += 1
             report.people += len(people)
             bar.update(1)
             if window is not None and not window.show(canvas):
@@ -412,7 +554,7 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
         report.seconds = time.perf_counter() - start
         report.stage_ms = dict(times)
         if writer is not None:
-            writer.release()
+            writer.close()
             report.outputs.append(str(out))
 
 

@@ -1,8 +1,14 @@
 """Demo outputs: the drawn frame (:func:`render_frame`), an annotated image file
-(:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`,
-``cv2.VideoWriter`` mp4v), the per-frame people JSON records (:func:`people_to_json`), and a
-window on the screen (:class:`Window`, where :func:`display_problem` finds none).
-:func:`plan_outputs` checks every output location before any work."""
+(:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`:
+H.264 ``.mp4`` that browsers play, see :class:`~simplepose.utils.video.VideoWriter`), the
+per-frame people JSON (:func:`people_to_json` records, :func:`open_json_sink`: a ``.jsonl``
+path streams one line per frame as it goes, any other path gets one JSON list at the end), and
+a window on the screen (:class:`Window`, where :func:`display_problem` finds none).
+:func:`plan_outputs` checks every output location before any work, and refuses an output that
+is an input or lies inside an input folder. Every file but the streamed ``.jsonl`` is written
+atomically: a video goes to a temp file in the same folder, renamed onto the output when the
+writer is released (also after a stream breaks mid-way: what was written is kept), so a killed
+run leaves the previous file intact (and its temp file is removed by the next run)."""
 
 from __future__ import annotations
 
@@ -16,15 +22,18 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, atomic_write_json
+from ..utils.video import JsonlWriter, VideoWriter
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
 __all__ = [
     "Window",
     "display_problem",
+    "open_json_sink",
     "open_video_writer",
     "people_to_json",
     "plan_outputs",
+    "refuse_input_overwrite",
     "render_frame",
     "write_image",
 ]
@@ -32,15 +41,41 @@ __all__ = [
 
 def people_to_json(people: list[Person]) -> list[dict]:
     """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box_xyxy"}]``
-    (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats")."""
+    (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats"),
+    with ``"track_id"`` first for tracked people (:class:`~simplepose.tracking.TrackedPerson`)."""
     return [
         {
+            **({"track_id": int(p.track_id)} if getattr(p, "track_id", None) is not None else {}),
             "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
             "score": round(float(p.score), 4),
             "box_xyxy": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
         }
         for p in people
     ]
+
+
+class _JsonListSink:
+    """Records kept in memory and written as one JSON list, atomically, on close."""
+
+    def __init__(self, path: Path):
+        self.path, self.records = path, []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        atomic_write_json(self.path, self.records)
+
+
+def open_json_sink(path):
+    """Where the per-frame records go: a ``.jsonl`` path streams one JSON object per line,
+    flushed line by line (:class:`~simplepose.utils.video.JsonlWriter`: a killed run keeps every
+    frame written so far); any other path gets one JSON list, written atomically on ``close()``.
+    Both have ``write(record)`` and ``close()``."""
+    path = Path(path)
+    if path.suffix.lower() == ".jsonl":
+        return JsonlWriter(path)
+    return _JsonListSink(path)
 
 
 def _check_parent(path: Path, what: str) -> None:
@@ -57,10 +92,48 @@ def write_image(path: Path, image: np.ndarray) -> None:
         Path(tmp).write_bytes(buf.tobytes())
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved, base = path.resolve(), folder.resolve()
+    return resolved == base or base in resolved.parents
+
+
+def refuse_input_overwrite(source: FrameSource, path: Path, what: str) -> None:
+    """InputError when writing ``path`` could destroy the input: it is the input file (also
+    through a link), one of the input images, or lies inside the input folder."""
+    if source.kind == "webcam":
+        return
+    where = Path(source.name)
+    if source.kind == "folder":
+        if _inside(path, where):
+            raise InputError(f"{what} {path} lies inside the input folder {where}: "
+                             f"write it elsewhere")
+        inputs = source.paths
+    else:
+        inputs = [where]
+    for item in inputs:
+        if _same_file(path, Path(item)):
+            raise InputError(f"{what} {path} is the input {item}: it would be overwritten")
+
+
 def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
-    """Validate the output paths before any work; returns the resolved image/video output."""
+    """Validate the output paths before any work; returns the resolved image/video output.
+
+    Raises:
+        InputError: a missing folder, a wrong kind of output, or an output that is an input or
+            lies inside the input folder (:func:`refuse_input_overwrite`).
+    """
     if json_path:
         _check_parent(Path(json_path), "JSON")
+        refuse_input_overwrite(source, Path(json_path), "JSON output")
     if not output:
         return None
     out = Path(output)
@@ -68,12 +141,16 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
         if out.exists() and not out.is_dir():
             raise InputError(f"output {out} must be a folder for a folder input")
         _check_parent(out, "output folder")
+        refuse_input_overwrite(source, out, "output folder")
         out.mkdir(exist_ok=True)
         return out
     if out.is_dir():
         stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
-        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        out = out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        refuse_input_overwrite(source, out, "output")
+        return out
     _check_parent(out, "output")
+    refuse_input_overwrite(source, out, "output")
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
     if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -90,11 +167,10 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     return canvas
 
 
-def open_video_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
-    return writer
+def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
+    """An H.264 (VP9 for ``.webm``) :class:`~simplepose.utils.video.VideoWriter` into a temp file:
+    ``path`` changes only when it is released (``release()``/``close()``; ``discard()`` drops it)."""
+    return VideoWriter(path, fps, (int(width), int(height)))
 
 
 def display_problem() -> str | None:

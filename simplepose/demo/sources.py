@@ -32,6 +32,8 @@ class FrameSource:
         total: number of frames that will be processed, when known (None for an unlimited webcam).
         limit: the ``max_frames`` the source was opened with: no frame beyond it is ever read
             (None: no limit).
+        header_frames: the frame count a video's header announces (None when it has none);
+            a video that decodes fewer frames is reported as truncated.
     """
 
     kind: str
@@ -41,6 +43,7 @@ class FrameSource:
     fps: float = 25.0
     total: int | None = None
     limit: int | None = None
+    header_frames: int | None = None
 
     @property
     def is_stream(self) -> bool:
@@ -53,7 +56,9 @@ class FrameSource:
 
 
 def _quiet_opencv() -> None:
-    """Silence OpenCV's own warnings (failed camera probes etc.): we raise one clear error."""
+    """Silence OpenCV's own warnings (failed camera probes etc.) and FFmpeg's messages about
+    corrupt frames (read when a capture is opened): we raise one clear error."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     try:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # pragma: no cover - old OpenCV
@@ -125,4 +130,5 @@ def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
     total = count if count > 0 else None
     if max_frames:
         total = min(total, max_frames) if total else max_frames
-    return FrameSource("video", spec, capture=cap, fps=fps, total=total, limit=max_frames)
+    return FrameSource("video", spec, capture=cap, fps=fps, total=total, limit=max_frames,
+                       header_frames=count if count > 0 else None)

@@ -124,6 +124,43 @@ class _IndexSampler(Sampler):
 
 
 
+def _prepare_output_dir(out_dir: Path) -> None:
+    """Create ``train.output_dir`` and check that files can be written there (InputError)."""
+    from simplepose.utils.io import check_writable_folder
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"train.output_dir {out_dir} cannot be created "
+                         f"({exc.strerror or exc})") from None
+    check_writable_folder(out_dir, f"train.output_dir {out_dir}")
+
+
+def read_metrics_rows(path: Path) -> list[dict]:
+    """The valid rows of a ``metrics.csv`` (every field present, ``iteration`` an integer, the
+    numbers numbers); garbage and truncated rows (a run killed mid-write) are skipped with one
+    warning naming their line numbers."""
+    rows, bad = [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            try:
+                if any(row.get(k) in (None, "") for k in METRICS_FIELDS) or None in row:
+                    raise ValueError("missing or extra fields")
+                row["iteration"] = int(row["iteration"])
+                for key in ("loss", "lr", "samples_per_s", "time_s"):
+                    float(row[key])
+                int(row["epoch"]), int(row["skipped"])
+            except (ValueError, TypeError):
+                bad.append(reader.line_num)
+                continue
+            rows.append(row)
+    if bad:
+        LOG.warning("%s: skipped %d malformed row(s) (line %s)", path, len(bad),
+                    ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else ""))
+    return rows
+
+
 class Trainer:
     """Train ``cfg`` in this process (one of ``WORLD_SIZE`` torchrun processes).
 
@@ -141,11 +178,14 @@ class Trainer:
     def __init__(self, cfg: Config, dataset=None, dist_info: sdist.DistInfo | None = None):
         self.cfg = cfg
         self.spec = build_spec(cfg)
-        self.info = dist_info or sdist.init_distributed(cfg.train.device)
+        self.info = dist_info or sdist.init_distributed(cfg.train.device,
+                                                        timeout_s=cfg.train.dist_timeout_s)
         self.device = self.info.device
         self.world = self.info.world_size
         self.rank = self.info.rank
         self.out_dir = Path(cfg.train.output_dir)
+        if self.rank == 0:  # before any work: an unwritable output_dir is one clear line
+            _prepare_output_dir(self.out_dir)
         self.accum = cfg.train.grad_accum_steps
         self.batch_size = cfg.data.batch_size
         self.amp = resolve_amp(cfg.train.amp, self.device.type, log=self.rank == 0)
@@ -255,7 +295,17 @@ class Trainer:
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: model weights do not match "
                                   f"{self.cfg.model.name}: {str(exc).splitlines()[0]}") from None
-        self.optimizer.load_state_dict(state["optimizer"])
+        saved_optim = (state.get("config") or {}).get("optim", {}).get("name")
+        if saved_optim is not None and saved_optim != self.cfg.optim.name:
+            raise CheckpointError(
+                f"{path} was trained with optim.name={saved_optim}, this config has "
+                f"optim.name={self.cfg.optim.name}: its optimiser state cannot be resumed (keep "
+                f"optim.name={saved_optim}, or start a new run from its weights)")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: optimiser state does not fit this config's optimiser "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
@@ -294,8 +344,7 @@ class Trainer:
         """Drop rows written after the checkpoint (a killed run logs past its last save)."""
         if not self.metrics_path.exists():
             return
-        with open(self.metrics_path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= self.iteration]
+        rows = [r for r in read_metrics_rows(self.metrics_path) if r["iteration"] <= self.iteration]
         with atomic_path(self.metrics_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
             writer.writeheader()
@@ -318,8 +367,7 @@ class Trainer:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        with open(self.metrics_path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_metrics_rows(self.metrics_path)
         if not rows:
             return None
         its = [int(r["iteration"]) for r in rows]

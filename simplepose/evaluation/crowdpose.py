@@ -127,16 +127,15 @@ def evaluate_crowdpose(ann, results, image_ids=None) -> CrowdPoseMetrics:
             stats[f"AP{name}"] = -1.0
             continue
         stats[f"AP{name}"] = float(evaluate_keypoints(ann, results, image_ids=subset).stats["AP"])
+    splits = ", ".join(f"{n} {k}" for n, k in split_images.items())
+    summary = (f"CrowdPose evaluation: {full.num_results} results on {full.num_images} images "
+               f"(by crowdIndex: {splits})")
     metrics = CrowdPoseMetrics(
-        stats=stats, summary="", num_images=full.num_images, num_results=full.num_results,
-        split_images=split_images,
-    )  # fmt: skip
-    summary = format_crowdpose_table(metrics)
-    LOG.info("CrowdPose evaluation on %d images:\n%s", full.num_images, summary)
-    return CrowdPoseMetrics(
         stats=stats, summary=summary, num_images=full.num_images, num_results=full.num_results,
         split_images=split_images,
     )  # fmt: skip
+    LOG.info("%s\n%s", summary, format_crowdpose_table(metrics))
+    return metrics
 
 
 def format_crowdpose_table(metrics) -> str:

@@ -93,8 +93,15 @@ def environment() -> dict:
 
 def save_run(results, metrics: KeypointMetrics, results_path, metrics_path, num_keypoints: int = 17,
              **meta) -> dict:
+    """Write the results, then the metrics naming them (``results_file`` and its
+    ``results_sha256``): metrics are written last, so a run killed between the two writes
+    leaves metrics whose hash does not match the new results file."""
+    from ..utils.io import file_sha256
+
     write_results(results, results_path, num_keypoints)
-    return write_metrics(metrics_path, metrics, results_file=str(results_path), **meta, environment=environment())
+    return write_metrics(metrics_path, metrics, results_file=str(results_path),
+                         results_sha256=file_sha256(results_path), **meta,
+                         environment=environment())
 
 
 # ------------------------------------------------------------------ model evaluation
@@ -116,7 +123,6 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
     """
     from tqdm import tqdm
 
-    from ..data.coco import load_image
     from ..errors import InputError
 
     ids = ann.image_ids if image_ids is None else list(image_ids)
@@ -124,7 +130,7 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
     for image_id in tqdm(ids, desc="evaluate", unit="img", disable=not progress):
         path = ann.image_path(image_id, images_dir)
         try:
-            image = load_image(path)
+            image = ann.read_image(image_id, images_dir)
         except InputError as exc:
             if not skip_bad:
                 raise

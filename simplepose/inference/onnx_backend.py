@@ -11,12 +11,15 @@ Metadata (ONNX ``metadata_props``, every value a string; JSON where noted), writ
 :func:`encode_metadata` and read by :func:`read_onnx_metadata`:
 
 * ``simplepose_format``: ``"1"``;
-* ``simplepose_model``: the registry name (:data:`simplepose.models.MODELS`);
-* ``model_kwargs``: JSON of the builder overrides (as in a checkpoint);
-* ``simplepose_paradigm``: ``"bottomup"`` or ``"topdown"``;
+* ``simplepose_spec``: JSON of the whole :class:`~simplepose.spec.PoseModelSpec` (codec and
+  its parameters, keypoint layout, input normalisation, output adapter, default inference
+  options), decoded into ``meta["spec"]``: the pipelines need nothing else;
+* ``simplepose_model``, ``model_kwargs``, ``simplepose_paradigm``: the spec's name, builder
+  kwargs and paradigm, repeated for readers without simplepose;
 * ``simplepose_input``: JSON ``{"name", "layout": "NCHW", "dtype": "float32", "batch":
-  "dynamic", "height", "width"}`` where height / width are ``{"multiple": m}`` (dynamic, a
-  multiple of m) or ``{"fixed": n}``, plus the input normalisation of the pipeline;
+  "dynamic", "height", "width", "channel_order", "mean", "std", "fill"}`` where height / width
+  are ``{"multiple": m}`` (dynamic, a multiple of m) or ``{"fixed": n}``, and the input is
+  ``(pixel - mean) / std`` in ``channel_order``;
 * ``simplepose_outputs``: JSON of the output structure: an int is the index of an ONNX output,
   a list a Python list, ``{"tuple": [...]}`` a tuple (see :func:`flatten_outputs`);
 * ``simplepose_checkpoint``: JSON of the source checkpoint's extra metadata (may be ``{}``).
@@ -48,9 +51,11 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 ONNX_FORMAT_VERSION = "1"
-_JSON_KEYS = ("model_kwargs", "simplepose_input", "simplepose_outputs", "simplepose_checkpoint")
+_JSON_KEYS = ("simplepose_spec", "model_kwargs", "simplepose_input", "simplepose_outputs",
+              "simplepose_checkpoint")
 REQUIRED_KEYS = (
     "simplepose_format",
+    "simplepose_spec",
     "simplepose_model",
     "model_kwargs",
     "simplepose_paradigm",
@@ -121,9 +126,13 @@ def encode_metadata(meta: dict) -> dict[str, str]:
 def decode_metadata(raw: dict[str, str], source: str = "ONNX file") -> dict:
     """Validate and decode simplepose ONNX metadata (strings) into a dict.
 
+    Returns:
+        the metadata with JSON entries decoded and ``spec``, the
+        :class:`~simplepose.spec.PoseModelSpec`.
+
     Raises:
         CheckpointError: a required key is missing (all missing keys are named), the format
-            version is unknown, or a JSON entry does not parse.
+            version is unknown, a JSON entry does not parse, or the spec is invalid.
     """
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
@@ -143,11 +152,12 @@ def decode_metadata(raw: dict[str, str], source: str = "ONNX file") -> dict:
                 meta[key] = json.loads(raw[key])
             except json.JSONDecodeError as exc:
                 raise CheckpointError(f"{source}: metadata {key} is not JSON ({exc})") from None
-    if meta["simplepose_paradigm"] not in ("bottomup", "topdown"):
-        raise CheckpointError(
-            f"{source}: simplepose_paradigm is {meta['simplepose_paradigm']!r}, "
-            "expected 'bottomup' or 'topdown'"
-        )
+    from ..spec import PoseModelSpec
+
+    try:
+        meta["spec"] = PoseModelSpec.from_dict(meta["simplepose_spec"])
+    except InputError as exc:
+        raise CheckpointError(f"{source}: invalid simplepose_spec metadata ({exc})") from None
     return meta
 
 
@@ -205,7 +215,8 @@ class OnnxRuntimeModel:
 
     Attributes:
         meta: the decoded metadata (:func:`decode_metadata`).
-        model_name, model_kwargs, paradigm: shortcuts into ``meta``.
+        spec: the model's :class:`~simplepose.spec.PoseModelSpec` (from the metadata).
+        model_name, model_kwargs, paradigm: the spec's.
         training: always ``False`` (an exported graph is in eval mode).
 
     Raises:
@@ -220,9 +231,10 @@ class OnnxRuntimeModel:
         self.session = _session(path, providers, threads, session_options)
         raw = self.session.get_modelmeta().custom_metadata_map
         self.meta = decode_metadata(dict(raw), str(self.path))
-        self.model_name = self.meta["simplepose_model"]
-        self.model_kwargs = self.meta["model_kwargs"]
-        self.paradigm = self.meta["simplepose_paradigm"]
+        self.spec = self.meta["spec"]
+        self.model_name = self.spec.name
+        self.model_kwargs = self.spec.kwargs
+        self.paradigm = self.spec.paradigm
         self._structure = self.meta["simplepose_outputs"]
         inputs = self.session.get_inputs()
         if len(inputs) != 1:

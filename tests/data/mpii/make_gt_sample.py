@@ -1,10 +1,13 @@
-"""Write gt_sample.mat: the test_mpii.json persons in the layout of the MPII benchmark's
-gt_valid.mat (1-based MATLAB px), with SYNTHETIC head boxes (see README.md).
+"""Write the persons of a converted MPII JSON in the layout of the MPII benchmark's
+gt_valid.mat (1-based MATLAB px), with SYNTHETIC head boxes (see ../NOTICE_other_datasets.md).
 
-    python tests/data/mpii/make_gt_sample.py
+    python tests/data/mpii/make_gt_sample.py                       # gt_sample.mat of test_mpii.json
+    python tests/data/mpii/make_gt_sample.py ../shared/data/other_datasets/mpii/test_mpii.json \
+        tests/data/mpii/gt_shared_sample.mat                        # the 5 persons of ../shared
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +19,8 @@ from simplepose.utils.io import atomic_path
 HERE = Path(__file__).resolve().parent
 
 
-def main() -> None:
-    records = json.loads((HERE / "test_mpii.json").read_text())
+def main(source=HERE / "test_mpii.json", out=HERE / "gt_sample.mat") -> None:
+    records = json.loads(Path(source).read_text())
     n = len(records)
     pos = np.zeros((16, 2, n))
     missing = np.zeros((16, n))
@@ -33,7 +36,6 @@ def main() -> None:
         heads[1, :, i] = mid + half  # bottom-right (x2, y2)
     names = np.empty((1, 16), dtype=object)
     names[0, :] = list(MPII_MAT_JOINTS)
-    out = HERE / "gt_sample.mat"
     with atomic_path(out, ".mat") as tmp:
         scipy.io.savemat(str(tmp), {"dataset_joints": names, "jnt_missing": missing,
                                "pos_gt_src": pos, "headboxes_src": heads}, appendmat=False)
@@ -41,4 +43,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:3])
