@@ -17,7 +17,15 @@ from pathlib import Path
 
 from conftest import REPO, SHARED
 
-__all__ = ["NOT_RUN", "Command", "config_commands", "make_clone", "placeholder", "readme_commands", "run"]
+__all__ = [
+    "NOT_RUN",
+    "Command",
+    "config_commands",
+    "make_clone",
+    "placeholder",
+    "readme_commands",
+    "run",
+]
 
 PROGRAMS = ("simplepose", "python", "torchrun", "pip")
 #: commands that are documented but not run by the tests, with the reason (matched as substrings)
@@ -84,7 +92,7 @@ def readme_commands(path: Path = REPO / "README.md") -> list[Command]:
 
 
 def config_commands(path: Path) -> list[Command]:
-    """Commands in a config's leading comment: lines ``#   <program> ...`` and their continuations."""
+    """Commands in a config's leading comment: ``#   <program> ...`` lines and continuations."""
     lines, continuing = [], False
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
@@ -108,10 +116,14 @@ def make_clone(root: Path) -> Path:
     shared data, and ``root/bin/simplepose`` runs this checkout's command."""
     repo = root / "repo"
     repo.mkdir(parents=True)
-    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False)
-    names = sorted({p.split("/", 1)[0] for p in listed.stdout.split()}) if listed.returncode == 0 else [
-        p.name for p in REPO.iterdir() if p.name not in ("runs", "build", ".git")
-    ]
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    names = (
+        sorted({p.split("/", 1)[0] for p in listed.stdout.split()})
+        if listed.returncode == 0
+        else [p.name for p in REPO.iterdir() if p.name not in ("runs", "build", ".git")]
+    )
     for name in names:
         if (REPO / name).exists():
             (repo / name).symlink_to(REPO / name)
@@ -128,11 +140,20 @@ def make_clone(root: Path) -> Path:
 def run(command: str, clone: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run ``command`` with bash in ``clone``, with this checkout's package and Python first."""
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(clone.parent / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join(
+        [str(clone.parent / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")]
+    )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.setdefault("MPLBACKEND", "Agg")
-    return subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def torchrun_available() -> bool:

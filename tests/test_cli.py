@@ -43,10 +43,14 @@ def test_every_command_has_help(name, capsys):
 
 
 def test_python_dash_m_and_no_torch_for_help():
-    code = "import runpy, sys; sys.argv = ['simplepose', '--help']\n" \
-           "try:\n    runpy.run_module('simplepose', run_name='__main__')\nexcept SystemExit as e:\n" \
-           "    assert e.code == 0, e.code\nprint('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO)
+    code = (
+        "import runpy, sys; sys.argv = ['simplepose', '--help']\n"
+        "try:\n    runpy.run_module('simplepose', run_name='__main__')\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO
+    )
     assert out.returncode == 0, out.stderr
     assert "commands:" in out.stdout and out.stdout.strip().endswith("False")
 
@@ -63,7 +67,9 @@ def test_old_flag_spellings_are_hidden_aliases():
     assert p.parse_args(["--input", "v", "--json", "j", "--max-frames", "7"]).max_frames == 7
     assert _hidden(p, "--frames") and "--max-frames" in p.format_help()
     assert demo.build_parser().parse_args(["--input", "x", "--max-frames", "3"]).max_frames == 3
-    e = evaluate.build_parser().parse_args(["--results", "r", "--ann", "a", "--metrics", "m", "--max-frames", "4"])
+    e = evaluate.build_parser().parse_args(
+        ["--results", "r", "--ann", "a", "--metrics", "m", "--max-frames", "4"]
+    )
     assert e.max_frames == 4
     c = convert.build_parser()
     old = c.parse_args(["--from", "rsn", "in.pth", "out.st"])
@@ -75,7 +81,9 @@ def test_old_flag_spellings_are_hidden_aliases():
 
 def test_limit_aliases_of_the_dev_benches():
     for script in ("grouping.py", "tune_openpose.py"):
-        spec = importlib.util.spec_from_file_location(f"_bench_{script[:-3]}", REPO / "bench" / script)
+        spec = importlib.util.spec_from_file_location(
+            f"_bench_{script[:-3]}", REPO / "bench" / script
+        )
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         argv = ["--ann", "a.json", "--json", "o.json", "--images", "d"]
@@ -134,13 +142,26 @@ def test_commands_do_not_swallow_builtin_errors(command):
 @pytest.mark.slow
 def test_train_nproc_reports_once_without_launcher_traceback(tmp_path):
     """``simplepose train --nproc-per-node 2`` with a missing annotation file: one line, exit 2."""
-    cmd = [sys.executable, "-m", "simplepose", "train", "--nproc-per-node", "2",
-           "--config", "configs/imhn_tiny.yaml", "--log-level", "WARNING",
-           "--opts", f"data.train_ann={tmp_path / 'missing.json'}", f"train.output_dir={tmp_path / 'run'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simplepose",
+        "train",
+        "--nproc-per-node",
+        "2",
+        "--config",
+        "configs/imhn_tiny.yaml",
+        "--log-level",
+        "WARNING",
+        "--opts",
+        f"data.train_ann={tmp_path / 'missing.json'}",
+        f"train.output_dir={tmp_path / 'run'}",
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-    assert errors == [f"simplepose train: error: data.train_ann: annotation file {tmp_path / 'missing.json'} does not exist"]
+    missing = tmp_path / "missing.json"
+    assert errors == [f"simplepose train: error: data.train_ann: annotation file {missing} does not exist"]
     assert "Traceback" not in proc.stderr
 
 
@@ -162,9 +183,15 @@ def test_demo_without_outputs_refuses_when_no_window_can_be_shown(capsys, monkey
 def test_demo_summary_lists_every_file_or_says_how_many_more():
     from simplepose.cli.demo import summary
 
-    report = SimpleNamespace(frames=6, people=9, fps=2.0, outputs=[f"out/{i}.jpg" for i in range(6)])
+    report = SimpleNamespace(
+        frames=6, people=9, fps=2.0, outputs=[f"out/{i}.jpg" for i in range(6)]
+    )
     lines = summary(report).splitlines()
     assert lines[0].endswith("wrote 6 file(s)") and lines[1:] == [
-        "  -> out/0.jpg", "  -> out/1.jpg", "  -> out/2.jpg", "  ... and 3 more"]
+        "  -> out/0.jpg",
+        "  -> out/1.jpg",
+        "  -> out/2.jpg",
+        "  ... and 3 more",
+    ]
     report.outputs = report.outputs[:4]
     assert summary(report).splitlines()[1:] == [f"  -> out/{i}.jpg" for i in range(4)]

@@ -16,8 +16,12 @@ from doc_commands import NOT_RUN, config_commands, make_clone, placeholder, read
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 #: configs whose commands tests/test_memorize.py / test_memorize_layouts.py run as written (and
 #: check the AP / PCKh they reach)
-RUN_ELSEWHERE = {"configs/imhn_memorize.yaml", "configs/rsn18_memorize.yaml",
-                 "configs/rsn18_mpii_memorize.yaml", "configs/imhn_crowdpose_memorize.yaml"}
+RUN_ELSEWHERE = {
+    "configs/imhn_memorize.yaml",
+    "configs/rsn18_memorize.yaml",
+    "configs/rsn18_mpii_memorize.yaml",
+    "configs/imhn_crowdpose_memorize.yaml",
+}
 
 
 def _all_commands():
@@ -74,7 +78,7 @@ def test_command_parses(cmd):
     else:
         script = next(w for w in words if w.endswith(".py"))
         assert (REPO / script).exists(), cmd
-        args = words[words.index(script) + 1:]
+        args = words[words.index(script) + 1 :]
         parser = None
     if parser is not None and "--help" not in args:
         with_values = [a if not placeholder(a) else "x" for a in args]
@@ -101,4 +105,6 @@ def test_command_runs_as_written(cmd, clone):
     if reason:
         pytest.skip(reason)
     proc = run(cmd, clone)
-    assert proc.returncode == 0, f"{cmd.source}: {cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{cmd.source}: {cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )

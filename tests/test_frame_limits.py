@@ -33,6 +33,9 @@ class FakePredictor:
     def decode(self, frame, outputs):
         return [Person.from_keypoints(np.zeros((17, 3)), 1.0)]
 
+    def predict(self, frame):
+        return self.decode(frame, self.forward(self.prepare(frame)))
+
 
 class CountingCapture:
     """A ``cv2.VideoCapture`` that counts the frames read out of it."""
@@ -67,12 +70,20 @@ def _video(path: Path, frames: int, size=(64, 48)) -> Path:
     return path
 
 
-@pytest.mark.parametrize("open_limit, run_limit, expected", [(4, None, 4), (None, 3, 3), (5, 2, 2), (2, 5, 2)])
+@pytest.mark.parametrize(
+    "open_limit, run_limit, expected", [(4, None, 4), (None, 3, 3), (5, 2, 2), (2, 5, 2)]
+)
 def test_demo_reads_no_frame_beyond_the_limit(tmp_path, counting, open_limit, run_limit, expected):
     src = _video(tmp_path / "v.avi", 30)
     source = sdemo.open_source(src, max_frames=open_limit)
-    report = sdemo.run_demo(FakePredictor(), source, output=str(tmp_path / "o.mp4"), max_frames=run_limit,
-                            progress=False, queue_size=1)
+    report = sdemo.run_demo(
+        FakePredictor(),
+        source,
+        output=str(tmp_path / "o.mp4"),
+        max_frames=run_limit,
+        progress=False,
+        queue_size=1,
+    )
     assert report.frames == expected
     assert counting.reads == expected
 
@@ -84,8 +95,12 @@ def test_folder_limit_reads_the_first_images_only(tmp_path, monkeypatch):
         cv2.imwrite(str(tmp_path / f"im{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
     loaded = []
     real = coco.load_image
-    monkeypatch.setattr(coco, "load_image", lambda path: loaded.append(Path(path).name) or real(path))
-    report = sdemo.run_demo(FakePredictor(), sdemo.open_source(tmp_path, max_frames=2), progress=False)
+    monkeypatch.setattr(
+        coco, "load_image", lambda path: loaded.append(Path(path).name) or real(path)
+    )
+    report = sdemo.run_demo(
+        FakePredictor(), sdemo.open_source(tmp_path, max_frames=2), progress=False
+    )
     assert report.frames == 2 and loaded == ["im0.png", "im1.png"]
 
 
@@ -95,9 +110,33 @@ def test_bench_warmup_and_timed_passes_read_only_their_frames(tmp_path, counting
 
     src = _video(tmp_path / "v.avi", 40, size=(96, 64))
     out = tmp_path / "bench.json"
-    rc = bench.main(["--input", str(src), "--json", str(out), "--box-size", "64", "--max-frames", "3",
-                     "--warmup", "2", "--micro-repeats", "0", "--workers", "1"])
+    rc = bench.main(
+        [
+            "--input",
+            str(src),
+            "--json",
+            str(out),
+            "--box-size",
+            "64",
+            "--max-frames",
+            "3",
+            "--warmup",
+            "2",
+            "--micro-repeats",
+            "0",
+            "--workers",
+            "1",
+        ]
+    )
     assert rc == 0
     assert counting.reads == 1 + 2 + 3
     record = json.loads(out.read_text())
     assert record["frames"] == 3 and [r["workers"] for r in record["runs"]] == [1]
+
+
+@pytest.mark.parametrize("realtime", [False, True], ids=["tracked", "realtime"])
+def test_tracked_and_realtime_runs_read_no_frame_beyond_the_limit(tmp_path, counting, realtime):
+    src = _video(tmp_path / "v.avi", 30)
+    report = sdemo.run_demo(FakePredictor(), sdemo.open_source(src, max_frames=6), track=True,
+                            realtime=realtime, progress=False)
+    assert report.frames <= 6 and counting.reads == 6

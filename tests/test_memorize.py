@@ -14,14 +14,22 @@ from doc_commands import config_commands, make_clone, run
 
 TRAIN_ANN = SHARED / "data" / "coco" / "annotations" / "person_keypoints_train2017_subset.json"
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not TRAIN_ANN.exists(), reason=f"{TRAIN_ANN} not found")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not TRAIN_ANN.exists(), reason=f"{TRAIN_ANN} not found"),
+]
 
 
-@pytest.mark.parametrize("config", ["imhn_memorize.yaml", "rsn18_memorize.yaml"], ids=["imhn", "rsn18"])
+@pytest.mark.parametrize(
+    "config", ["imhn_memorize.yaml", "rsn18_memorize.yaml"], ids=["imhn", "rsn18"]
+)
 def test_memorisation_reaches_ap_050(tmp_path, monkeypatch, config):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     commands = config_commands(REPO / "configs" / config)
-    assert [c.split()[:2] for c in commands] == [["simplepose", "train"], ["simplepose", "evaluate"]]
+    assert [c.split()[:2] for c in commands] == [
+        ["simplepose", "train"],
+        ["simplepose", "evaluate"],
+    ]
     clone = make_clone(tmp_path)
     for cmd in commands:
         proc = run(cmd, clone)

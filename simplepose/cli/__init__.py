@@ -22,11 +22,23 @@ __all__ = ["COMMANDS", "main"]
 #: only when their command runs, so ``simplepose --help`` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("simplepose.cli.demo", "draw the people in an image, a folder, a video or a webcam"),
-    "evaluate": ("simplepose.cli.evaluate", "COCO keypoint AP of a model, an oracle or a results file"),
-    "train": ("simplepose.cli.train", "train a model from a YAML config (torchrun: use train_dist.py)"),
-    "convert": ("simplepose.cli.convert", "convert a released checkpoint to simplepose safetensors"),
+    "evaluate": (
+        "simplepose.cli.evaluate",
+        "COCO keypoint AP of a model, an oracle or a results file",
+    ),
+    "train": (
+        "simplepose.cli.train",
+        "train a model from a YAML config (torchrun: use train_dist.py)",
+    ),
+    "convert": (
+        "simplepose.cli.convert",
+        "convert a released checkpoint to simplepose safetensors",
+    ),
     "export": ("simplepose.export", "export a model to ONNX"),
-    "bench": ("simplepose.cli.bench", "end-to-end demo speed on a video, with a per-stage breakdown"),
+    "bench": (
+        "simplepose.cli.bench",
+        "end-to-end demo speed on a video, with a per-stage breakdown",
+    ),
 }
 
 
@@ -60,13 +72,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"simplepose: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"simplepose: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     module_name = COMMANDS[name][0]
     if importlib.util.find_spec(module_name) is None:
-        print(f"simplepose {name}: not available in this version of simplepose "
-              f"({module_name} is not installed)", file=sys.stderr)
+        print(
+            f"simplepose {name}: not available in this version of simplepose "
+            f"({module_name} is not installed)",
+            file=sys.stderr,
+        )
         return 2
     command = importlib.import_module(module_name).main
     if "prog" in inspect.signature(command).parameters:

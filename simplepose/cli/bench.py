@@ -1,7 +1,8 @@
 """End-to-end demo speed on a video: the same threaded pipeline as ``demo.py`` (read | preprocess
 + network | assignment | draw + write an mp4 into a temp dir), with a per-stage breakdown.
 
-  simplepose bench --input ../shared/data/demo/vtest.avi --json bench_demo.json [--box-size N] [--max-frames N]
+  simplepose bench --input ../shared/data/demo/vtest.avi --json bench_demo.json \\
+      [--box-size N] [--max-frames N]
   python bench/demo.py ...   # the same, from a clone
 
 First, a side-by-side network micro-benchmark on one frame of the video: NCHW vs
@@ -29,21 +30,53 @@ from simplepose.errors import InputError
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--input", required=True, help="video file")
-    p.add_argument("--json", required=True, help="output JSON (key 'fps' = end-to-end frames per second)")
-    p.add_argument("--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)")
-    p.add_argument("--max-frames", type=int_at_least(1), default=200, metavar="N",
-                   help="frames of each end-to-end pass (0: all); no frame beyond them is read")
+    p.add_argument(
+        "--json", required=True, help="output JSON (key 'fps' = end-to-end frames per second)"
+    )
+    p.add_argument(
+        "--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)"
+    )
+    p.add_argument(
+        "--max-frames",
+        type=int_at_least(1),
+        default=200,
+        metavar="N",
+        help="frames of each end-to-end pass (0: all); no frame beyond them is read",
+    )
     add_alias(p, "--frames", dest="max_frames", type=int_at_least(1))
-    p.add_argument("--threads", type=int_at_least(0, "0: fastest measured"), default=0, help="torch threads for the end-to-end pass (0: fastest measured)")
-    p.add_argument("--no-channels-last", action="store_true", help="force NCHW in the end-to-end pass")
-    p.add_argument("--workers", type=int, nargs="+", default=[0], metavar="N",
-                   help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "
-                        "choice; workers > 1 use 1 torch thread each)")
-    p.add_argument("--compare-workers", type=int, nargs="+", default=None, metavar="N",
-                   help="run one end-to-end pass per worker count, side by side (e.g. 1 2)")
-    p.add_argument("--micro-repeats", type=int, default=10, help="network timings per variant (0: skip)")
+    p.add_argument(
+        "--threads",
+        type=int_at_least(0, "0: fastest measured"),
+        default=0,
+        help="torch threads for the end-to-end pass (0: fastest measured)",
+    )
+    p.add_argument(
+        "--no-channels-last", action="store_true", help="force NCHW in the end-to-end pass"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0],
+        metavar="N",
+        help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "
+        "choice; workers > 1 use 1 torch thread each)",
+    )
+    p.add_argument(
+        "--compare-workers",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="run one end-to-end pass per worker count, side by side (e.g. 1 2)",
+    )
+    p.add_argument(
+        "--micro-repeats", type=int, default=10, help="network timings per variant (0: skip)"
+    )
     p.add_argument("--warmup", type=int, default=5, help="frames run before timing (not counted)")
     return p
 
@@ -56,7 +89,9 @@ def micro_benchmark(box_size, frame, repeats: int) -> list[dict]:
     from simplepose import demo as demo_lib
 
     # one predictor per layout: switching a model's layout in place re-packs every weight
-    predictors = {cl: demo_lib.build_predictor(box_size=box_size, device="cpu") for cl in (False, True)}
+    predictors = {
+        cl: demo_lib.build_predictor(box_size=box_size, device="cpu") for cl in (False, True)
+    }
     for cl, predictor in predictors.items():
         predictor.pipeline.set_channels_last(cl)
     inputs = predictors[False].prepare(frame)
@@ -70,7 +105,12 @@ def micro_benchmark(box_size, frame, repeats: int) -> list[dict]:
             predictors[cl].forward(inputs)
             times[(cl, threads)].append((time.perf_counter() - t0) * 1e3)
     return [
-        {"channels_last": cl, "threads": t, "median_ms": statistics.median(v[1:]), "min_ms": min(v[1:])}
+        {
+            "channels_last": cl,
+            "threads": t,
+            "median_ms": statistics.median(v[1:]),
+            "min_ms": min(v[1:]),
+        }
         for (cl, t), v in times.items()
     ]
 
@@ -104,14 +144,22 @@ def run(args) -> int:
     if not ok:
         raise InputError(f"--input {args.input}: cannot read a frame (not a video?)")
     geometry = pipe.geometry(frame.shape[1], frame.shape[0])
-    print(f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input {geometry.pad_w}x{geometry.pad_h} "
-          f"(box_size {pipe.box_size}); torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}")
+    print(
+        f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input {geometry.pad_w}x{geometry.pad_h} "
+        f"(box_size {pipe.box_size}); torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}"
+    )
 
     micro = micro_benchmark(args.box_size, frame, args.micro_repeats) if args.micro_repeats else []
     for row in micro:
-        print(f"  network {'channels-last' if row['channels_last'] else 'NCHW         '} threads {row['threads']}: "
-              f"median {row['median_ms']:7.1f} ms  min {row['min_ms']:7.1f} ms")
-    best = min(micro, key=lambda r: r["median_ms"]) if micro else {"channels_last": True, "threads": os.cpu_count()}
+        print(
+            f"  network {'channels-last' if row['channels_last'] else 'NCHW         '} threads {row['threads']}: "
+            f"median {row['median_ms']:7.1f} ms  min {row['min_ms']:7.1f} ms"
+        )
+    best = (
+        min(micro, key=lambda r: r["median_ms"])
+        if micro
+        else {"channels_last": True, "threads": os.cpu_count()}
+    )
     if micro:
         nchw = min(r["median_ms"] for r in micro if not r["channels_last"])
         cl = min(r["median_ms"] for r in micro if r["channels_last"])
@@ -126,26 +174,57 @@ def run(args) -> int:
             n_threads = n_threads or threads
             if args.warmup:
                 src = demo_lib.open_source(args.input, max_frames=args.warmup)
-                demo_lib.run_demo(predictor, src, output=str(Path(tmp) / "warm.mp4"), progress=False,
-                                     max_frames=args.warmup, channels_last=channels_last, threads=n_threads,
-                                     workers=workers)
+                demo_lib.run_demo(
+                    predictor,
+                    src,
+                    output=str(Path(tmp) / "warm.mp4"),
+                    progress=False,
+                    max_frames=args.warmup,
+                    channels_last=channels_last,
+                    threads=n_threads,
+                    workers=workers,
+                )
             source = demo_lib.open_source(args.input, max_frames=args.max_frames or None)
             out = Path(tmp) / f"bench_{workers}.mp4"
-            report = demo_lib.run_demo(predictor, source, output=str(out), max_frames=args.max_frames or None,
-                                          channels_last=channels_last, threads=n_threads, workers=workers)
+            report = demo_lib.run_demo(
+                predictor,
+                source,
+                output=str(out),
+                max_frames=args.max_frames or None,
+                channels_last=channels_last,
+                threads=n_threads,
+                workers=workers,
+            )
             written = out.stat().st_size if out.exists() else 0
             per_frame = report.per_frame_ms()
-            runs.append({"workers": workers, "threads": n_threads, "fps": report.fps, "frames": report.frames,
-                         "seconds": report.seconds, "people": report.people, "stage_ms_per_frame": per_frame,
-                         "video_bytes": written, "load_after": os.getloadavg()})
-            print(f"\nend to end, {workers} network worker(s) x {n_threads} thread(s): {report.frames} frames in "
-                  f"{report.seconds:.1f} s = {report.fps:.2f} fps (channels_last={channels_last}, {report.people} people, "
-                  f"video {written / 1e6:.1f} MB)")
-            print("  stage busy time, ms/frame: " + ", ".join(f"{k} {v:.1f}" for k, v in per_frame.items()))
+            runs.append(
+                {
+                    "workers": workers,
+                    "threads": n_threads,
+                    "fps": report.fps,
+                    "frames": report.frames,
+                    "seconds": report.seconds,
+                    "people": report.people,
+                    "stage_ms_per_frame": per_frame,
+                    "video_bytes": written,
+                    "load_after": os.getloadavg(),
+                }
+            )
+            print(
+                f"\nend to end, {workers} network worker(s) x {n_threads} thread(s): {report.frames} frames in "
+                f"{report.seconds:.1f} s = {report.fps:.2f} fps (channels_last={channels_last}, {report.people} people, "
+                f"video {written / 1e6:.1f} MB)"
+            )
+            print(
+                "  stage busy time, ms/frame: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in per_frame.items())
+            )
     best_run = max(runs, key=lambda r: r["fps"])
     load_after = os.getloadavg()
-    print(f"\nbest: {best_run['fps']:.2f} fps with {best_run['workers']} worker(s); "
-          f"load average before {load_before}, after {load_after}")
+    print(
+        f"\nbest: {best_run['fps']:.2f} fps with {best_run['workers']} worker(s); "
+        f"load average before {load_before}, after {load_after}"
+    )
     report, per_frame, threads = None, best_run["stage_ms_per_frame"], best_run["threads"]
     record = {
         "fps": best_run["fps"],
@@ -170,4 +249,3 @@ def run(args) -> int:
     atomic_write_json(args.json, record)
     print(f"-> {args.json}")
     return 0
-

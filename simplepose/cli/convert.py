@@ -4,8 +4,10 @@ Usage (IN: a released checkpoint you downloaded; ``python data_prep/convert_chec
 takes the same options)::
 
     simplepose convert --from simplepose --input IN.pth --output imhn.safetensors
-    simplepose convert --from pytorch-cpn --model cpn101 --input IN.pth.tar --output cpn101.safetensors
-    simplepose convert --from rsn --input IN.pth --output rsn.safetensors --model-kwargs '{"stages": 4}'
+    simplepose convert --from pytorch-cpn --model cpn101 --input IN.pth.tar \\
+        --output cpn101.safetensors
+    simplepose convert --from rsn --input IN.pth --output rsn.safetensors \\
+        --model-kwargs '{"stages": 4}'
 
 Steps: read IN without unpickling code (``torch.load(weights_only=True)`` or safetensors), map its
 keys with ``simplepose.convert.convert_state_dict(source, ...)``, build the target model and load
@@ -143,4 +145,3 @@ def main(argv=None, prog: str | None = None) -> int:
         f"(from {args.source} {args.input})"
     )
     return 0
-

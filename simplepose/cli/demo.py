@@ -22,9 +22,9 @@ per frame (a killed run keeps what it wrote), ``--json X.json`` writes one list 
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed), or a video ended before the frame count
-of its header (truncated; the frames decoded were processed and written); 2 an error stopped the run (bad
-arguments, missing input, unopenable video or webcam, missing output folder, ...); 130
-interrupted with Ctrl-C.
+of its header (truncated; the frames decoded were processed and written); 2 an error stopped
+the run (bad arguments, missing input, unopenable video or webcam, missing output folder, ...);
+130 interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -44,41 +44,91 @@ from simplepose.cli.common import (
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="image file, folder of images, video file, or webcam:N")
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--input", required=True, help="image file, folder of images, video file, or webcam:N"
+    )
     p.add_argument("--output", help="annotated image / folder / video (.mp4) to write")
     p.add_argument("--json", help="per-frame people JSON to write")
-    p.add_argument("--show", action="store_true",
-                   help="show the result in a window (the default when neither --output nor --json is given)")
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="show the result in a window (the default when neither --output nor --json is given)",
+    )
     m = p.add_mutually_exclusive_group()
-    m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin) or an ONNX file "
-                                   "written by 'simplepose export'")
-    m.add_argument("--checkpoint", help="simplepose checkpoint (bottom-up or top-down) or ONNX export")
+    m.add_argument(
+        "--model",
+        help="bundled model (default: openpose_mobilenet_thin) or an ONNX file "
+        "written by 'simplepose export'",
+    )
+    m.add_argument(
+        "--checkpoint", help="simplepose checkpoint (bottom-up or top-down) or ONNX export"
+    )
     p.add_argument("--mode", choices=["bottomup", "topdown"], help="check the checkpoint's kind")
-    p.add_argument("--detector", help="person detector ONNX for top-down models (default: the bundled RTMDet-nano)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default=None,
-                   help="inference backend (default: onnxruntime for a .onnx file, else torch; "
-                        "onnxruntime with a model name or checkpoint exports it first)")
-    p.add_argument("--box-size", type=int_at_least(8), default=None,
-                   help="bottom-up input height (default: the model's)")
-    p.add_argument("--kpt-threshold", type=float_in(0.0, 1.0), default=0.2,
-                   help="hide keypoints scored below this")
+    p.add_argument(
+        "--detector",
+        help="person detector ONNX for top-down models (default: the bundled RTMDet-nano)",
+    )
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        default=None,
+        help="inference backend (default: onnxruntime for a .onnx file, else torch; "
+        "onnxruntime with a model name or checkpoint exports it first)",
+    )
+    p.add_argument(
+        "--box-size",
+        type=int_at_least(8),
+        default=None,
+        help="bottom-up input height (default: the model's)",
+    )
+    p.add_argument(
+        "--kpt-threshold",
+        type=float_in(0.0, 1.0),
+        default=0.2,
+        help="hide keypoints scored below this",
+    )
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
     p.add_argument("--no-hud", action="store_true", help="no people count / fps overlay")
     add_max_frames(p, "frames (images of a folder)")
-    p.add_argument("--threads", type=int_at_least(0, "0: torch default"), default=0,
-                   help="torch CPU threads (0: torch default)")
-    p.add_argument("--workers", type=int_at_least(0, "0: auto"), default=0,
-                   help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
-    p.add_argument("--no-channels-last", action="store_true", help="keep the network in NCHW layout")
+    p.add_argument(
+        "--threads",
+        type=int_at_least(0, "0: torch default"),
+        default=0,
+        help="torch CPU threads (0: torch default)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_at_least(0, "0: auto"),
+        default=0,
+        help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)",
+    )
+    p.add_argument(
+        "--no-channels-last", action="store_true", help="keep the network in NCHW layout"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
-                   help="stable track ids, colours and smoothing (default: on for videos and webcams)")
-    p.add_argument("--realtime", action="store_true",
-                   help="video/webcam: network on keyframes in its own thread, optical flow in between")
-    p.add_argument("--keyframe-interval", type=int, default=None,
-                   help="--realtime on a file: most frames carried by flow per keyframe (default 5)")
+    p.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stable track ids, colours and smoothing (default: on for videos and webcams)",
+    )
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="video/webcam: network on keyframes in its own thread, optical flow in between",
+    )
+    p.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=None,
+        help="--realtime on a file: most frames carried by flow per keyframe (default 5)",
+    )
     return p
 
 
@@ -96,13 +146,22 @@ def run(args) -> int:
     if args.keyframe_interval is not None and args.keyframe_interval < 1:
         raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
     if args.realtime and args.track is False:
-        raise InputError("--realtime tracks the people between keyframes: it cannot run with --no-track")
+        raise InputError(
+            "--realtime tracks the people between keyframes: it cannot run with --no-track"
+        )
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         args.show = decide_window(args)
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
-        predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device,
-                                             args.box_size, backend=args.backend)
+        predictor = demo_lib.build_predictor(
+            args.model,
+            args.checkpoint,
+            args.mode,
+            args.detector,
+            args.device,
+            args.box_size,
+            backend=args.backend,
+        )
     except BaseException:
         source.close()
         raise
@@ -114,14 +173,21 @@ def run(args) -> int:
     )  # fmt: skip
     print(summary(report))
     if args.realtime:
-        print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
-              + (f", {report.dropped} stale frame(s) dropped" if report.dropped else ""))
+        print(
+            f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
+            + (f", {report.dropped} stale frame(s) dropped" if report.dropped else "")
+        )
     if report.frames and not args.quiet:
         per = report.per_frame_ms()
-        print("per frame (ms, stages overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0))
+        print(
+            "per frame (ms, stages overlap): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0)
+        )
     if report.truncated:
-        print(f"warning: {report.truncated} (frames from {report.frames} on are missing)",
-              file=sys.stderr)
+        print(
+            f"warning: {report.truncated} (frames from {report.frames} on are missing)",
+            file=sys.stderr,
+        )
         return EXIT_PARTIAL
     if report.bad:
         print(f"{len(report.bad)} unreadable image(s) skipped:", file=sys.stderr)
@@ -142,7 +208,10 @@ def decide_window(args) -> bool:
     if problem and args.show:
         raise InputError(f"--show: cannot show a window: {problem}")
     if problem:
-        raise InputError(f"nothing to do: give --output FILE and/or --json FILE (a window needs a display: {problem})")
+        raise InputError(
+            "nothing to do: give --output FILE and/or --json FILE "
+            f"(a window needs a display: {problem})"
+        )
     return True
 
 
@@ -155,4 +224,3 @@ def summary(report, shown: int = 3) -> str:
     if len(listed) < len(report.outputs):
         lines.append(f"  ... and {len(report.outputs) - len(listed)} more")
     return "\n".join(lines)
-

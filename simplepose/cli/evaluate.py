@@ -3,24 +3,30 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
 
   V=../shared/data/coco  # the shared val subset; use your own COCO split the same way
   # the bundled pretrained model
-  simplepose evaluate --model openpose_mobilenet_thin --ann $V/annotations/person_keypoints_val2017_subset.json \\
+  simplepose evaluate --model openpose_mobilenet_thin \\
+      --ann $V/annotations/person_keypoints_val2017_subset.json \\
       --images $V/val2017 --metrics m.json [--flip] [--scales 1 0.5] [--max-frames 20]
   # a trained or converted checkpoint CKPT (bottom-up or top-down)
   simplepose evaluate --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json
   # top-down boxes: the bundled person detector (default), a COCO detection file, or ground truth
-  simplepose evaluate --checkpoint CKPT --boxes DET.json --ann ANN.json --images DIR --metrics m.json
+  simplepose evaluate --checkpoint CKPT --boxes DET.json --ann ANN.json --images DIR \\
+      --metrics m.json
   simplepose evaluate --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
-  # an ONNX export (simplepose export) on ONNX Runtime; or any model/checkpoint with --backend onnxruntime
-  simplepose evaluate --model op.onnx --backend onnxruntime --ann ANN.json --images DIR --metrics m.json
+  # an ONNX export (simplepose export) on ONNX Runtime; or any model/checkpoint with
+  # --backend onnxruntime
+  simplepose evaluate --model op.onnx --backend onnxruntime --ann ANN.json --images DIR \\
+      --metrics m.json
   # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
-  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR --name mine
+  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR \\
+      --name mine
   # what the representation + decoding lose with perfect maps (no network)
   simplepose evaluate --oracle bottomup --ann ANN.json --metrics oracle.json
   simplepose evaluate --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
   # score an existing COCO results file (any producer's)
   simplepose evaluate --results R.json --ann ANN.json --metrics OUT.json
   # MPII (VALID.json: the converted annotations; GT_VALID.mat: the benchmark's head boxes for PCKh)
-  simplepose evaluate --oracle topdown --gt-boxes --ann VALID.json --head-boxes GT_VALID.mat --metrics m.json
+  simplepose evaluate --oracle topdown --gt-boxes --ann VALID.json --head-boxes GT_VALID.mat \\
+      --metrics m.json
   simplepose evaluate --results PRED.mat --ann VALID.json --head-boxes GT_VALID.mat --metrics m.json
 
 (CKPT: a checkpoint of ``simplepose train`` or ``simplepose convert``; ANN.json / DIR: a COCO
@@ -51,45 +57,93 @@ GROUPING_BACKENDS = ("cpp", "reference")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--checkpoint", help="simplepose checkpoint (.safetensors)")
-    mode.add_argument("--model", help="a model with bundled weights (e.g. openpose_mobilenet_thin) or an "
-                                      "ONNX file written by 'simplepose export'")
-    mode.add_argument("--oracle", choices=["bottomup", "topdown"], help="render ground truth as network output and decode it")
+    mode.add_argument(
+        "--model",
+        help="a model with bundled weights (e.g. openpose_mobilenet_thin) or an "
+        "ONNX file written by 'simplepose export'",
+    )
+    mode.add_argument(
+        "--oracle",
+        choices=["bottomup", "topdown"],
+        help="render ground truth as network output and decode it",
+    )
     mode.add_argument("--results", help="score this COCO keypoint results JSON")
     gt = p.add_mutually_exclusive_group()
-    gt.add_argument("--ann", help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON or MPII converted JSON")
-    gt.add_argument("--image-info", help="test-dev image-info JSON (no ground truth): write a submission")
+    gt.add_argument(
+        "--ann",
+        help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON or MPII converted "
+        "JSON",
+    )
+    gt.add_argument(
+        "--image-info", help="test-dev image-info JSON (no ground truth): write a submission"
+    )
     p.add_argument("--images", help="folder of the images named in the annotation file")
-    p.add_argument("--head-boxes", help="MPII: the benchmark's ground truth with head boxes (gt_valid.mat format) for PCKh")
+    p.add_argument(
+        "--head-boxes",
+        help="MPII: the benchmark's ground truth with head boxes (gt_valid.mat format) for PCKh",
+    )
     p.add_argument("--metrics", help="where to write the metrics JSON (required with --ann)")
-    p.add_argument("--results-out", help="where to write results JSON (default: <metrics>_results.json)")
-    p.add_argument("--image-ids", type=int, nargs="+", help="evaluate only these images of the file")
+    p.add_argument(
+        "--results-out", help="where to write results JSON (default: <metrics>_results.json)"
+    )
+    p.add_argument(
+        "--image-ids", type=int, nargs="+", help="evaluate only these images of the file"
+    )
     add_max_frames(p, "images of the file (after --image-ids)")
-    p.add_argument("--name", default="simplepose", help="test-dev: the <name> in the submission file name")
+    p.add_argument(
+        "--name", default="simplepose", help="test-dev: the <name> in the submission file name"
+    )
     p.add_argument("--out-dir", default=".", help="test-dev: folder of the submission files")
     g = p.add_argument_group("inference")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    g.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    g.add_argument("--scales", type=float, nargs="+", default=None,
-                   help="bottom-up multi-scale test: factors of --box-size, heatmaps averaged (e.g. 1 0.5)")
-    g.add_argument("--box-size", type=int_at_least(8), default=None,
-                   help="bottom-up input height at scale 1")
-    g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (reported) instead of failing")
-    g.add_argument("--backend", choices=list(MODEL_BACKENDS + GROUPING_BACKENDS), default=None,
-                   help="a model: torch or onnxruntime (default: onnxruntime for a .onnx file, else torch); "
-                        "--oracle bottomup: the grouping implementation, cpp (default) or reference")
+    g.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)"
+    )
+    g.add_argument(
+        "--flip", action="store_true", help="average with the horizontally flipped image"
+    )
+    g.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=None,
+        help="bottom-up multi-scale test: factors of --box-size, heatmaps averaged (e.g. 1 0.5)",
+    )
+    g.add_argument(
+        "--box-size", type=int_at_least(8), default=None, help="bottom-up input height at scale 1"
+    )
+    g.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable images (reported) instead of failing",
+    )
+    g.add_argument(
+        "--backend",
+        choices=list(MODEL_BACKENDS + GROUPING_BACKENDS),
+        default=None,
+        help="a model: torch or onnxruntime (default: onnxruntime for a .onnx file, else torch); "
+        "--oracle bottomup: the grouping implementation, cpp (default) or reference",
+    )
     t = p.add_argument_group("top-down boxes")
     boxes = t.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
     boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
-    boxes.add_argument("--detector", nargs="?", const="bundled",
-                       help="run a person detector on each image: the bundled RTMDet-nano (no value; the default "
-                            "for a top-down model without --boxes/--gt-boxes) or an ONNX file of that format")
+    boxes.add_argument(
+        "--detector",
+        nargs="?",
+        const="bundled",
+        help="run a person detector on each image: the bundled RTMDet-nano (no value; the default "
+        "for a top-down model without --boxes/--gt-boxes) or an ONNX file of that format",
+    )
     t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
     o = p.add_argument_group("oracle")
-    o.add_argument("--reference-params", action="store_true", help="the original SimplePose grouping options")
+    o.add_argument(
+        "--reference-params", action="store_true", help="the original SimplePose grouping options"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -108,9 +162,13 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
     if args.oracle:
         args.backend = args.backend or "cpp"
         if args.backend not in GROUPING_BACKENDS:
-            p.error(f"--backend {args.backend} runs a model; an oracle takes {' or '.join(GROUPING_BACKENDS)}")
+            p.error(
+                f"--backend {args.backend} runs a model; an oracle takes {' or '.join(GROUPING_BACKENDS)}"
+            )
     elif args.backend in GROUPING_BACKENDS:
-        p.error(f"--backend {args.backend} is a grouping choice of --oracle; a model takes {' or '.join(MODEL_BACKENDS)}")
+        p.error(
+            f"--backend {args.backend} is a grouping choice of --oracle; a model takes {' or '.join(MODEL_BACKENDS)}"
+        )
     return args
 
 
@@ -154,11 +212,20 @@ def run(args) -> int:
 
     if args.results:
         metrics = runner.score_results(args.results, args.ann, mpii_gt=args.head_boxes)
-        runner.write_metrics(args.metrics, metrics, results_file=args.results,
-                             results_sha256=file_sha256(args.results), ann=args.ann)
+        runner.write_metrics(
+            args.metrics,
+            metrics,
+            results_file=args.results,
+            results_sha256=file_sha256(args.results),
+            ann=args.ann,
+        )
         return report(metrics, args.metrics, format_metrics_table)
 
-    ann = load_image_info(args.image_info) if args.image_info else load_annotations(args.ann, args.images)
+    ann = (
+        load_image_info(args.image_info)
+        if args.image_info
+        else load_annotations(args.ann, args.images)
+    )
     if args.oracle:
         return run_oracle(args, ann, runner, format_metrics_table)
 
@@ -171,17 +238,31 @@ def run(args) -> int:
     if args.boxes:  # images the detection file does not cover are scored, as misses
         missing = [i for i in image_ids if i not in boxes]
         if missing and rank == 0:
-            print(f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in {args.boxes}; "
-                  "they are scored as images with no detections")
+            print(
+                f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in {args.boxes}; "
+                "they are scored as images with no detections"
+            )
     ids = runner.shard(image_ids, rank, world)
-    results, bad = runner.run_predictor(predictor, ann, args.images, boxes, args.skip_bad, ids, progress=not args.quiet and rank == 0)
+    results, bad = runner.run_predictor(
+        predictor,
+        ann,
+        args.images,
+        boxes,
+        args.skip_bad,
+        ids,
+        progress=not args.quiet and rank == 0,
+    )
     results, bad = runner.gather_results(results, bad)
     if rank != 0:
         return 0
     if args.image_info:
         processed = set(ann.image_ids) - {_image_id_of(p, ann, args.images) for p in bad}
-        json_path, zip_path = runner.write_test_dev_submission(results, ann, args.out_dir, args.name, processed)
-        print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}")
+        json_path, zip_path = runner.write_test_dev_submission(
+            results, ann, args.out_dir, args.name, processed
+        )
+        print(
+            f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}"
+        )
         return 0
     metrics = evaluate_benchmark(ann, results, image_ids=image_ids, mpii_gt=args.head_boxes)
     out = args.results_out or runner.default_results_path(args.metrics)
@@ -190,7 +271,9 @@ def run(args) -> int:
         model=predictor.model_name,
         checkpoint=args.checkpoint, backend=predictor.backend, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
     )  # fmt: skip
-    print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}")
+    print(
+        f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}"
+    )
     return report(metrics, args.metrics, format_metrics_table)
 
 
@@ -200,17 +283,25 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
 
         params = REFERENCE_SIMPLEPOSE if args.reference_params else GroupingParams()
         options = {"box_size": args.box_size or 512, "backend": args.backend, "params": params}
-        meta = {"box_size": options["box_size"], "backend": args.backend, "grouping": params.to_dict()}
+        meta = {
+            "box_size": options["box_size"],
+            "backend": args.backend,
+            "grouping": params.to_dict(),
+        }
     else:
         if args.boxes or args.detector:
             raise InputError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
         options = {"flip": args.flip}
         meta = {"boxes": "gt", "flip": args.flip}
-    results, metrics, seconds = runner.run_oracle(args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options)
+    results, metrics, seconds = runner.run_oracle(
+        args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options
+    )
     out = args.results_out or runner.default_results_path(args.metrics)
     runner.save_run(results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, oracle=args.oracle,
                     seconds=round(seconds, 2), **meta)  # fmt: skip
-    print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}")
+    print(
+        f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}"
+    )
     return report(metrics, args.metrics, format_metrics_table)
 
 
@@ -243,13 +334,20 @@ def build_predictor(args, local_rank: int | None = None):
         backend = args.backend or "torch"
         return Predictor.from_pretrained(args.model, device=args.device, backend=backend, **options)
     detector = args.detector or (None if args.boxes or args.gt_boxes else "bundled")
-    predictor = Predictor.from_checkpoint(args.checkpoint or args.model, device=args.device,
-                                          detector=detector, backend=args.backend, **options)
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint or args.model,
+        device=args.device,
+        detector=detector,
+        backend=args.backend,
+        **options,
+    )
     if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
         args.detector = "bundled"
         if not is_quiet_rank():
-            print("top-down model: person boxes from the bundled RTMDet-nano detector "
-                  "(--boxes FILE or --gt-boxes to use others)")
+            print(
+                "top-down model: person boxes from the bundled RTMDet-nano detector "
+                "(--boxes FILE or --gt-boxes to use others)"
+            )
     return predictor
 
 
@@ -285,4 +383,3 @@ def report(metrics, metrics_path, format_metrics_table) -> int:
     print(format_metrics_table(metrics))
     print(f"metrics -> {metrics_path}")
     return 0
-

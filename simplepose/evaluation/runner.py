@@ -185,7 +185,6 @@ def write_test_dev_submission(results: list, info: CocoKeypoints, out_dir, name:
     json_path = out_dir / f"person_keypoints_test-dev2017_{name}_results.json"
     write_results(results, json_path)
     zip_path = json_path.with_suffix(".zip")
-    with atomic_path(zip_path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.write(json_path, arcname=json_path.name)
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(json_path, arcname=json_path.name)
     return json_path, zip_path
