@@ -27,8 +27,12 @@ ext_modules = [
 setup(
     name="simplepose",
     version="0.1.0",
-    description="Multi-person 2D pose estimation: SimplePose (bottom-up) and CPN/MSPN/RSN (top-down)",
-    long_description=Path("README.md").read_text(encoding="utf-8") if Path("README.md").exists() else "",
+    description=(
+        "Multi-person 2D pose estimation: SimplePose (bottom-up) and CPN/MSPN/RSN (top-down)"
+    ),
+    long_description=Path("README.md").read_text(encoding="utf-8")
+    if Path("README.md").exists()
+    else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
@@ -50,7 +54,10 @@ setup(
         "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat); tracking's linear_sum_assignment
         "imageio-ffmpeg>=0.4.9",  # its ffmpeg binary writes the demo's H.264 videos
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80", "trackeval>=1.0"], "bench": ["trackeval>=1.0"]},
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80", "trackeval>=1.0", "ruff==0.17.6"],
+        "bench": ["trackeval>=1.0"],
+    },
     entry_points={"console_scripts": ["simplepose = simplepose.cli:main"]},
     zip_safe=False,
 )

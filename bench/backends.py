@@ -45,12 +45,16 @@ DEFAULT_BACKENDS = ("torch_nchw", "torch_channels_last", "onnxruntime")  # hard 
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--png", default=None, help="bar plot (default: the JSON path with .png)")
     p.add_argument("--sizes", nargs="+", default=["432x368", "576x432", "768x576"],
                    help="network input sizes WxH, multiples of 8")
-    p.add_argument("--onnx", default=None, help="ONNX export of the bundled model (default: export now)")
+    p.add_argument(
+        "--onnx", default=None, help="ONNX export of the bundled model (default: export now)"
+    )
     p.add_argument("--video", default=str(VIDEO), help="frames are taken from this video")
     p.add_argument("--frames", type=int, default=6, help="distinct frames per round")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
@@ -185,7 +189,9 @@ def plot(record: dict, path: Path) -> None:
     ax.set_xticks(np.arange(len(sizes)) + 0.4 - width / 2, sizes)
     ax.set_xlabel("network input W x H")
     ax.set_ylabel("ms per frame (median)")
-    ax.set_title(f"openpose_mobilenet_thin, CPU ({record['cpu_count']} cores); labels: vs torch NCHW")
+    ax.set_title(
+        f"openpose_mobilenet_thin, CPU ({record['cpu_count']} cores); labels: vs torch NCHW"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
@@ -256,8 +262,13 @@ def main(argv=None) -> int:
         rows = {}
         for b in names:
             t = times[(s, b)]
-            rows[b] = {"ms_median": round(statistics.median(t), 2), "ms_mean": round(statistics.fmean(t), 2),
-                       "ms_min": round(min(t), 2), "n": len(t), "max_abs_diff_vs_torch": diffs[(s, b)]}
+            rows[b] = {
+                "ms_median": round(statistics.median(t), 2),
+                "ms_mean": round(statistics.fmean(t), 2),
+                "ms_min": round(min(t), 2),
+                "n": len(t),
+                "max_abs_diff_vs_torch": diffs[(s, b)],
+            }
         base = rows.get("torch_nchw", rows[names[0]])["ms_median"]
         for r in rows.values():
             r["ratio_to_torch_nchw"] = round(r["ms_median"] / base, 3)
@@ -267,8 +278,13 @@ def main(argv=None) -> int:
     plot(record, out_png)
     print(f"{'size':>9s} " + " ".join(f"{b:>20s}" for b in names))
     for key, rows in record["sizes"].items():
-        print(f"{key:>9s} " + " ".join(
-            f"{rows[b]['ms_median']:9.1f} ms ({rows[b]['ratio_to_torch_nchw']:.2f}x)" for b in names))
+        print(
+            f"{key:>9s} "
+            + " ".join(
+                f"{rows[b]['ms_median']:9.1f} ms ({rows[b]['ratio_to_torch_nchw']:.2f}x)"
+                for b in names
+            )
+        )
     for b, why in skipped.items():
         print(f"skipped {b}: {why}")
     rec = record["recommendation"]
@@ -284,7 +300,11 @@ def versions() -> dict:
     import onnxruntime
     import torch
 
-    v = {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__}
+    v = {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+    }
     try:
         import openvino
 

@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         "image_cache": {"hits": ds._image_cache.hits, "misses": ds._image_cache.misses},
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                     "loadavg_1min": os.getloadavg()[0], "numpy": np.__version__,
-                    "opencv": cv2.__version__},  # fmt: skip
+                    "opencv": cv2.__version__},
     }
     print(f"full sample ({args.input_size}px, targets):  {summary['samples_per_s']:8.1f} samples/s "
           f"(median {summary['sample_ms_median']:.2f} ms, p90 {summary['sample_ms_p90']:.2f} ms)")

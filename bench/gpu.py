@@ -65,11 +65,15 @@ ROWS = ("imhn_forward", "bundled_e2e", "rsn18_topdown", "imhn_train_amp", "ddp_s
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--device", default="cuda", help="CUDA device of the GPU rows (default cuda)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
-    p.add_argument("--no-cpu-smoke", action="store_true", help="without CUDA: only the skipped rows")
+    p.add_argument(
+        "--no-cpu-smoke", action="store_true", help="without CUDA: only the skipped rows"
+    )
     return p.parse_args(argv)
 
 
@@ -118,8 +122,12 @@ def imhn_forward(device, cfg, compile_: bool) -> dict:
     for batch in cfg["batches"]:
         x = torch.rand(batch, 3, s, s, device=device)
         x_cl = x.contiguous(memory_format=torch.channels_last)
-        for name, cl, bf16 in (("fp32", False, False), ("bf16", False, True),
-                               ("channels_last_fp32", True, False), ("channels_last_bf16", True, True)):
+        for name, cl, bf16 in (
+            ("fp32", False, False),
+            ("bf16", False, True),
+            ("channels_last_fp32", True, False),
+            ("channels_last_bf16", True, True),
+        ):
             model, inp = models[cl], (x_cl if cl else x)
 
             def step(model=model, inp=inp, bf16=bf16):
@@ -130,7 +138,9 @@ def imhn_forward(device, cfg, compile_: bool) -> dict:
             out["images_per_s"][f"{name}_b{batch}"] = round(batch / sec, 2)
     if compile_:
         batch = max(cfg["batches"])
-        best = max(("bf16", "channels_last_bf16"), key=lambda k: out["images_per_s"][f"{k}_b{batch}"])
+        best = max(
+            ("bf16", "channels_last_bf16"), key=lambda k: out["images_per_s"][f"{k}_b{batch}"]
+        )
         cl = best.startswith("channels_last")
         x = torch.rand(batch, 3, s, s, device=device)
         x = x.contiguous(memory_format=torch.channels_last) if cl else x
@@ -174,8 +184,14 @@ def bundled_e2e(device, cfg) -> dict:
         frames += 1
     sec = time.perf_counter() - t0
     cap.release()
-    return {"frames": frames, "fps": round(frames / sec, 2), "people_per_frame": round(people / max(frames, 1), 2),
-            "video": str(VIDEO), "frame_size": "768x576", "box_size": predictor.pipeline.box_size}
+    return {
+        "frames": frames,
+        "fps": round(frames / sec, 2),
+        "people_per_frame": round(people / max(frames, 1), 2),
+        "video": str(VIDEO),
+        "frame_size": "768x576",
+        "box_size": predictor.pipeline.box_size,
+    }
 
 
 def rsn18_topdown(device, cfg) -> dict:
@@ -250,10 +266,19 @@ def imhn_train_amp(device, cfg) -> dict:
     losses = [float(v) for v in losses]
     k = max(1, min(20, len(losses) // 3))
     first, last = statistics.fmean(losses[:k]), statistics.fmean(losses[-k:])
-    return {"iterations": len(losses), "batch": cfg["train_batch"], "input": cfg["train_size"],
-            "amp": "bf16", "samples_per_s": round(len(losses) * cfg["train_batch"] / sec, 2),
-            "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if is_cuda else None,
-            "loss_first": round(first, 4), "loss_last": round(last, 4), "loss_decreasing": last < first}
+    return {
+        "iterations": len(losses),
+        "batch": cfg["train_batch"],
+        "input": cfg["train_size"],
+        "amp": "bf16",
+        "samples_per_s": round(len(losses) * cfg["train_batch"] / sec, 2),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        if is_cuda
+        else None,
+        "loss_first": round(first, 4),
+        "loss_last": round(last, 4),
+        "loss_decreasing": last < first,
+    }
 
 
 def _free_port() -> int:
@@ -277,7 +302,9 @@ def ddp_smoke(device, cfg) -> dict:
     try:
         is_cuda = torch.device(device).type == "cuda"
         model = build_model("imhn", **CONFIGS["cpu_smoke"]["imhn_kwargs"]).to(device)
-        ddp = DistributedDataParallel(model, device_ids=[torch.device(device).index or 0] if is_cuda else None)
+        ddp = DistributedDataParallel(
+            model, device_ids=[torch.device(device).index or 0] if is_cuda else None
+        )
         opt = torch.optim.SGD(ddp.parameters(), lr=1e-3)
         x = torch.rand(2, 3, 64, 64, device=device)
         for _ in range(cfg["ddp_steps"]):
@@ -322,7 +349,11 @@ def main(argv=None) -> int:
     from simplepose.utils.io import atomic_write_json
 
     t0 = time.perf_counter()
-    record = {"torch": torch.__version__, "platform": platform.platform(), "cuda": torch.cuda.is_available()}
+    record = {
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cuda": torch.cuda.is_available(),
+    }
     if torch.cuda.is_available():
         device = torch.device(args.device)
         record["device_name"] = torch.cuda.get_device_name(device)
@@ -334,7 +365,9 @@ def main(argv=None) -> int:
         if not args.no_cpu_smoke:
             torch.set_num_threads(min(2, torch.get_num_threads()))
             record["cpu_smoke"] = run_rows("cpu", CONFIGS["cpu_smoke"], compile_=False)
-            record["cpu_smoke_note"] = "tiny sizes on CPU to keep the code paths alive; not GPU figures"
+            record["cpu_smoke_note"] = (
+                "tiny sizes on CPU to keep the code paths alive; not GPU figures"
+            )
     record["wall_s"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(out, record, indent=2)
     print(f"-> {out} ({record['wall_s']} s)")

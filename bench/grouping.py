@@ -7,7 +7,8 @@ image with each backend, interleaved so that machine noise hits both alike. Prin
 median / p90 ms per image, the speed ratio and a time-vs-people table, writes JSON and a
 PNG plot.
 
-  python bench/grouping.py --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json --json bench.json
+  python bench/grouping.py --json bench.json \\
+      --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json
 
 Note: the reference is the test oracle, written for reading: its peak scan visits every
 heatmap cell in Python. The ratio is C++ vs that plain-Python definition.
@@ -26,12 +27,16 @@ import numpy as np
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ann", required=True, help="COCO person-keypoint annotation JSON")
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--plot", help="output PNG (default: <json stem>.png)")
     p.add_argument("--cpp-repeats", type=int, default=5, help="C++ timings per image (median kept)")
-    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)")
+    p.add_argument(
+        "--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)"
+    )
     p.add_argument("--limit", type=int, dest="max_frames", help=argparse.SUPPRESS)  # old spelling
     return p.parse_args(argv)
 
@@ -54,7 +59,8 @@ def people_table(counts, cpp_ms, ref_ms) -> list[dict]:
             label = f"{lo}" if lo == hi else (f"{lo}-{hi}" if hi < 10_000 else f">={lo}")
             rows.append({
                 "people": label, "images": int(sel.sum()),
-                "cpp_median_ms": float(np.median(cpp_ms[sel])), "reference_median_ms": float(np.median(ref_ms[sel])),
+                "cpp_median_ms": float(np.median(cpp_ms[sel])),
+                "reference_median_ms": float(np.median(ref_ms[sel])),
             })  # fmt: skip
     return rows
 
@@ -103,10 +109,15 @@ def main(argv=None) -> int:
     for image_id in tqdm(ids, desc="decode", unit="img"):
         sample = render_oracle_sample(ann, image_id, codec)
         maps, geometry = sample.maps, sample.geometry
-        t_cpp, people = time_call(lambda: codec.decode(maps, geometry, params, "cpp"), args.cpp_repeats)  # noqa: B023
-        t_ref, ref_people = time_call(lambda: codec.decode(maps, geometry, params, "reference"), 1)  # noqa: B023
+        t_cpp, people = time_call(
+            lambda m=maps, g=geometry: codec.decode(m, g, params, "cpp"), args.cpp_repeats
+        )
+        t_ref, ref_people = time_call(
+            lambda m=maps, g=geometry: codec.decode(m, g, params, "reference"), 1
+        )
         if len(people) != len(ref_people):
-            print(f"warning: image {image_id}: C++ and reference disagree ({len(people)} vs {len(ref_people)} people)")
+            print(f"warning: image {image_id}: C++ and reference disagree "
+                  f"({len(people)} vs {len(ref_people)} people)")
         cpp_ms.append(t_cpp)
         ref_ms.append(t_ref)
         counts.append(len(people))
@@ -120,16 +131,26 @@ def main(argv=None) -> int:
         "speedup": float(np.median(ref_ms) / np.median(cpp_ms)),
         "speedup_total_time": float(ref_ms.sum() / cpp_ms.sum()),
         "by_people": people_table(counts, cpp_ms, ref_ms),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "decode": "stride-4 maps, single scale, no flip; split + peaks + limbs + assembly + COCO mapping",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "decode": "stride-4 maps, single scale, no flip; "
+                  "split + peaks + limbs + assembly + COCO mapping",
     }
     print(f"images: {len(ids)}")
-    print(f"C++       median {summary['cpp_median_ms']:8.3f} ms   p90 {summary['cpp_p90_ms']:8.3f} ms")
-    print(f"reference median {summary['reference_median_ms']:8.3f} ms   p90 {summary['reference_p90_ms']:8.3f} ms")
-    print(f"speedup (median ratio) {summary['speedup']:.1f}x   (total time ratio {summary['speedup_total_time']:.1f}x)")
+    print(
+        f"C++       median {summary['cpp_median_ms']:8.3f} ms   p90 {summary['cpp_p90_ms']:8.3f} ms"
+    )
+    print(f"reference median {summary['reference_median_ms']:8.3f} ms   "
+          f"p90 {summary['reference_p90_ms']:8.3f} ms")
+    print(f"speedup (median ratio) {summary['speedup']:.1f}x   "
+          f"(total time ratio {summary['speedup_total_time']:.1f}x)")
     print(f"{'people':>8} {'images':>7} {'C++ ms':>9} {'ref ms':>10}")
     for row in summary["by_people"]:
-        print(f"{row['people']:>8} {row['images']:>7} {row['cpp_median_ms']:9.3f} {row['reference_median_ms']:10.2f}")
+        print(f"{row['people']:>8} {row['images']:>7} {row['cpp_median_ms']:9.3f} "
+              f"{row['reference_median_ms']:10.2f}")
     plot = args.plot or str(Path(args.json).with_suffix(".png"))
     save_plot(plot, counts, cpp_ms, ref_ms)
     atomic_write_json(args.json, summary, indent=2)

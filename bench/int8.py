@@ -37,10 +37,16 @@ SHARED = REPO.parent / "shared" / "data" / "coco"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", required=True, help="output JSON")
-    p.add_argument("--onnx", default=None, help="fp32 export of the bundled model (default: export now)")
-    p.add_argument("--ann", default=str(SHARED / "annotations" / "person_keypoints_val2017_subset.json"))
+    p.add_argument(
+        "--onnx", default=None, help="fp32 export of the bundled model (default: export now)"
+    )
+    p.add_argument(
+        "--ann", default=str(SHARED / "annotations" / "person_keypoints_val2017_subset.json")
+    )
     p.add_argument("--images-dir", default=str(SHARED / "val2017"))
     p.add_argument("--calib-dir", default=str(SHARED / "train2017"))
     p.add_argument("--images", type=int, default=0, help="val images for AP (0: all)")
@@ -95,8 +101,10 @@ def backbone_convs(model_path: str) -> list[str]:
 
     def feeds_conv(node, depth=0) -> bool:
         nxt = [c for o in node.output for c in consumers.get(o, [])]
-        return any(c.op_type == "Conv" or (c.op_type == "Pad" and depth < 2 and feeds_conv(c, depth + 1))
-                   for c in nxt)
+        return any(
+            c.op_type == "Conv" or (c.op_type == "Pad" and depth < 2 and feeds_conv(c, depth + 1))
+            for c in nxt
+        )
 
     names = []
     for n in nodes:
@@ -217,13 +225,21 @@ def main(argv=None) -> int:
         r["AP_drop"] = round(base["AP"] - r["AP"], 4)
         r["pays"] = bool(k != "fp32" and r["e2e_speedup"] >= 1.5 and r["AP_drop"] <= 0.02)
     record = {
-        "model": name, "ann": args.ann, "num_images_ap": len(ids), "speed_frames": len(frames),
-        "repeats": args.repeats, "calibration_images": len(calib_paths), "quantise_s": round(quant_s, 1),
-        "rows": rows, "load_average": os.getloadavg(), "cpu": platform.processor() or platform.machine(),
+        "model": name,
+        "ann": args.ann,
+        "num_images_ap": len(ids),
+        "speed_frames": len(frames),
+        "repeats": args.repeats,
+        "calibration_images": len(calib_paths),
+        "quantise_s": round(quant_s, 1),
+        "rows": rows,
+        "load_average": os.getloadavg(),
+        "cpu": platform.processor() or platform.machine(),
         "rule": "ship int8 only if e2e speedup >= 1.5 and AP drop <= 0.02",
     }
     atomic_write_json(out_path, record, indent=2)
-    print(f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} {'x net':>6s} {'x e2e':>6s} pays")
+    print(f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} "
+          f"{'x net':>6s} {'x e2e':>6s} pays")
     for k, r in rows.items():
         print(f"{k:14s} {r['AP']:6.3f} {r['AP50']:6.3f} {r['net_ms']:7.1f} {r['e2e_ms']:7.1f} "
               f"{r['net_speedup']:6.2f} {r['e2e_speedup']:6.2f} {r['pays']}")

@@ -47,18 +47,42 @@ DEFAULT_GRID = {
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ann", required=True, help="COCO person-keypoint annotation JSON (the val subset)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--ann", required=True, help="COCO person-keypoint annotation JSON (the val subset)"
+    )
     p.add_argument("--images", required=True, help="folder of its images")
-    p.add_argument("--sizes", type=int, nargs="+", default=[256, 320, 368, 432], help="input heights (box_size)")
-    p.add_argument("--grid", nargs="*", default=None, help="FIELD=v1,v2,... GroupingParams values (default: a small grid)")
-    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "simplepose_tune_cache"),
-                   help="folder of cached network maps")
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[256, 320, 368, 432],
+        help="input heights (box_size)",
+    )
+    p.add_argument(
+        "--grid",
+        nargs="*",
+        default=None,
+        help="FIELD=v1,v2,... GroupingParams values (default: a small grid)",
+    )
+    p.add_argument(
+        "--cache",
+        default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "simplepose_tune_cache"),
+        help="folder of cached network maps",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)")
+    p.add_argument(
+        "--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)"
+    )
     p.add_argument("--limit", type=int, dest="max_frames", help=argparse.SUPPRESS)  # old spelling
     p.add_argument("--json", help="write every row here")
-    p.add_argument("--fit-priors", action="store_true", help="print limb_length_priors fitted on --ann and exit")
+    p.add_argument(
+        "--fit-priors",
+        action="store_true",
+        help="print limb_length_priors fitted on --ann and exit",
+    )
     return p.parse_args(argv)
 
 
@@ -68,7 +92,9 @@ def parse_grid(items) -> dict[str, list]:
     grid = {}
     for item in items:
         key, _, values = item.partition("=")
-        grid[key] = [int(v) if v.lstrip("-").isdigit() else float(v) for v in values.split(",") if v]
+        grid[key] = [
+            int(v) if v.lstrip("-").isdigit() else float(v) for v in values.split(",") if v
+        ]
     return grid
 
 
@@ -114,10 +140,14 @@ def cross_person(ann, image_id, people, radius: float = 0.3) -> tuple[int, int]:
     cross = mixed = 0
     for person in people:
         k = person.keypoints
-        d = np.hypot(*(gt[:, :, :2] - k[None, :, :2]).transpose(2, 0, 1)) / scale[:, None]  # (G, 17)
+        d = (
+            np.hypot(*(gt[:, :, :2] - k[None, :, :2]).transpose(2, 0, 1)) / scale[:, None]
+        )  # (G, 17)
         d[gt[:, :, 2] <= 0] = np.inf
         owner = np.where((d.min(0) < radius) & (k[:, 2] > 0), d.argmin(0), -1)
-        cross += sum(owner[a] >= 0 and owner[b] >= 0 and owner[a] != owner[b] for a, b in COCO_SKELETON)
+        cross += sum(
+            owner[a] >= 0 and owner[b] >= 0 and owner[a] != owner[b] for a, b in COCO_SKELETON
+        )
         mixed += len(set(owner[owner >= 0].tolist())) > 1
     return int(cross), int(mixed)
 
@@ -138,7 +168,9 @@ def fit_priors(ann, layout) -> tuple[float, ...]:
                 continue
             for k, (a, b) in enumerate(layout.limbs):
                 if joints[j, a, 2] < ABSENT and joints[j, b, 2] < ABSENT:
-                    lengths[k].append(np.hypot(*(joints[j, a, :2] - joints[j, b, :2])) / np.sqrt(rec["area"]))
+                    lengths[k].append(
+                        np.hypot(*(joints[j, a, :2] - joints[j, b, :2])) / np.sqrt(rec["area"])
+                    )
     if any(not v for v in lengths):
         raise SystemExit("tune_openpose.py: error: some limb is never labelled in --ann")
     med = np.array([np.median(v) for v in lengths])
@@ -178,7 +210,9 @@ def main(argv=None) -> int:
     ann = load_coco_keypoints(args.ann)
     ids = ann.image_ids[: args.max_frames] if args.max_frames else ann.image_ids
     # channels-last is markedly faster for the depthwise convs; same maps to float rounding
-    predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", channels_last=True)
+    predictor = Predictor.from_pretrained(
+        "openpose_mobilenet_thin", device="cpu", channels_last=True
+    )
     pipeline = predictor.pipeline
     if args.fit_priors:
         print(f"limb_length_priors={fit_priors(ann, pipeline.codec.layout)}")
@@ -197,21 +231,43 @@ def main(argv=None) -> int:
             params = base.replace(**changes)
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its summary
                 ap, ap50, ar, ms, cross, mixed = score(pipeline.codec, maps, params, ann)
-            rows.append(dict(box_size=size, kind=kind, AP=ap, AP50=ap50, AR=ar, decode_ms=ms, cross=cross,
-                             mixed=mixed, **params.to_dict()))
-            print(f"  {size:4d} {kind:7s} AP {ap:.4f} AP50 {ap50:.3f} AR {ar:.3f} cross {cross:3d} mixed {mixed:3d} "
-                  f"decode {ms:5.1f} ms  {changes}", flush=True)
+            rows.append(
+                dict(
+                    box_size=size,
+                    kind=kind,
+                    AP=ap,
+                    AP50=ap50,
+                    AR=ar,
+                    decode_ms=ms,
+                    cross=cross,
+                    mixed=mixed,
+                    **params.to_dict(),
+                )
+            )
+            print(
+                f"  {size:4d} {kind:7s} AP {ap:.4f} AP50 {ap50:.3f} AR {ar:.3f} "
+                f"cross {cross:3d} mixed {mixed:3d} "
+                f"decode {ms:5.1f} ms  {changes}",
+                flush=True,
+            )
 
     cols = ["box_size", "AP", "AP50", "AR", "cross", "mixed", "decode_ms", *keys]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in sorted(rows, key=lambda r: -r["AP"])[:25]:
-        print("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+        print(
+            "| "
+            + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+            + " |"
+        )
     print("\nbest per size (default params in brackets):")
     for size in args.sizes:
         sized = [r for r in rows if r["box_size"] == size]
         best = max(sized, key=lambda r: r["AP"])
         default = next(r for r in sized if r["kind"] == "default")
-        print(f"  {size}: AP {best['AP']:.3f} [{default['AP']:.3f}] with " + ", ".join(f"{k}={best[k]}" for k in keys))
+        print(
+            f"  {size}: AP {best['AP']:.3f} [{default['AP']:.3f}] with "
+            + ", ".join(f"{k}={best[k]}" for k in keys)
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"grid": grid, "rows": rows}, indent=1))
         print(f"rows -> {args.json}")

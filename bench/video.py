@@ -1,6 +1,7 @@
 """Video accuracy, tracking and speed on synthetic sequences with exact ground truth.
 
-  python bench/video.py --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json \\
+  python bench/video.py \\
+      --ann ../shared/data/coco/annotations/person_keypoints_val2017_subset.json \\
       --images ../shared/data/coco/val2017 --json video.json
 
 Sequences: a virtual camera moves over COCO images with several annotated people (pan, zoom,
@@ -37,28 +38,50 @@ from pathlib import Path
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--ann", required=True, help="COCO person-keypoint annotation file")
     p.add_argument("--images", required=True, help="folder of its images")
     p.add_argument("--json", required=True, help="output JSON")
     g = p.add_argument_group("sequences")
     g.add_argument("--sequences", type=int, default=4, help="number of synthetic sequences")
     g.add_argument("--frames", type=int, default=40, help="frames per sequence")
-    g.add_argument("--size", type=int, nargs=2, default=(480, 360), metavar=("W", "H"), help="frame size in px")
-    g.add_argument("--min-people", type=int, default=3, help="people (>= 5 keypoints) an image needs")
+    g.add_argument(
+        "--size", type=int, nargs=2, default=(480, 360), metavar=("W", "H"), help="frame size in px"
+    )
+    g.add_argument(
+        "--min-people", type=int, default=3, help="people (>= 5 keypoints) an image needs"
+    )
     g.add_argument("--max-zoom", type=float, default=1.5, help="largest camera zoom")
     g.add_argument("--seed", type=int, default=0, help="seed of everything random")
     g = p.add_argument_group("model")
     m = g.add_mutually_exclusive_group()
     m.add_argument("--model", default="openpose_mobilenet_thin", help="bundled model")
-    m.add_argument("--checkpoint", help="a simplepose checkpoint instead (top-down uses the bundled detector)")
-    g.add_argument("--box-size", type=int, default=320, help="bottom-up input height (0: the model default)")
-    g.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default; 1 is fastest on a busy 2-core CPU)")
+    m.add_argument(
+        "--checkpoint", help="a simplepose checkpoint instead (top-down uses the bundled detector)"
+    )
+    g.add_argument(
+        "--box-size", type=int, default=320, help="bottom-up input height (0: the model default)"
+    )
+    g.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (0: torch default; 1 is fastest on a busy 2-core CPU)",
+    )
     g = p.add_argument_group("tracking")
-    g.add_argument("--keyframe-interval", type=int, default=None,
-                   help="real time: most frames per keyframe (default: simplepose.tracking.realtime.KEYFRAME_INTERVAL)")
+    g.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=None,
+        help="real time: most frames per keyframe "
+        "(default: simplepose.tracking.realtime.KEYFRAME_INTERVAL)",
+    )
     g.add_argument("--min-cutoff", type=float, default=None, help="One-Euro min cut-off (Hz)")
-    g.add_argument("--beta", type=float, default=None, help="One-Euro beta (per person height per second)")
+    g.add_argument(
+        "--beta", type=float, default=None, help="One-Euro beta (per person height per second)"
+    )
     g.add_argument("--fps", type=float, default=25.0, help="frame rate of the synthetic videos")
     g.add_argument("--no-realtime", action="store_true", help="skip variant (c)")
     return p.parse_args(argv)
@@ -74,7 +97,9 @@ def check_paths(args) -> None:
     if not out.resolve().parent.is_dir():
         raise SystemExit(f"bench/video.py: error: folder of {out} does not exist")
     if out.resolve() == ann.resolve() or images.resolve() in out.resolve().parents:
-        raise SystemExit(f"bench/video.py: error: output {out} would overwrite or sit among the inputs")
+        raise SystemExit(
+            f"bench/video.py: error: output {out} would overwrite or sit among the inputs"
+        )
     for name in ("sequences", "frames", "min_people", "keyframe_interval"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"bench/video.py: error: --{name.replace('_', '-')} must be >= 1")
@@ -99,17 +124,23 @@ def make_sequences(args, ann):
 
     candidates = select_images(ann, min_people=args.min_people)
     if not candidates:
-        raise SystemExit(f"bench/video.py: error: no image of {args.ann} has {args.min_people} people "
-                         "with >= 5 keypoints (lower --min-people)")
+        raise SystemExit(
+            f"bench/video.py: error: no image of {args.ann} has {args.min_people} people "
+            "with >= 5 keypoints (lower --min-people)"
+        )
     rng = np.random.default_rng(args.seed)
-    chosen = [candidates[i] for i in sorted(rng.permutation(len(candidates))[:args.sequences])]
+    chosen = [candidates[i] for i in sorted(rng.permutation(len(candidates))[: args.sequences])]
     while len(chosen) < args.sequences:  # fewer images than sequences: reuse with new paths
         chosen.append(candidates[len(chosen) % len(candidates)])
     sequences = []
     for image_id in chosen:
         image = load_image(ann.image_path(image_id, args.images))
         sequences.append(synthesize_sequence(
-            image, ann.annotations_by_image[image_id], rng, image_id=image_id, num_frames=args.frames,
+            image,
+            ann.annotations_by_image[image_id],
+            rng,
+            image_id=image_id,
+            num_frames=args.frames,
             size=tuple(args.size), max_zoom=args.max_zoom))  # fmt: skip
     return sequences
 
@@ -118,7 +149,11 @@ class _Replay:
     """A predictor that returns the detections already computed for a frame (variant (b))."""
 
     def __init__(self, sequences, detections):
-        self._by_frame = {id(f): people for seq, det in zip(sequences, detections) for f, people in zip(seq.frames, det)}
+        self._by_frame = {
+            id(f): people
+            for seq, det in zip(sequences, detections)
+            for f, people in zip(seq.frames, det)
+        }
 
     def predict(self, image):
         return self._by_frame[id(image)]
@@ -133,19 +168,27 @@ def coco_ground_truth(sequences, person_category, folder):
         h, w = seq.frames[0].shape[:2]
         for t, anns in enumerate(seq.annotations):
             image_id = s * 100000 + t + 1
-            images.append({"id": image_id, "file_name": f"seq{s}_{t:05d}.jpg", "width": w, "height": h})
+            images.append(
+                {"id": image_id, "file_name": f"seq{s}_{t:05d}.jpg", "width": w, "height": h}
+            )
             for a in anns:
                 annotations.append({**a, "image_id": image_id, "id": len(annotations) + 1})
     path = Path(folder) / "video_gt.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [person_category]}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [person_category]})
+    )
     return load_coco_keypoints(path)
 
 
 def ap_of(gt, outputs) -> float:
     from simplepose.evaluation.coco import evaluate_keypoints
 
-    records = [p.to_coco(s * 100000 + t + 1)
-               for s, frames in enumerate(outputs) for t, people in enumerate(frames) for p in people]
+    records = [
+        p.to_coco(s * 100000 + t + 1)
+        for s, frames in enumerate(outputs)
+        for t, people in enumerate(frames)
+        for p in people
+    ]
     return float(evaluate_keypoints(gt, records)["AP"])
 
 
@@ -168,11 +211,18 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     sequences = make_sequences(args, ann)
     n_frames = sum(len(s.frames) for s in sequences)
-    print(f"{len(sequences)} sequences x {args.frames} frames ({args.size[0]}x{args.size[1]}) from images "
-          f"{[s.image_id for s in sequences]} in {time.perf_counter() - t0:.1f} s; "
-          f"{sum(s.reentries() for s in sequences)} re-entries")
-    smoother = dataclasses.replace(TrackerParams().smoother, **{k: v for k, v in
-                                   (("min_cutoff", args.min_cutoff), ("beta", args.beta)) if v is not None})
+    print(
+        f"{len(sequences)} sequences x {args.frames} frames ({args.size[0]}x{args.size[1]}) "
+        "from images "
+        f"{[s.image_id for s in sequences]} in {time.perf_counter() - t0:.1f} s; "
+        f"{sum(s.reentries() for s in sequences)} re-entries"
+    )
+    smoother = dataclasses.replace(
+        TrackerParams().smoother,
+        **{
+            k: v for k, v in (("min_cutoff", args.min_cutoff), ("beta", args.beta)) if v is not None
+        },
+    )
     params = TrackerParams(fps=args.fps, smoother=smoother)
     predictor = build_predictor(args)
     predictor.predict(sequences[0].frames[0])  # warm-up
@@ -197,7 +247,9 @@ def main(argv=None) -> int:
     tracked, track_s = [], 0.0
     for seq in sequences:
         t1 = time.perf_counter()
-        tracked.append([item.people for item in track_frames(replay, seq.frames, params=params, fps=args.fps)])
+        tracked.append(
+            [item.people for item in track_frames(replay, seq.frames, params=params, fps=args.fps)]
+        )
         track_s += time.perf_counter() - t1
 
     # (c) real time
@@ -207,8 +259,14 @@ def main(argv=None) -> int:
         for seq in sequences:
             out = []
             t1 = time.perf_counter()
-            for item in track_frames(predictor, iter(seq.frames), params=params, realtime=True,
-                                     keyframe_interval=args.keyframe_interval, fps=args.fps):
+            for item in track_frames(
+                predictor,
+                iter(seq.frames),
+                params=params,
+                realtime=True,
+                keyframe_interval=args.keyframe_interval,
+                fps=args.fps,
+            ):
                 out.append(item.people)
                 keyframes += int(item.keyframe)
                 bar.update(1)
@@ -224,7 +282,9 @@ def main(argv=None) -> int:
             result["ap_realtime"] = ap_of(gt, realtime)
     result.update(tracking_metrics(gt_frames, tracked))
     # the same detections with perfectly known identities: the ceiling of association
-    result["assa_oracle_untracked"] = tracking_metrics(gt_frames, oracle_identities(gt_frames, untracked))["assa"]
+    result["assa_oracle_untracked"] = tracking_metrics(
+        gt_frames, oracle_identities(gt_frames, untracked)
+    )["assa"]
     result["jitter_untracked"] = keypoint_jitter(gt_frames, untracked)["jitter"]
     result["jitter_tracked"] = keypoint_jitter(gt_frames, tracked)["jitter"]
     result["fps_untracked"] = n_frames / net_s
@@ -232,20 +292,29 @@ def main(argv=None) -> int:
     if realtime:
         result["fps_realtime"] = n_frames / rt_s
         result["jitter_realtime"] = keypoint_jitter(gt_frames, realtime)["jitter"]
-        result.update({f"{k}_realtime": v for k, v in tracking_metrics(gt_frames, realtime).items()})
+        result.update(
+            {f"{k}_realtime": v for k, v in tracking_metrics(gt_frames, realtime).items()}
+        )
         result["keyframes_realtime"] = keyframes
-    result["fps_ratio_realtime"] = result.get("fps_realtime", float("nan")) / result["fps_untracked"]
+    result["fps_ratio_realtime"] = (
+        result.get("fps_realtime", float("nan")) / result["fps_untracked"]
+    )
     result["settings"] = {
         **{k: v for k, v in vars(args).items() if k != "json"},
-        "size": list(args.size), "images_used": [s.image_id for s in sequences], "total_frames": n_frames,
+        "size": list(args.size),
+        "images_used": [s.image_id for s in sequences],
+        "total_frames": n_frames,
         "reentries": sum(s.reentries() for s in sequences),
-        "fast_frames": sum(sum(s.fast) for s in sequences), "occluded_frames": sum(sum(s.occluded) for s in sequences),
+        "fast_frames": sum(sum(s.fast) for s in sequences),
+        "occluded_frames": sum(sum(s.occluded) for s in sequences),
         "tracker": dataclasses.asdict(params), "box_size": predictor.pipeline.box_size
         if hasattr(predictor.pipeline, "box_size") else None,
         "torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg()),
         "python": platform.python_version(), "numpy": np.__version__,
         "jitter_units": "frame px / frame^2",
-        "tracked_fps_note": "(b) replays (a)'s network outputs: its time is (a)'s network time + its own",
+        "tracked_fps_note": (
+            "(b) replays (a)'s network outputs: its time is (a)'s network time + its own"
+        ),
     }  # fmt: skip
     from simplepose.utils.io import atomic_write_json
 

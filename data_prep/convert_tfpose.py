@@ -290,7 +290,9 @@ def _check_topology(nodes: dict, model: OpenPoseMobileNetThin) -> None:
     for axis_node in [n for n in nodes if n.endswith("/axis")]:
         tensor = nodes[axis_node].attr["value"].tensor
         if list(tensor.int_val) != [3]:
-            raise ConversionError(f"{axis_node}: concat axis {list(tensor.int_val)} is not channels")
+            raise ConversionError(
+                f"{axis_node}: concat axis {list(tensor.int_val)} is not channels"
+            )
 
 
 # ------------------------------------------------------------------------------ writing
@@ -402,8 +404,10 @@ def convert_graph(args) -> int:
         if not torch.equal(v, state[k]):
             raise ConversionError(f"read-back mismatch in {k}")
     digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
-    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.2f} MB, {len(tensors)} tensors, "
-          f"sha256 {digest})")
+    print(
+        f"wrote {args.output} ({args.output.stat().st_size / 1e6:.2f} MB, {len(tensors)} tensors, "
+        f"sha256 {digest})"
+    )
     return 0
 
 

@@ -7,7 +7,7 @@ loaded until something that needs them is used (``simplepose.Predictor`` include
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Predictor", "Person"]
+__all__ = ["Person", "Predictor", "__version__"]
 
 
 def __getattr__(name):  # PEP 562: lazy top-level API

@@ -202,7 +202,8 @@ def _check_builder(builder) -> None:
         )
 
 
-def validate_metadata(meta: Mapping, source: str = "checkpoint", spec: Mapping | None = None) -> None:
+def validate_metadata(meta: Mapping, source: str = "checkpoint",
+                      spec: Mapping | None = None) -> None:
     """Check decoded checkpoint metadata against sane bounds before anything is built.
 
     Args:
@@ -221,7 +222,10 @@ def validate_metadata(meta: Mapping, source: str = "checkpoint", spec: Mapping |
         [16, 1024]"``.
     """
     try:
-        for key, value in meta["model_kwargs"].items():
+        kwargs = meta.get("model_kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise ValueError(f"model_kwargs is a {type(kwargs).__name__}, not an object")  # noqa: TRY004
+        for key, value in kwargs.items():
             _check_value(f"model_kwargs.{key}", value, METADATA_BOUNDS.get(key))
         if spec is not None:
             if not isinstance(spec, Mapping):

@@ -71,7 +71,7 @@ class PersonDetector:
     """
 
     @classmethod
-    def bundled(cls, score_threshold: float = 0.3, **kwargs) -> "PersonDetector":
+    def bundled(cls, score_threshold: float = 0.3, **kwargs) -> PersonDetector:
         """The RTMDet-nano person detector shipped in ``simplepose/weights`` (no download)."""
         return cls(bundled_detector_path(), score_threshold=score_threshold, **kwargs)
 

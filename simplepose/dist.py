@@ -253,15 +253,17 @@ def describe_collective_failure(exc: BaseException) -> str | None:
     first = (text.strip().splitlines() or [type(exc).__name__])[0]
     stale = stale_ranks()
     if not stale and _WATCHDOG is not None and _WATCHDOG.store is not None:
-        _WATCHDOG._beat()  # fresh look before reporting
-        stale = stale_ranks()
+        deadline = time.monotonic() + 2.0 * _WATCHDOG.interval_s  # let the watchdog look again
+        while not stale and time.monotonic() < deadline:
+            time.sleep(0.05)
+            stale = stale_ranks()
     timeout = _TIMEOUT_S if _TIMEOUT_S is not None else DEFAULT_TIMEOUT_S
     if stale:
         who = ", ".join(f"rank {r} (silent for {age:.0f} s)" for r, age in sorted(stale.items()))
         return (f"rank {get_rank_env()}: a collective failed (timeout train.dist_timeout_s="
                 f"{timeout:g} s): {who} stopped answering: {first}")
     return (f"rank {get_rank_env()}: a collective failed (timeout train.dist_timeout_s="
-            f"{timeout:g} s; every rank still answers heartbeats): {first}")
+            f"{timeout:g} s; no rank has been silent for long, a peer may have exited): {first}")
 
 
 def get_rank_env() -> int:

@@ -1,6 +1,12 @@
 """Exceptions raised on bad input. Each message names the input and what is wrong."""
 
-__all__ = ["SimplePoseError", "AnnotationError", "InputError", "CheckpointError", "ExtensionMissingError"]
+__all__ = [
+    "AnnotationError",
+    "CheckpointError",
+    "ExtensionMissingError",
+    "InputError",
+    "SimplePoseError",
+]
 
 
 class SimplePoseError(Exception):

@@ -86,13 +86,17 @@ def load_for_export(model: str, model_kwargs: dict | None = None):
             if spec.pretrained:
                 module = spec.build_model(pretrained=True)
             else:
-                LOG.warning("%s: no checkpoint given, exporting randomly initialised weights", model)
+                LOG.warning(
+                    "%s: no checkpoint given, exporting randomly initialised weights", model
+                )
                 module = spec.build_model()
         except (TypeError, InputError) as exc:
             raise InputError(f"cannot build model {model!r} with {model_kwargs}: {exc}") from None
         return module.eval(), spec, {}
     if path.suffix == ".onnx":
-        raise InputError(f"--model {model} is already an ONNX file; give a model name or checkpoint")
+        raise InputError(
+            f"--model {model} is already an ONNX file; give a model name or checkpoint"
+        )
     if not path.exists() and path.suffix != ".safetensors":
         raise InputError(
             f"unknown model {model!r}: not a registered model ({', '.join(available_specs())}) "
@@ -313,7 +317,8 @@ def parity(onnx_path, x: np.ndarray, reference: list[np.ndarray]) -> dict:
 # --------------------------------------------------------------------------------- CLI
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog or "simplepose export", description="Export a simplepose model to ONNX (with metadata)."
+        prog=prog or "simplepose export",
+        description="Export a simplepose model to ONNX (with metadata).",
     )
     p.add_argument("--model", required=True,
                    help="registry name (e.g. openpose_mobilenet_thin, imhn, rsn18) or a "

@@ -100,8 +100,8 @@ class BottomUpGeometry:
         scale = scale_factor * box_size / orig_h
         if scale * orig_h > max_h or scale * orig_w > max_w:
             scale = min(max_h / orig_h, max_w / orig_w)
-        in_w = max(int(round(orig_w * scale)), 1)
-        in_h = max(int(round(orig_h * scale)), 1)
+        in_w = max(round(orig_w * scale), 1)
+        in_h = max(round(orig_h * scale), 1)
         pad_w = -(-in_w // pad_multiple) * pad_multiple
         pad_h = -(-in_h // pad_multiple) * pad_multiple
         return cls(orig_w, orig_h, in_w, in_h, pad_w, pad_h, stride)

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import InputError
+from .geometry import xywh_to_xyxy, xyxy_to_xywh
 from .spec import PoseModelSpec, available_specs, get_spec
 from .structures import Person
 
@@ -146,7 +147,9 @@ class Predictor:
         """
         from .inference.onnx_backend import OnnxRuntimeModel
 
-        model = OnnxRuntimeModel(path, providers=providers or _ort_providers(device), threads=threads)
+        model = OnnxRuntimeModel(
+            path, providers=providers or _ort_providers(device), threads=threads
+        )
         # the pipeline's tensors stay on the CPU; ONNX Runtime moves them to its provider
         predictor = cls.from_spec(model.spec, model, device="cpu", detector=detector, **options)
         predictor.backend = "onnxruntime"
@@ -183,8 +186,14 @@ class Predictor:
         return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
 
     # ---------------------------------------------------------------------- steps
-    def prepare(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
-                *, boxes_xyxy: np.ndarray | None = None):
+    def prepare(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray | None = None,
+        box_scores: np.ndarray | None = None,
+        *,
+        boxes_xyxy: np.ndarray | None = None,
+    ):
         """Step 1: the pipeline inputs of one BGR uint8 (H, W, 3) image.
 
         Top-down models use ``boxes_xyxy`` (N, 4) x1, y1, x2, y2 in original px (with
@@ -193,22 +202,26 @@ class Predictor:
         releases.
         """
         if boxes is not None:
-            warnings.warn("Predictor boxes=(x, y, w, h) is deprecated: pass boxes_xyxy=(x1, y1, x2, y2)",
-                          DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                "Predictor boxes=(x, y, w, h) is deprecated: pass boxes_xyxy=(x1, y1, x2, y2)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             if boxes_xyxy is not None:
                 raise InputError("pass boxes_xyxy or the deprecated boxes, not both")
-            xywh = np.asarray(boxes, dtype=float).reshape(-1, 4)
-            boxes_xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+            boxes_xyxy = xywh_to_xyxy(boxes)
         if self.mode == "bottomup":
             return self.pipeline.prepare(image)
         if boxes_xyxy is None:
             if self.detector is None:
-                raise InputError("a top-down model needs boxes or a detector (Predictor.from_checkpoint(..., detector='bundled'))")
+                raise InputError(
+                    "a top-down model needs boxes or a detector "
+                    "(Predictor.from_checkpoint(..., detector='bundled'))"
+                )
             boxes_xyxy, box_scores = self.detector.detect(image)
-        xyxy = np.asarray(boxes_xyxy, dtype=float).reshape(-1, 4)
+        xywh = xyxy_to_xywh(boxes_xyxy)  # the pipeline takes COCO boxes
         if box_scores is None:
-            box_scores = np.ones(len(xyxy))
-        xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])  # the pipeline takes COCO boxes
+            box_scores = np.ones(len(xywh))
         return self.pipeline.prepare(image, xywh, np.asarray(box_scores, float))
 
     def forward(self, inputs):
@@ -220,8 +233,14 @@ class Predictor:
         return self.pipeline.decode(inputs, outputs)
 
     # ---------------------------------------------------------------------- API
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, box_scores: np.ndarray | None = None,
-                *, boxes_xyxy: np.ndarray | None = None) -> list[Person]:
+    def predict(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray | None = None,
+        box_scores: np.ndarray | None = None,
+        *,
+        boxes_xyxy: np.ndarray | None = None,
+    ) -> list[Person]:
         """People in one BGR uint8 (H, W, 3) image, in original px (boxes: see :meth:`prepare`)."""
         inputs = self.prepare(image, boxes, box_scores, boxes_xyxy=boxes_xyxy)
         if self.mode == "topdown" and inputs.num_boxes == 0:
@@ -261,7 +280,10 @@ def _ort_providers(device: str | None) -> list[str]:
         return ["CPUExecutionProvider"]
     import onnxruntime
 
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+    if (
+        str(device).startswith("cuda")
+        and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    ):
         index = str(device).partition(":")[2] or "0"
         return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
     raise InputError(f"device {device!r}: ONNX Runtime here has providers "

@@ -336,7 +336,12 @@ def derive_limbs(
         limbs.extend(itertools.pairwise(c))
     r_arm, l_arm, r_leg, l_leg = plan.chains  # 4. cross-links
     limbs += [(anchor, r_arm[0]), (anchor, l_arm[0])]
-    limbs += [(r_arm[0], r_leg[0]), (r_leg[0], l_leg[1]), (l_arm[0], l_leg[0]), (l_leg[0], r_leg[1])]
+    limbs += [
+        (r_arm[0], r_leg[0]),
+        (r_leg[0], l_leg[1]),
+        (l_arm[0], l_leg[0]),
+        (l_leg[0], r_leg[1]),
+    ]
     shoulder = {"right": r_arm[0], "left": l_arm[0]}
     for node in bfs:
         side = _side(names[node])

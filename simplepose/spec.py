@@ -449,10 +449,11 @@ class PoseModelSpec:
         return {**self.codec, **{k: fresh[k] for k in derived}}
 
     def with_layout(self, layout) -> PoseModelSpec:
-        """The same model for another keypoint layout (a :class:`~simplepose.skeleton.KeypointLayout`
-        or its name): ``keypoints`` names it; a top-down codec gets its flip permutation (and
-        its benchmark's decoder blur, :func:`~simplepose.codecs.topdown.layout_codec_fields`)
-        and the builder ``num_keypoints=K``; a SimplePose codec gets the layout's limb graph
+        """The same model for another keypoint layout
+        (a :class:`~simplepose.skeleton.KeypointLayout` or its name): ``keypoints`` names it;
+        a top-down codec gets its flip permutation (and its benchmark's decoder blur,
+        :func:`~simplepose.codecs.topdown.layout_codec_fields`) and the builder
+        ``num_keypoints=K``; a SimplePose codec gets the layout's limb graph
         (:func:`~simplepose.skeleton.bottomup_layout`) and the builder ``out_dim`` = its channel
         count.
 

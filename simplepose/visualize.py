@@ -20,7 +20,15 @@ from .errors import InputError
 from .skeleton import COCO17, LAYOUTS, get_layout
 from .utils.image import check_image
 
-__all__ = ["KEYPOINT_COLORS", "LIMB_COLORS", "auto_thickness", "draw_hud", "draw_people", "layout_colors", "track_color"]
+__all__ = [
+    "KEYPOINT_COLORS",
+    "LIMB_COLORS",
+    "auto_thickness",
+    "draw_hud",
+    "draw_people",
+    "layout_colors",
+    "track_color",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -33,12 +41,18 @@ def layout_colors(layout) -> tuple[tuple, tuple]:
     layout = get_layout(layout)
     n = len(layout.skeleton)
     limbs = tuple(
-        tuple(int(c) for c in cv2.cvtColor(np.uint8([[[int(180 * i / n), 230, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+        tuple(
+            int(c)
+            for c in cv2.cvtColor(np.uint8([[[int(180 * i / n), 230, 255]]]), cv2.COLOR_HSV2BGR)[
+                0, 0
+            ]
+        )
         for i in range(n)
     )
     face = ("eye", "ear")
     dots = tuple(
-        (0, 220, 0) if name.startswith("nose") or name.endswith(face) or not name.startswith(("left", "right"))
+        (0, 220, 0)
+        if name.startswith("nose") or name.endswith(face) or not name.startswith(("left", "right"))
         else ((255, 128, 0) if name.startswith("left") else (0, 128, 255))
         for name in layout.keypoints
     )
@@ -53,7 +67,9 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     """A stable, saturated BGR colour for a track id (golden-ratio hue steps, so consecutive
     ids get clearly different colours)."""
     hue = int(180 * ((int(track_id) * 0.618033988749895) % 1.0))
-    return tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+    return tuple(
+        int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    )
 
 
 def auto_thickness(image_shape: Sequence[int]) -> int:
@@ -107,8 +123,13 @@ def draw_people(
         kpts = np.asarray(person.keypoints, dtype=np.float64).reshape(-1, 3)
         lay = chosen or _layout_for(len(kpts))
         if len(kpts) != lay.num_keypoints:
-            raise InputError(f"draw_people: a person has {len(kpts)} keypoints, the {lay.name} layout {lay.num_keypoints}")
-        limb_colors, dot_colors = (LIMB_COLORS, KEYPOINT_COLORS) if lay is COCO17 else layout_colors(lay)
+            raise InputError(
+                f"draw_people: a person has {len(kpts)} keypoints, "
+                f"the {lay.name} layout {lay.num_keypoints}"
+            )
+        limb_colors, dot_colors = (
+            (LIMB_COLORS, KEYPOINT_COLORS) if lay is COCO17 else layout_colors(lay)
+        )
         ok = (kpts[:, 2] >= kpt_threshold) & (kpts[:, 2] > 0) & np.isfinite(kpts).all(axis=1)
         # limit coordinates so cv2 never sees huge values (it draws nothing useful there anyway)
         pts = np.clip(np.nan_to_num(kpts[:, :2]), -4 * max(h, w), 4 * max(h, w))
@@ -118,10 +139,19 @@ def draw_people(
         if draw_boxes and getattr(person, "box", None) is not None:
             x1, y1, x2, y2 = np.round(np.asarray(person.box, dtype=np.float64)).astype(int)
             if x2 > x1 or y2 > y1:
-                cv2.rectangle(canvas, (x1, y1), (x2, y2), own or _BOX_COLOR, max(1, t // 2), cv2.LINE_AA)
+                cv2.rectangle(
+                    canvas, (x1, y1), (x2, y2), own or _BOX_COLOR, max(1, t // 2), cv2.LINE_AA
+                )
         for (a, b), color in zip(lay.skeleton, limb_colors):
             if ok[a] and ok[b]:
-                cv2.line(canvas, tuple(map(int, ipts[a])), tuple(map(int, ipts[b])), own or color, t, cv2.LINE_AA)
+                cv2.line(
+                    canvas,
+                    tuple(map(int, ipts[a])),
+                    tuple(map(int, ipts[b])),
+                    own or color,
+                    t,
+                    cv2.LINE_AA,
+                )
         for k in np.flatnonzero(ok):
             cv2.circle(canvas, tuple(map(int, ipts[k])), radius, dot_colors[k], -1, cv2.LINE_AA)
         if own is not None and ok.any():
@@ -137,7 +167,16 @@ def _draw_label(canvas: np.ndarray, text: str, pts: np.ndarray, color, thickness
     x = int(np.clip(pts[:, 0].mean() - tw / 2, 0, max(canvas.shape[1] - tw - 4, 0)))
     y = int(np.clip(pts[:, 1].min() - 6, th + base + 2, canvas.shape[0] - 1))
     cv2.rectangle(canvas, (x, y - th - base - 2), (x + tw + 4, y), color, -1)
-    cv2.putText(canvas, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        text,
+        (x + 2, y - base),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 0),
+        thick,
+        cv2.LINE_AA,
+    )
 
 
 def _layout_for(num_keypoints: int):
@@ -150,7 +189,9 @@ def _layout_for(num_keypoints: int):
     )
 
 
-def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool = False) -> np.ndarray:
+def draw_hud(
+    image: np.ndarray, count: int, fps: float | None = None, copy: bool = False
+) -> np.ndarray:
     """Overlay "people: N  fps: F" in the top-left corner on a dark backing box.
 
     Args:
@@ -168,5 +209,14 @@ def draw_hud(image: np.ndarray, count: int, fps: float | None = None, copy: bool
     x2, y2 = min(tw + 2 * pad, image.shape[1]), min(th + base + 2 * pad, image.shape[0])
     roi = canvas[:y2, :x2]
     roi[:] = (roi.astype(np.uint16) * 2 // 5).astype(np.uint8)  # darken for contrast
-    cv2.putText(canvas, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        text,
+        (pad, pad + th),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
     return canvas

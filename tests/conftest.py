@@ -14,7 +14,9 @@ VAL_IMAGES = SHARED / "data" / "coco" / "val2017"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--slow", action="store_true", help="also run the slow end-to-end tests (CI does)")
+    parser.addoption(
+        "--slow", action="store_true", help="also run the slow end-to-end tests (CI does)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -77,3 +79,32 @@ def tiny_imhn_checkpoint(tmp_path_factory):
 def tiny_rsn_checkpoint(tmp_path_factory):
     """RSN-18, 1 stage, 128x96 input (top-down)."""
     return _tiny_checkpoint(tmp_path_factory, "rsn18", num_stages=1, input_size=(128, 96))
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run a command's ``main(argv)`` in this process (no interpreter or torch start-up).
+
+    ``run_cli("evaluate", *args)`` calls :func:`simplepose.cli.evaluate.main` with the
+    arguments as strings and ``prog`` set to the top-level script's name, and returns a
+    ``subprocess.CompletedProcess`` with the exit status and the captured stdout / stderr. An
+    argparse usage error (``SystemExit``) becomes its exit status, as in a subprocess.
+    """
+    import importlib
+    import subprocess
+
+    scripts = {"evaluate": "evaluate.py", "demo": "demo.py", "train": "train_dist.py",
+               "convert": "convert_checkpoint.py"}
+
+    def run(command: str, *args) -> subprocess.CompletedProcess:
+        main = importlib.import_module(f"simplepose.cli.{command}").main
+        argv = [str(a) for a in args]
+        capsys.readouterr()  # drop what came before
+        try:
+            code = main(argv, prog=scripts.get(command, command))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+    return run

@@ -92,7 +92,8 @@ def readme_commands(path: Path = REPO / "README.md") -> list[Command]:
 
 
 def config_commands(path: Path) -> list[Command]:
-    """Commands in a config's leading comment: ``#   <program> ...`` lines and continuations."""
+    """Commands in a config's leading comment: lines ``#   <program> ...`` and their
+    continuations."""
     lines, continuing = [], False
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):

@@ -32,7 +32,10 @@ def test_gpu_report_on_cpu(tmp_path):
     smoke = record["cpu_smoke"]
     assert all(smoke[name]["status"] == "ok" for name in bench.ROWS)
     assert set(smoke["imhn_forward"]["images_per_s"]) == {
-        f"{v}_b{b}" for v in ("fp32", "bf16", "channels_last_fp32", "channels_last_bf16") for b in (1, 2)}
+        f"{v}_b{b}"
+        for v in ("fp32", "bf16", "channels_last_fp32", "channels_last_bf16")
+        for b in (1, 2)
+    }
     assert smoke["bundled_e2e"]["frames"] == 2 and smoke["bundled_e2e"]["fps"] > 0
     assert smoke["rsn18_topdown"]["people"] >= 1
     assert smoke["imhn_train_amp"]["iterations"] == 6

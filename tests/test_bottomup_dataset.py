@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import VAL_IMAGES
 
-from conftest import SAMPLE_ANN, VAL_IMAGES
 from simplepose.codecs.bottomup import SimplePoseCodec
 from simplepose.data.bottomup_dataset import (
     BottomUpAugDraw,
@@ -275,8 +275,8 @@ def test_masks_equal_full_size_warp(dataset):
             h, w = dataset.coco.image_size(image_id)
             mask_all, mask_miss = person_masks(dataset.coco.annotations_by_image[image_id], h, w)
 
-            def warp(m, border):
-                big = cv2.warpAffine(m * np.uint8(255), s["matrix"], (SIZE, SIZE),
+            def warp(m, border, matrix=s["matrix"]):
+                big = cv2.warpAffine(m * np.uint8(255), matrix, (SIZE, SIZE),
                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                      borderValue=border)  # fmt: skip
                 return cv2.resize(big, (o, o), interpolation=cv2.INTER_AREA)
@@ -310,7 +310,9 @@ def test_whole_image_mode_matches_the_inference_geometry_and_the_oracle(sample_a
     from simplepose.oracle.bottomup import render_oracle_sample
 
     _need_images()
-    ds = BottomUpDataset(sample_ann, VAL_IMAGES, input_size=256, augment=False, crop="image", renderer="numpy")
+    ds = BottomUpDataset(
+        sample_ann, VAL_IMAGES, input_size=256, augment=False, crop="image", renderer="numpy"
+    )
     assert len(ds) == 3  # one sample per image with a labelled person
     for index in range(len(ds)):
         sample = ds[index]
@@ -318,7 +320,9 @@ def test_whole_image_mode_matches_the_inference_geometry_and_the_oracle(sample_a
         g = oracle.geometry
         assert sample["image"].shape == (3, g.pad_h, g.pad_w)
         np.testing.assert_allclose(sample["matrix"], g.original_to_input_matrix())
-        np.testing.assert_allclose(sample["targets"][:48], oracle.maps[:48], atol=1e-5)  # limbs + keypoints
+        np.testing.assert_allclose(
+            sample["targets"][:48], oracle.maps[:48], atol=1e-5
+        )  # limbs + keypoints
         pad = sample["image"][:, g.in_h + 1 :, :]
         assert pad.size == 0 or np.allclose(pad, 128 / 255)  # the inference pad value
     with pytest.raises(InputError, match="augment=False"):

@@ -2,19 +2,26 @@
 
 import numpy as np
 import pytest
+from synthetic import PERSON
 
-from simplepose.codecs.bottomup import ABSENT, VISIBLE, OpenPosePafCodec, SimplePoseCodec, coco_to_internal
+from simplepose.codecs.bottomup import (
+    ABSENT,
+    VISIBLE,
+    OpenPosePafCodec,
+    SimplePoseCodec,
+    coco_to_internal,
+)
 from simplepose.codecs.render import render_keypoint_gaussians, render_limb_gaussians
 from simplepose.geometry import BottomUpGeometry
 from simplepose.skeleton import SIMPLEPOSE18
-
-from synthetic import PERSON
 
 
 def test_keypoint_peak_sits_at_the_cell_of_the_joint():
     stride = 4
     for x, y in [(41.5, 61.5), (40.0, 60.0), (3.2, 120.9), (126.7, 2.1)]:
-        maps = render_keypoint_gaussians(np.array([[[x, y]]]), np.array([[True]]), (32, 32), stride, 9.0)
+        maps = render_keypoint_gaussians(
+            np.array([[[x, y]]]), np.array([[True]]), (32, 32), stride, 9.0
+        )
         iy, ix = np.unravel_index(np.argmax(maps[0]), maps[0].shape)
         assert (ix, iy) == (round((x - 1.5) / 4), round((y - 1.5) / 4))
         centre = np.array([4 * ix + 1.5, 4 * iy + 1.5])
@@ -32,7 +39,9 @@ def test_keypoints_of_two_people_combine_by_max():
 
 def test_limb_map_is_one_on_the_segment_and_zero_outside_its_box():
     joints = np.array([[[21.5, 21.5], [61.5, 21.5]]])  # horizontal limb on cell-centre row 5
-    maps = render_limb_gaussians(joints, np.ones((1, 2), bool), np.array([[0, 1]]), (16, 24), 4, 7.0)
+    maps = render_limb_gaussians(
+        joints, np.ones((1, 2), bool), np.array([[0, 1]]), (16, 24), 4, 7.0
+    )
     assert np.allclose(maps[0, 5, 5:16], 1.0)
     assert maps[0, 5, 0:4].max() == 0.0 and maps[0, 5, 17:].max() == 0.0  # beyond the +4 px box
     assert maps[0, 0:4].max() == 0.0 or maps[0, 4, 10] == pytest.approx(np.exp(-16 / 98), rel=1e-6)
@@ -44,8 +53,12 @@ def test_limb_map_reference_mode_floor_and_mean():
     joints = np.array([[[21.5, 21.5], [101.5, 101.5]], [[21.5, 101.5], [101.5, 21.5]]])
     labelled = np.ones((2, 2), bool)
     clean = render_limb_gaussians(joints, labelled, np.array([[0, 1]]), (32, 32), 4, 7.0)
-    ref = render_limb_gaussians(joints, labelled, np.array([[0, 1]]), (32, 32), 4, 7.0, floor=0.01, combine="mean")
-    assert ref[0, 15, 15] == pytest.approx(1.0) and clean[0, 15, 15] == pytest.approx(1.0)  # crossing
+    ref = render_limb_gaussians(
+        joints, labelled, np.array([[0, 1]]), (32, 32), 4, 7.0, floor=0.01, combine="mean"
+    )
+    assert ref[0, 15, 15] == pytest.approx(1.0) and clean[0, 15, 15] == pytest.approx(
+        1.0
+    )  # crossing
     # edge midpoint: 28 px from both lines, inside both boxes: floored, averaged
     assert ref[0, 5, 15] == pytest.approx(0.01) and clean[0, 5, 15] == 0.0
     # on the first diagonal only: the mean with the other person's floor halves it
@@ -112,8 +125,14 @@ def test_simplepose_round_trip_real_people(sample_ann):
     pipeline = oracle_pipeline()
     for image_id in sample_ann.image_ids:
         decoded = oracle_people(sample_ann, image_id, pipeline)
-        gts = [a for a in sample_ann.annotations_by_image[image_id] if not a["iscrowd"] and a["num_keypoints"] >= 5]
-        for g in gts:  # every well-labelled person comes back (a keypoint no limb reaches can be lost)
+        gts = [
+            a
+            for a in sample_ann.annotations_by_image[image_id]
+            if not a["iscrowd"] and a["num_keypoints"] >= 5
+        ]
+        for (
+            g
+        ) in gts:  # every well-labelled person comes back (a keypoint no limb reaches can be lost)
             t = np.asarray(g["keypoints"], float).reshape(17, 3)
             vis = t[:, 2] > 0
             d2 = ((np.stack([p.keypoints[:, :2] for p in decoded]) - t[:, :2]) ** 2).sum(-1)

@@ -5,8 +5,8 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+
 from simplepose.data.boxes import count_boxes, gt_boxes, gt_instances, load_detections
 from simplepose.errors import AnnotationError
 
@@ -93,7 +93,7 @@ def test_partial_overlap_warns_with_counts(tmp_path, sample_ann, caplog):
 
 
 def test_bad_boxes_are_dropped_in_one_warning(tmp_path, sample_ann, caplog):
-    h, w = sample_ann.image_size(40083)
+    _h, w = sample_ann.image_size(40083)
     records = [
         _det(40083, [10, 10, 50, 50]),  # fine
         _det(40083, [10, 10, 0, 50]),  # zero width

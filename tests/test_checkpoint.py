@@ -16,7 +16,14 @@ from simplepose.models.imhn import build_imhn
 from simplepose.spec import PoseModelSpec, get_spec
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(num_stacks=2, inp_dim=32, increase=16, stem_channels=8, se_reduction=4, num_scales=3)
+TINY = {
+    "num_stacks": 2,
+    "inp_dim": 32,
+    "increase": 16,
+    "stem_channels": 8,
+    "se_reduction": 4,
+    "num_scales": 3,
+}
 SPEC = get_spec("imhn").with_kwargs(**TINY)
 
 

@@ -160,8 +160,12 @@ def test_train_nproc_reports_once_without_launcher_traceback(tmp_path):
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
-    missing = tmp_path / "missing.json"
-    assert errors == [f"simplepose train: error: data.train_ann: annotation file {missing} does not exist"]
+    assert errors == [
+        (
+            "simplepose train: error: data.train_ann: annotation file "
+            f"{tmp_path / 'missing.json'} does not exist"
+        )
+    ]
     assert "Traceback" not in proc.stderr
 
 
@@ -188,10 +192,6 @@ def test_demo_summary_lists_every_file_or_says_how_many_more():
     )
     lines = summary(report).splitlines()
     assert lines[0].endswith("wrote 6 file(s)") and lines[1:] == [
-        "  -> out/0.jpg",
-        "  -> out/1.jpg",
-        "  -> out/2.jpg",
-        "  ... and 3 more",
-    ]
+        "  -> out/0.jpg", "  -> out/1.jpg", "  -> out/2.jpg", "  ... and 3 more"]
     report.outputs = report.outputs[:4]
     assert summary(report).splitlines()[1:] == [f"  -> out/{i}.jpg" for i in range(4)]

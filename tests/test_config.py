@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -154,19 +152,21 @@ def test_full_recipe_matches_spec():
     assert cfg.train.skip_loss_above == pytest.approx(2e5)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, str(REPO / "train_dist.py"), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def _cli(run_cli, monkeypatch):
+    """train_dist.py's ``main(argv)`` in process, from the repository root."""
+    monkeypatch.chdir(REPO)
+    return lambda *args: run_cli("train", *args)
 
 
-def test_cli_typo_exits_2_naming_the_key():
+def test_cli_typo_exits_2_naming_the_key(_cli):
     res = _cli("--config", "configs/imhn_tiny.yaml", "--opts", "train.outptu_dir=/tmp/x")
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.strip().splitlines() if ln]
     assert len(lines) == 1 and "train.outptu_dir" in lines[0], res.stderr
 
 
-def test_cli_missing_data_one_line(tmp_path):
+def test_cli_missing_data_one_line(tmp_path, _cli):
     res = _cli("--config", "configs/imhn_tiny.yaml", "--opts", f"output_dir={tmp_path}",
                f"data.train_ann={tmp_path / 'nope.json'}", "--log-level", "ERROR")
     assert res.returncode == 2

@@ -22,7 +22,9 @@ def _meta_ref_state_dict(fixture, k=16):
     out = {}
     for e in json.loads(path.read_text())["state_dict"]:
         shape = [k if d == 17 else d for d in e["shape"]]
-        out[e["key"]] = torch.empty(shape, device="meta", dtype=getattr(torch, e["dtype"].replace("torch.", "")))
+        out[e["key"]] = torch.empty(
+            shape, device="meta", dtype=getattr(torch, e["dtype"].replace("torch.", ""))
+        )
     return out
 
 

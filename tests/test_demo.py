@@ -8,8 +8,6 @@ were processed), 2 an error stopped the run, 130 Ctrl-C.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,9 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO.parent / "shared" / "data" / "demo"
 
 
-def run_demo_cli(*args, timeout=240):
-    return subprocess.run([sys.executable, str(REPO / "demo.py"), "--quiet", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+@pytest.fixture
+def run_demo_cli(run_cli):
+    """demo.py's ``main(argv)`` in process (``--quiet`` added)."""
+    return lambda *args, **_: run_cli("demo", "--quiet", *args)
 
 
 def synthetic_image(h=96, w=128, seed=0) -> np.ndarray:
@@ -78,7 +77,7 @@ def check_records(records, frames):
 
 
 # --------------------------------------------------------------- CLI end to end
-def test_image_synthetic_writes_image_and_json(tmp_path):
+def test_image_synthetic_writes_image_and_json(tmp_path, run_demo_cli):
     src = tmp_path / "synth.png"
     cv2.imwrite(str(src), synthetic_image())
     out, js = tmp_path / "out.jpg", tmp_path / "people.json"
@@ -92,7 +91,7 @@ def test_image_synthetic_writes_image_and_json(tmp_path):
 
 
 @pytest.mark.skipif(not (DEMO_DIR / "rtmlib_demo.jpg").exists(), reason="needs ../shared/data/demo")
-def test_image_real_people_found(tmp_path):
+def test_image_real_people_found(tmp_path, run_demo_cli):
     out, js = tmp_path / "out.jpg", tmp_path / "people.json"
     proc = run_demo_cli("--input", DEMO_DIR / "rtmlib_demo.jpg", "--output", out, "--json", js)
     assert proc.returncode == 0, proc.stderr
@@ -106,7 +105,7 @@ def test_image_real_people_found(tmp_path):
     assert (kp[..., 0][present] <= w).all() and (kp[..., 1][present] <= h).all()
 
 
-def test_folder_with_a_corrupt_file_processes_the_rest(tmp_path):
+def test_folder_with_a_corrupt_file_processes_the_rest(tmp_path, run_demo_cli):
     folder = tmp_path / "images"
     folder.mkdir()
     for i in range(2):
@@ -122,7 +121,7 @@ def test_folder_with_a_corrupt_file_processes_the_rest(tmp_path):
     assert [r["image"] for r in records] == ["ok0.png", "ok1.png"]
 
 
-def test_synthetic_video_pipeline(tmp_path):
+def test_synthetic_video_pipeline(tmp_path, run_demo_cli):
     src = write_video(tmp_path / "clip.mp4", frames=6)
     out, js = tmp_path / "out.mp4", tmp_path / "frames.json"
     proc = run_demo_cli("--input", src, "--output", out, "--json", js, "--box-size", 96)
@@ -132,13 +131,26 @@ def test_synthetic_video_pipeline(tmp_path):
 
 
 @pytest.mark.skipif(not (DEMO_DIR / "vtest.avi").exists(), reason="needs ../shared/data/demo")
-def test_real_video_first_frames(tmp_path):
+def test_real_video_first_frames(tmp_path, run_demo_cli):
     out, js = tmp_path / "vtest.mp4", tmp_path / "frames.json"
-    proc = run_demo_cli("--input", DEMO_DIR / "vtest.avi", "--output", out, "--json", js, "--max-frames", 10,
-                        "--box-size", 256)
+    proc = run_demo_cli(
+        "--input",
+        DEMO_DIR / "vtest.avi",
+        "--output",
+        out,
+        "--json",
+        js,
+        "--max-frames",
+        10,
+        "--box-size",
+        256,
+    )
     assert proc.returncode == 0, proc.stderr
     cap = cv2.VideoCapture(str(out))
-    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (768, 576)
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (
+        768,
+        576,
+    )
     cap.release()
     assert count_frames(out) == 10
     check_records(json.loads(js.read_text()), 10)
@@ -156,10 +168,13 @@ def test_real_video_first_frames(tmp_path):
         (["--input", "{bad_video}"], "cannot be opened"),
         (["--input", "{bad_image}", "--json", "{json}"], "cannot be decoded"),
         (["--input", "{img}", "--mode", "topdown", "--json", "{json}"], "--checkpoint"),
-        (["--input", "{img}", "--checkpoint", "/nonexistent.safetensors", "--json", "{json}"], "does not exist"),
+        (
+            ["--input", "{img}", "--checkpoint", "/nonexistent.safetensors", "--json", "{json}"],
+            "does not exist",
+        ),
     ],
 )
-def test_errors_are_one_line_and_nonzero(tmp_path, args, needle):
+def test_errors_are_one_line_and_nonzero(tmp_path, args, needle, run_demo_cli):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), synthetic_image())
     video = write_video(tmp_path / "v.mp4", frames=2)
@@ -167,7 +182,13 @@ def test_errors_are_one_line_and_nonzero(tmp_path, args, needle):
     bad_video.write_bytes(b"\x00" * 1000)
     bad_image = tmp_path / "bad.png"
     bad_image.write_bytes(b"garbage")
-    names = dict(img=img, video=video, bad_video=bad_video, bad_image=bad_image, json=tmp_path / "p.json")
+    names = {
+        "img": img,
+        "video": video,
+        "bad_video": bad_video,
+        "bad_image": bad_image,
+        "json": tmp_path / "p.json",
+    }
     proc = run_demo_cli(*[a.format(**names) for a in args], timeout=120)
     assert_one_line_error(proc, 2, needle)
 
@@ -237,8 +258,14 @@ def test_pipeline_error_propagates_without_hanging(tmp_path):
     src = _numbered_video(tmp_path / "n.avi", 40)
     t0 = time.perf_counter()
     with pytest.raises(InputError, match="boom"):
-        sdemo.run_demo(FakePredictor(fail_at=3), sdemo.open_source(src),
-                             output=str(tmp_path / "o.mp4"), progress=False, queue_size=1, workers=2)
+        sdemo.run_demo(
+            FakePredictor(fail_at=3),
+            sdemo.open_source(src),
+            output=str(tmp_path / "o.mp4"),
+            progress=False,
+            queue_size=1,
+            workers=2,
+        )
     assert time.perf_counter() - t0 < 20
     assert not _demo_threads()
 
@@ -274,13 +301,23 @@ def test_max_frames_and_source_kinds(tmp_path):
 
 
 # ------------------------------------------------------------------ top-down end to end
-def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint):
+def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint, run_demo_cli):
     """demo.py --mode topdown runs the bundled RTMDet-nano and the top-down model end to end."""
     src = DEMO_DIR / "rtmlib_demo.jpg"
     image = src if src.exists() else REPO / "assets" / "sample_group.jpg"
     out, js = tmp_path / "td.jpg", tmp_path / "td.json"
-    proc = run_demo_cli("--input", str(image), "--mode", "topdown", "--checkpoint", str(tiny_rsn_checkpoint),
-                        "--output", str(out), "--json", str(js))
+    proc = run_demo_cli(
+        "--input",
+        str(image),
+        "--mode",
+        "topdown",
+        "--checkpoint",
+        str(tiny_rsn_checkpoint),
+        "--output",
+        str(out),
+        "--json",
+        str(js),
+    )
     assert proc.returncode == 0, proc.stderr
     drawn, original = cv2.imread(str(out)), cv2.imread(str(image))
     assert drawn.shape == original.shape and (drawn != original).any()
@@ -290,9 +327,17 @@ def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint):
     assert all(len(p["keypoints"]) == 51 and len(p["box_xyxy"]) == 4 for p in people)
 
 
-def test_topdown_checkpoint_refused_as_bottomup(tmp_path, tiny_rsn_checkpoint):
+def test_topdown_checkpoint_refused_as_bottomup(tmp_path, tiny_rsn_checkpoint, run_demo_cli):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), synthetic_image())
-    proc = run_demo_cli("--input", str(img), "--mode", "bottomup", "--checkpoint", str(tiny_rsn_checkpoint),
-                        "--json", str(tmp_path / "p.json"))
+    proc = run_demo_cli(
+        "--input",
+        str(img),
+        "--mode",
+        "bottomup",
+        "--checkpoint",
+        str(tiny_rsn_checkpoint),
+        "--json",
+        str(tmp_path / "p.json"),
+    )
     assert_one_line_error(proc, 2, "is a topdown model")

@@ -37,9 +37,15 @@ def count_frames(path) -> int:
 
 def run_cli(*args, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(REPO / "demo.py"), *map(str, args)], check=False, capture_output=True,
-                          text=True,
-                          timeout=timeout, env=env, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / "demo.py"), *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO,
+    )
 
 
 class WalkerModel:
@@ -80,7 +86,9 @@ class WalkerModel:
 
 def walker_frames(n: int, size=(160, 120), change_at=None):
     rng = np.random.default_rng(0)
-    background = cv2.GaussianBlur(rng.integers(0, 120, (size[1], size[0], 3)).astype(np.uint8), (0, 0), 2)
+    background = cv2.GaussianBlur(
+        rng.integers(0, 120, (size[1], size[0], 3)).astype(np.uint8), (0, 0), 2
+    )
     frames = []
     for i in range(n):
         frame = background.copy()
@@ -110,7 +118,9 @@ class FakeCapture:
 
 
 def source(kind, frames, fail_at=None, total=None):
-    return sdemo.FrameSource(kind, f"{kind}:fake", capture=FakeCapture(frames, fail_at), fps=10.0, total=total)
+    return sdemo.FrameSource(
+        kind, f"{kind}:fake", capture=FakeCapture(frames, fail_at), fps=10.0, total=total
+    )
 
 
 @pytest.mark.parametrize("realtime", [False, True])
@@ -118,8 +128,15 @@ def test_tracked_video_and_jsonl_read_back(tmp_path, realtime):
     frames = walker_frames(16)
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     model = WalkerModel(delay=0.2 if realtime else 0.0)  # a slow network: keyframes only
-    report = sdemo.run_demo(model, source("video", frames, total=16), output=str(out), json_path=str(js),
-                            progress=False, realtime=realtime, keyframe_interval=3)
+    report = sdemo.run_demo(
+        model,
+        source("video", frames, total=16),
+        output=str(out),
+        json_path=str(js),
+        progress=False,
+        realtime=realtime,
+        keyframe_interval=3,
+    )
     assert report.frames == 16 and count_frames(out) == 16
     records = read_jsonl(js)
     assert [r["frame"] for r in records] == list(range(16))
@@ -128,12 +145,21 @@ def test_tracked_video_and_jsonl_read_back(tmp_path, realtime):
     assert all(sorted(i) == [1, 2] for i in ids[1:]), ids  # two stable ids (crossing included)
     for r in records:
         for p in r["people"]:
-            assert len(p["keypoints"]) == 51 and len(p["box_xyxy"]) == 4 and isinstance(p["score"], float)
+            assert (
+                len(p["keypoints"]) == 51
+                and len(p["box_xyxy"]) == 4
+                and isinstance(p["score"], float)
+            )
     if realtime:
         assert 5 <= report.keyframes == model.calls < 16
     # the person on the green square keeps one id over the whole clip, through the crossing
     # (the green square's centre is at x = 27 + 3 i: its person's first keypoint at 19 + 3 i)
-    green = {p["track_id"] for r in records for p in r["people"] if abs(p["keypoints"][0] - 19 - 3 * r["frame"]) < 4}
+    green = {
+        p["track_id"]
+        for r in records
+        for p in r["people"]
+        if abs(p["keypoints"][0] - 19 - 3 * r["frame"]) < 4
+    }
     assert len(green) == 1
 
 
@@ -155,8 +181,15 @@ def test_frame_size_change_keeps_what_was_written(tmp_path, realtime):
     frames = walker_frames(10, change_at=6)
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     with pytest.raises(InputError, match=r"frame 6 is 80x60"):
-        sdemo.run_demo(WalkerModel(), source("video", frames, total=10), output=str(out), json_path=str(js),
-                       progress=False, realtime=realtime, keyframe_interval=2)
+        sdemo.run_demo(
+            WalkerModel(),
+            source("video", frames, total=10),
+            output=str(out),
+            json_path=str(js),
+            progress=False,
+            realtime=realtime,
+            keyframe_interval=2,
+        )
     kept = len(read_jsonl(js))
     assert 1 <= kept <= 6 and count_frames(out) == kept
 
@@ -166,8 +199,9 @@ def test_decode_failure_mid_stream_keeps_what_was_written(tmp_path, realtime):
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     src = source("video", walker_frames(12), fail_at=5, total=12)
     src.header_frames = 12
-    report = sdemo.run_demo(WalkerModel(), src, output=str(out), json_path=str(js), progress=False,
-                            realtime=realtime)
+    report = sdemo.run_demo(
+        WalkerModel(), src, output=str(out), json_path=str(js), progress=False, realtime=realtime
+    )
     assert "header announces 12 frames but decoding stopped at frame 5" in report.truncated
     assert [r["frame"] for r in read_jsonl(js)] == [0, 1, 2, 3, 4]
     assert count_frames(out) == 5
@@ -177,8 +211,14 @@ def test_decode_failure_mid_stream_keeps_what_was_written(tmp_path, realtime):
 def test_webcam_disconnect_keeps_what_was_written(tmp_path, realtime):
     out, js = tmp_path / "o.mp4", tmp_path / "o.jsonl"
     with pytest.raises(InputError, match="stopped giving frames after 7"):
-        sdemo.run_demo(WalkerModel(), source("webcam", walker_frames(20), fail_at=7), output=str(out),
-                       json_path=str(js), progress=False, realtime=realtime)
+        sdemo.run_demo(
+            WalkerModel(),
+            source("webcam", walker_frames(20), fail_at=7),
+            output=str(out),
+            json_path=str(js),
+            progress=False,
+            realtime=realtime,
+        )
     records = read_jsonl(js)
     assert 1 <= len(records) <= 7 and count_frames(out) == len(records)
     assert all(r["frame"] < 7 for r in records)
@@ -200,7 +240,7 @@ def _corrupt_video(path: Path, frames: int = 12, bad: int = 6) -> Path:
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     assert len(starts) == frames
-    data[starts[bad]:starts[bad + 1] - 8] = bytes(starts[bad + 1] - 8 - starts[bad])
+    data[starts[bad] : starts[bad + 1] - 8] = bytes(starts[bad + 1] - 8 - starts[bad])
     path.write_bytes(bytes(data))
     return path
 
@@ -223,9 +263,23 @@ def test_streaming_json_survives_a_kill(tmp_path):
     w.release()
     js = tmp_path / "o.jsonl"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, str(REPO / "demo.py"), "--input", str(src), "--json", str(js),
-                             "--box-size", "64", "--quiet"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "demo.py"),
+            "--input",
+            str(src),
+            "--json",
+            str(js),
+            "--box-size",
+            "64",
+            "--quiet",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
@@ -243,7 +297,9 @@ def test_streaming_json_survives_a_kill(tmp_path):
     assert len(records) >= 5 and [r["frame"] for r in records] == list(range(len(records)))
     assert len(records) < 400
     complete = text[: text.rfind("\n") + 1]
-    assert [json.loads(line) for line in complete.splitlines()] == records  # every full line is valid JSON
+    assert [
+        json.loads(line) for line in complete.splitlines()
+    ] == records  # every full line is valid JSON
 
 
 @pytest.mark.slow
@@ -252,7 +308,9 @@ def test_acceptance_vtest_realtime_writes_tracked_video_and_jsonl(tmp_path):
     if not VTEST.exists():
         pytest.skip(f"{VTEST} not found")
     out, js = tmp_path / "vt.mp4", tmp_path / "vt.jsonl"
-    proc = run_cli("--input", VTEST, "--output", out, "--json", js, "--realtime", "--quiet", timeout=1800)
+    proc = run_cli(
+        "--input", VTEST, "--output", out, "--json", js, "--realtime", "--quiet", timeout=1800
+    )
     assert proc.returncode == 0, proc.stderr
     assert "real time:" in proc.stdout and "fps output" in proc.stdout
     records = read_jsonl(js)

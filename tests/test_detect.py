@@ -89,7 +89,7 @@ def test_detects_people_on_demo_image(detector):
     # gray and batch input give the same kind of answer
     gray_boxes, _ = detector.detect(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     assert len(gray_boxes) >= 1
-    (b2, s2), = detector.detect_batch([img])
+    (b2, _s2), = detector.detect_batch([img])
     np.testing.assert_array_equal(b2, boxes)
 
 

@@ -98,7 +98,7 @@ def _grad_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> 
             micro = [default_collate([ds[i] for i in order[:2]]),
                      default_collate([ds[i] for i in order[2:]])]
         trainer.set_lr()
-        loss, skipped = trainer.train_iteration(micro)
+        _loss, skipped = trainer.train_iteration(micro)
         assert not skipped
         if rank == 0:
             grads = {n: p.grad.detach().clone() for n, p in trainer.raw_model.named_parameters()}
@@ -241,7 +241,7 @@ def test_torchrun_sigkill_resume_is_exact(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
     res = subprocess.run(_torchrun(full), cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=600)
+                         timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
 
     proc = subprocess.Popen(_torchrun(killed), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
@@ -263,7 +263,7 @@ def test_torchrun_sigkill_resume_is_exact(tmp_path):
     assert 0 < saved["iteration"] < 12
 
     res = subprocess.run(_torchrun(killed, "--resume"), cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
 
     from safetensors.torch import load_file
@@ -326,7 +326,7 @@ def test_topdown_training_iteration(tmp_path, model, codec, kernels):
     assert moved > 0.9 * len(before)  # find_unused_parameters=False relies on every one being used
     from simplepose.checkpoint import load_model
 
-    rebuilt, meta = load_model(final)
+    _rebuilt, meta = load_model(final)
     assert meta["simplepose_model"] == model
     assert meta["spec"] == trainer.spec and meta["spec"].codec["name"] == codec
     assert meta["spec"].input_hw == (64, 48) and meta["spec"].kwargs["input_size"] == [64, 48]
@@ -361,7 +361,9 @@ def test_loader_workers_are_sized_to_the_machine(monkeypatch):
     assert loader_workers(4, 1, log=False) == 2
     assert loader_workers(4, 2, log=False) == 1
     assert loader_workers(1, 1, log=False) == 1
-    assert loader_workers(2, 4, log=False) == 0  # fewer cores than processes: load in the main process
+    assert (
+        loader_workers(2, 4, log=False) == 0
+    )  # fewer cores than processes: load in the main process
 
 
 @pytest.mark.gpu

@@ -89,7 +89,9 @@ def tiny_imhn_onnx(tmp_path_factory):
     ckpt = folder / "imhn.safetensors"
     save_model(ckpt, spec, module.state_dict(), extra_meta={"epoch": 7})
     out = folder / "imhn.onnx"
-    assert main(["--model", str(ckpt), "--output", str(out), "--height", "96", "--width", "128"]) == 0
+    assert (
+        main(["--model", str(ckpt), "--output", str(out), "--height", "96", "--width", "128"]) == 0
+    )
     return out, module
 
 
@@ -331,7 +333,9 @@ def test_evaluate_backend_flag_combinations(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--oracle", "bottomup", "--backend", "onnxruntime", *ann])
     with pytest.raises(SystemExit):
-        parse_args(["--model", "openpose_mobilenet_thin", "--backend", "reference", "--images", "d", *ann])
+        parse_args(
+            ["--model", "openpose_mobilenet_thin", "--backend", "reference", "--images", "d", *ann]
+        )
     assert "grouping choice of --oracle" in capsys.readouterr().err
 
 

@@ -147,7 +147,8 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path):
 
     path = tmp_path / "deep.json"
     path.write_text('{"images": "[[[", "annotations":\n' + "[" * 100_000 + "]" * 100_000 + "}")
-    with pytest.raises(AnnotationError, match=r"deep.json is nested deeper than 100 levels \(line 2"):
+    match = r"deep.json is nested deeper than 100 levels \(line 2"
+    with pytest.raises(AnnotationError, match=match):
         load_coco_keypoints(path)
     cfg = tmp_path / "deep.yaml"
     cfg.write_text("a: " + "[" * 100_000 + "]" * 100_000)
@@ -287,7 +288,8 @@ def test_fp16_weights_are_cast(tmp_path, rsn_file):
 
     from simplepose.checkpoint import load_model
 
-    half = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(rsn_file)).items()}
+    weights = load_file(str(rsn_file))
+    half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     path = _retag(rsn_file, tmp_path / "half.safetensors", _tensors=half)
     model, _ = load_model(path)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
@@ -358,7 +360,8 @@ def test_decoded_size_differs_from_the_annotation(tmp_path):
     (tmp_path / "sub").mkdir()
     cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((40, 30, 3), np.uint8))  # rotated
     coco = load_coco_keypoints(tmp_path / "ann.json")
-    with pytest.raises(InputError, match=r"a.png is 30x40 but .*ann.json says 40x30 \(image id 1\)"):
+    match = r"a.png is 30x40 but .*ann.json says 40x30 \(image id 1\)"
+    with pytest.raises(InputError, match=match):
         coco.read_image(1, tmp_path)
     cv2.imwrite(str(tmp_path / "sub" / "a.png"), np.zeros((30, 40, 3), np.uint8))
     assert coco.read_image(1, tmp_path).shape == (30, 40, 3)
@@ -577,6 +580,11 @@ def test_metrics_name_the_results_hash(tmp_path):
                 prog="evaluate") == 0
     record = json.loads(metrics.read_text())
     assert record["results_sha256"] == file_sha256(results)
+    # scoring m_results.json into m.json is fine: --results mode writes no results file
+    named = tmp_path / "m_results.json"
+    named.write_text("[]")
+    assert main(["--results", str(named), "--ann", str(_SAMPLE_ANN), "--metrics", str(metrics)],
+                prog="evaluate") == 0
 
 
 def test_convert_checks_its_output_before_reading(tmp_path, capsys):
@@ -607,7 +615,8 @@ def _trainer(out_dir, **cfg_changes):
 def test_unwritable_output_dir_is_one_line_before_work():
     from simplepose.errors import InputError
 
-    with pytest.raises(InputError, match=r"train.output_dir /proc/simplepose_run cannot be created"):
+    match = r"train.output_dir /proc/simplepose_run cannot be created"
+    with pytest.raises(InputError, match=match):
         _trainer("/proc/simplepose_run")
 
 
@@ -617,7 +626,8 @@ def test_resume_with_another_optimiser_is_a_clear_error(tmp_path):
     trainer = _trainer(tmp_path, optim__max_iters=1)
     trainer.fit()
     other = _trainer(tmp_path, optim__name="adam", optim__max_iters=1)
-    with pytest.raises(CheckpointError, match="trained with optim.name=sgd, this config has optim.name=adam"):
+    match = "trained with optim.name=sgd, this config has optim.name=adam"
+    with pytest.raises(CheckpointError, match=match):
         other.resume()
 
 
@@ -627,7 +637,8 @@ def test_garbage_and_truncated_metrics_rows_are_skipped(tmp_path, caplog):
     path = tmp_path / "metrics.csv"
     lines = path.read_text().splitlines()
     assert len(lines) == 3  # header + 2 rows
-    path.write_text("\n".join([lines[0], lines[1], "garbage,row,x", lines[2][: len(lines[2]) // 2]]))
+    truncated = lines[2][: len(lines[2]) // 2]
+    path.write_text("\n".join([lines[0], lines[1], "garbage,row,x", truncated]))
     resumed = _trainer(tmp_path, optim__max_iters=3)
     resumed.resume()
     assert "skipped 2 malformed row(s) (line 3, 4)" in caplog.text
@@ -635,3 +646,67 @@ def test_garbage_and_truncated_metrics_rows_are_skipped(tmp_path, caplog):
     rows = [r.split(",")[0] for r in path.read_text().splitlines()[1:]]
     assert rows == ["1", "3"]  # iteration 2's truncated row is gone, 3 was appended cleanly
     assert (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.slow
+def test_training_with_a_stopped_rank_ends_with_the_rank_named(tmp_path):
+    from test_distributed import _bottomup_dataset_available, _torchrun
+
+    reason = _bottomup_dataset_available()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "run"
+    cmd = _torchrun(out, "train.dist_timeout_s=8", "train.max_iters_per_epoch=50")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (out / "config.yaml").exists():  # training has started on every rank
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.1)
+        time.sleep(2)
+        ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True,
+                               check=False).stdout.split()
+        rank1 = next(int(p) for p in ranks
+                     if "RANK=1" in Path(f"/proc/{p}/environ").read_text().split("\0"))
+        os.kill(rank1, signal.SIGSTOP)
+        t0 = time.time()
+        lines = []
+        while not any("a collective failed" in line for line in lines):
+            line = proc.stderr.readline()
+            assert line, "".join(lines)[-3000:]
+            lines.append(line)
+        elapsed = time.time() - t0
+        os.kill(rank1, signal.SIGKILL)
+        os.kill(rank1, signal.SIGCONT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    error = next(line for line in lines if "a collective failed" in line)
+    assert "train.dist_timeout_s=8" in error and "rank 1 (silent for" in error, error
+    assert elapsed < 8 + 10, elapsed
+
+
+def test_onnx_metadata_is_bounded_like_a_checkpoint():
+    from simplepose.errors import CheckpointError
+    from simplepose.inference.onnx_backend import (
+        ONNX_FORMAT_VERSION,
+        decode_metadata,
+        encode_metadata,
+    )
+
+    spec = _tiny_rsn_spec()
+    meta = {"simplepose_format": ONNX_FORMAT_VERSION, "simplepose_spec": spec.to_dict(),
+            "simplepose_model": spec.name, "model_kwargs": spec.kwargs,
+            "simplepose_paradigm": spec.paradigm, "simplepose_input": {}, "simplepose_outputs": []}
+    assert decode_metadata(encode_metadata(meta))["spec"] == spec
+    tampered = {**spec.to_dict(), "codec": {**spec.to_dict()["codec"], "input_hw": [8192, 6144]}}
+    match = r"x.onnx: metadata field spec.codec.input_hw\[0\] = 8192"
+    with pytest.raises(CheckpointError, match=match):
+        decode_metadata(encode_metadata({**meta, "simplepose_spec": tampered}), "x.onnx")
+    deep = encode_metadata(meta)
+    deep["model_kwargs"] = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(CheckpointError, match="model_kwargs is nested deeper than 100 levels"):
+        decode_metadata(deep, "x.onnx")

@@ -33,11 +33,19 @@ def call(heat, limb_maps, limbs=LIMBS, **overrides):
     [
         (lambda h, l: (h.astype(np.float64), l, LIMBS), TypeError, "heatmaps must be float32"),
         (lambda h, l: (h, l.astype(np.float16), LIMBS), TypeError, "limb_maps must be float32"),
-        (lambda h, l: (np.asfortranarray(h[:, :, :15].transpose(0, 2, 1)), l, LIMBS), ValueError, "C-contiguous"),
+        (
+            lambda h, l: (np.asfortranarray(h[:, :, :15].transpose(0, 2, 1)), l, LIMBS),
+            ValueError,
+            "C-contiguous",
+        ),
         (lambda h, l: (h[:, ::2], l, LIMBS), ValueError, "C-contiguous"),
         (lambda h, l: (h[0], l, LIMBS), ValueError, "heatmaps must have shape"),
         (lambda h, l: (h[:, :0], l[:, :0], LIMBS), ValueError, "non-empty"),
-        (lambda h, l: (h, np.ascontiguousarray(l[:, :8]), LIMBS), ValueError, "does not match heatmaps"),
+        (
+            lambda h, l: (h, np.ascontiguousarray(l[:, :8]), LIMBS),
+            ValueError,
+            "does not match heatmaps",
+        ),
         (lambda h, l: (h, l[:29], LIMBS), ValueError, "30 rows"),
         (lambda h, l: (h, l[None], LIMBS), ValueError, "PAF limb_maps"),
         (lambda h, l: (h, l[..., None, None], LIMBS), ValueError, "limb_maps must have shape"),
@@ -74,9 +82,15 @@ def test_non_finite_maps_raise(value, which):
         ({"limb_max_samples": 1}, "params['limb_max_samples']"),
         ({"min_parts": 0}, "params['min_parts']"),
         ({"max_candidate_pairs": 10**12}, "params['max_candidate_pairs']"),
-        ({"priority_weights": (1.0, 2.0)}, "params['priority_weights'] must be a tuple of 3 numbers"),
+        (
+            {"priority_weights": (1.0, 2.0)},
+            "params['priority_weights'] must be a tuple of 3 numbers",
+        ),
         ({"priority_weights": "abc"}, "params['priority_weights'] must be a tuple of 3 numbers"),
-        ({"priority_weights": (1.0, float("nan"), 0.0)}, "params['priority_weights'][1] must be a finite"),
+        (
+            {"priority_weights": (1.0, float("nan"), 0.0)},
+            "params['priority_weights'][1] must be a finite",
+        ),
         ({"person_score": "max"}, "params['person_score']"),
         ({"peak_threshold": float("inf")}, "params['peak_threshold'] must be a finite number"),
         ({"limb_pass_ratio": 1.5}, "params['limb_pass_ratio'] must be a finite number in [0, 1]"),
@@ -90,7 +104,10 @@ def test_bad_parameters_raise(overrides, message):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"priority_weights": (1.0, "a", 0.0)}, "params['priority_weights'][1] must be a number, got str"),
+        (
+            {"priority_weights": (1.0, "a", 0.0)},
+            "params['priority_weights'][1] must be a number, got str",
+        ),
         ({"max_peaks_per_part": 64.0}, "params['max_peaks_per_part'] must be an int, got float"),
         ({"min_parts": True}, "params['min_parts'] must be an int, got bool"),
         ({"length_prior": 1}, "params['length_prior'] must be a bool, got int"),
@@ -140,21 +157,40 @@ def test_bad_priority_weights_are_one_clear_error(weights, message):
 
 
 def test_grouping_params_coerce_numpy_scalars_and_lists():
-    p = GroupingParams(priority_weights=[np.float32(1), 0, np.int64(2)], max_peaks_per_part=np.int64(8),
-                       length_prior=np.bool_(False), peak_threshold=np.float32(0.25))
+    p = GroupingParams(
+        priority_weights=[np.float32(1), 0, np.int64(2)],
+        max_peaks_per_part=np.int64(8),
+        length_prior=np.bool_(False),
+        peak_threshold=np.float32(0.25),
+    )
     assert p.priority_weights == (1.0, 0.0, 2.0) and type(p.max_peaks_per_part) is int
     assert p.length_prior is False and type(p.peak_threshold) is float
     res = group(*maps(), LIMBS, p)  # the dict the binding receives has plain types
     assert len(res) == 0
-    with pytest.raises(InputError, match=re.escape("GroupingParams.max_peaks_per_part must be an integer")):
+    with pytest.raises(
+        InputError, match=re.escape("GroupingParams.max_peaks_per_part must be an integer")
+    ):
         GroupingParams(max_peaks_per_part=64.5)
-    with pytest.raises(InputError, match=re.escape("GroupingParams.max_peaks_per_part must be a finite number in")):
+    with pytest.raises(
+        InputError, match=re.escape("GroupingParams.max_peaks_per_part must be a finite number in")
+    ):
         GroupingParams(max_peaks_per_part=10**9)
 
 
 def test_python_wrapper_rejects_unknown_backend():
     with pytest.raises(InputError, match="backend"):
         group(*maps(), LIMBS, backend="cuda")
+
+
+def test_unpickled_arrays_are_accepted_and_byte_swapped_ones_refused():
+    """An unpickled float32 array has an equal but distinct dtype object: still float32."""
+    import pickle
+
+    heat, limb_maps = (pickle.loads(pickle.dumps(a)) for a in maps())
+    assert heat.dtype is not np.dtype(np.float32)  # the case the check must not trip on
+    assert len(call(heat, limb_maps, pickle.loads(pickle.dumps(LIMBS)))["scores"]) == 0
+    with pytest.raises(TypeError, match="heatmaps must be float32, got dtype >f4"):
+        call(heat.astype(">f4"), limb_maps)
 
 
 def test_zero_peaks_and_empty_limbs_are_fine():
@@ -225,7 +261,9 @@ def malformed_inputs(draw):
     return heat, limb_maps, limbs, overrides
 
 
-@settings(max_examples=1200, deadline=2000, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(
+    max_examples=1200, deadline=2000, suppress_health_check=list(HealthCheck), derandomize=True
+)
 @given(malformed_inputs())
 def test_fuzz_binding_never_crashes(case):
     heat, limb_maps, limbs, overrides = case

@@ -61,9 +61,15 @@ def test_largest_allowed_scales_and_thresholds_give_the_reference_result(paf):
     limb_max_samples, the length prior rejects the limb, and both backends agree."""
     heat, limb_maps = two_peaks(paf=paf)
     hi = BOUNDS["scale_x"][1]
-    for sx, sy, image_height in [(hi, hi, BOUNDS["image_height"][1]), (hi, 1.0, 100.0), (1e-6, 1e-6, 1e-6)]:
+    for sx, sy, image_height in [
+        (hi, hi, BOUNDS["image_height"][1]),
+        (hi, 1.0, 100.0),
+        (1e-6, 1e-6, 1e-6),
+    ]:
         for thr in (BOUNDS["peak_threshold"][0], 0.5, BOUNDS["peak_threshold"][1]):
-            params = GroupingParams(peak_threshold=thr, limb_sample_threshold=thr, min_parts=1, min_mean_score=0.0)
+            params = GroupingParams(
+                peak_threshold=thr, limb_sample_threshold=thr, min_parts=1, min_mean_score=0.0
+            )
             kw = dict(scale_x=sx, scale_y=sy, image_height=image_height)  # noqa: C408
             a = group(heat, limb_maps, CHAIN, params, **kw)
             b = group(heat, limb_maps, CHAIN, params, backend="reference", **kw)
@@ -78,9 +84,17 @@ def test_largest_allowed_scales_and_thresholds_give_the_reference_result(paf):
 
 
 def test_max_peaks_per_part_is_bounded():
-    with pytest.raises(InputError, match=re.escape("GroupingParams.max_peaks_per_part must be a finite number in [1, 1000000], got 1000000000")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "GroupingParams.max_peaks_per_part must be a finite number in [1, 1000000], "
+            "got 1000000000"
+        ),
+    ):
         GroupingParams(max_peaks_per_part=10**9)
-    with pytest.raises(ValueError, match=re.escape("max_peaks_per_part must be a finite number in")):
+    with pytest.raises(
+        ValueError, match=re.escape("max_peaks_per_part must be a finite number in")
+    ):
         load_extension().find_peaks(noise(1, 8, 8), 0.1, 10**9)
 
 
@@ -92,7 +106,10 @@ def test_noise_with_unlimited_peaks_fails_fast_with_the_pair_count():
     params = GroupingParams(max_peaks_per_part=BOUNDS["max_peaks_per_part"][1], peak_threshold=0.0)
     from simplepose.skeleton import OPENPOSE18
 
-    with pytest.raises(InputError, match=r"the peaks give \d{7,} candidate limb pairs, above max_candidate_pairs=1000000"):
+    with pytest.raises(
+        InputError,
+        match=r"the peaks give \d{7,} candidate limb pairs, above max_candidate_pairs=1000000",
+    ):
         group(heat, np.ascontiguousarray(limb_maps), OPENPOSE18.limbs_array, params)
 
 
@@ -104,14 +121,32 @@ def test_pair_and_sample_limits_name_the_count_in_both_backends(backend):
     counts = np.bincount(peaks[:, 3].astype(int), minlength=3)
     pairs = int(counts[0] * counts[1] + counts[1] * counts[2])
     base = GroupingParams(peak_threshold=0.0, max_peaks_per_part=1000)
-    with pytest.raises(InputError, match=f"the peaks give {pairs} candidate limb pairs, above max_candidate_pairs={pairs - 1};"):
+    with pytest.raises(
+        InputError,
+        match=f"the peaks give {pairs} candidate limb pairs, "
+        f"above max_candidate_pairs={pairs - 1};",
+    ):
         group(heat, limb_maps, CHAIN, base.replace(max_candidate_pairs=pairs - 1), backend=backend)
-    with pytest.raises(InputError, match=f"the peaks give {pairs} candidate limb pairs x limb_max_samples=20 limb samples, "
-                                         f"above max_candidate_samples={20 * pairs - 1};"):
-        group(heat, limb_maps, CHAIN, base.replace(max_candidate_samples=20 * pairs - 1), backend=backend)
+    with pytest.raises(
+        InputError,
+        match=f"the peaks give {pairs} candidate limb pairs x limb_max_samples=20 limb samples, "
+        f"above max_candidate_samples={20 * pairs - 1};",
+    ):
+        group(
+            heat,
+            limb_maps,
+            CHAIN,
+            base.replace(max_candidate_samples=20 * pairs - 1),
+            backend=backend,
+        )
     # exactly at the limits: runs
-    group(heat, limb_maps, CHAIN, base.replace(max_candidate_pairs=pairs, max_candidate_samples=20 * pairs),
-          backend=backend)
+    group(
+        heat,
+        limb_maps,
+        CHAIN,
+        base.replace(max_candidate_pairs=pairs, max_candidate_samples=20 * pairs),
+        backend=backend,
+    )
 
 
 def test_ctrl_c_interrupts_a_long_cpp_run():
@@ -126,9 +161,9 @@ def test_ctrl_c_interrupts_a_long_cpp_run():
         rng = np.random.default_rng(0)
         heat = rng.random((2, 100, 100), dtype=np.float32)
         limb = np.ones((1, 100, 100), np.float32)
-        params = GroupingParams(peak_threshold=0.0, max_peaks_per_part=1_000_000, limb_max_samples=10_000,
-                                max_candidate_pairs=10_000_000, max_candidate_samples=100_000_000_000,
-                                length_prior=False)
+        params = GroupingParams(peak_threshold=0.0, max_peaks_per_part=1_000_000,
+                                limb_max_samples=10_000, max_candidate_pairs=10_000_000,
+                                max_candidate_samples=100_000_000_000, length_prior=False)
         print("start", flush=True)
         t0 = time.perf_counter()
         try:
@@ -140,8 +175,13 @@ def test_ctrl_c_interrupts_a_long_cpp_run():
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout.readline().strip() == "start"
         time.sleep(1.5)  # well inside the C++ call (it needs minutes)
@@ -164,15 +204,30 @@ def test_cpp_core_has_no_undefined_behaviour_on_unbounded_values(tmp_path):
     cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
     if cxx is None:
         pytest.skip("no C++ compiler")
-    flags = ["-std=c++17", "-O1", "-g", "-fsanitize=undefined,float-cast-overflow", "-fno-sanitize-recover=all"]
+    flags = [
+        "-std=c++17",
+        "-O1",
+        "-g",
+        "-fsanitize=undefined,float-cast-overflow",
+        "-fno-sanitize-recover=all",
+    ]
     probe = tmp_path / "probe.cpp"
     probe.write_text("int main() { return 0; }\n")
-    if subprocess.run([cxx, *flags, str(probe), "-o", str(tmp_path / "probe")], capture_output=True, check=False).returncode:
+    if subprocess.run(
+        [cxx, *flags, str(probe), "-o", str(tmp_path / "probe")], capture_output=True, check=False
+    ).returncode:
         pytest.skip("the compiler has no UBSan runtime")
     exe = tmp_path / "extreme_values"
-    sources = [REPO / "csrc" / "src" / "grouping.cpp", REPO / "csrc" / "tests" / "extreme_values.cpp"]
-    build = subprocess.run([cxx, *flags, "-I", str(REPO / "csrc" / "include"), *map(str, sources), "-o", str(exe)],
-                           capture_output=True, text=True, check=False)
+    sources = [
+        REPO / "csrc" / "src" / "grouping.cpp",
+        REPO / "csrc" / "tests" / "extreme_values.cpp",
+    ]
+    build = subprocess.run(
+        [cxx, *flags, "-I", str(REPO / "csrc" / "include"), *map(str, sources), "-o", str(exe)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert build.returncode == 0, build.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr
@@ -207,8 +262,13 @@ def test_a_limb_far_longer_than_the_person_is_cut_with_its_subtree(backend):
     assert cut.part_ids[0].tolist()[3:] == [-1, -1] and cut.counts[0] == 3
     # a prior saying that limb is 9 times as long as the others keeps it
     priors = (1.0, 1.0, 9.0, 1.0)
-    kept = group(heat, limb_maps, CHAIN5, base.replace(limb_length_outlier=2.0, limb_length_priors=priors),
-                 backend=backend)
+    kept = group(
+        heat,
+        limb_maps,
+        CHAIN5,
+        base.replace(limb_length_outlier=2.0, limb_length_priors=priors),
+        backend=backend,
+    )
     assert kept.counts[0] == 5
 
 
@@ -216,7 +276,13 @@ def test_a_limb_far_longer_than_the_person_is_cut_with_its_subtree(backend):
 def test_limb_length_priors_must_match_the_limbs(backend):
     heat, limb_maps = chain_maps([2, 6, 10, 14, 18])
     params = GroupingParams(limb_length_outlier=2.0, limb_length_priors=(1.0, 1.0))
-    with pytest.raises(InputError, match=re.escape("params['limb_length_priors'] has 2 values but limbs has 4 rows")):
+    with pytest.raises(
+        InputError,
+        match=re.escape("params['limb_length_priors'] has 2 values but limbs has 4 rows"),
+    ):
         group(heat, limb_maps, CHAIN5, params, backend=backend)
-    with pytest.raises(InputError, match=re.escape("GroupingParams.limb_length_priors[1] must be a finite number in")):
+    with pytest.raises(
+        InputError,
+        match=re.escape("GroupingParams.limb_length_priors[1] must be a finite number in"),
+    ):
         GroupingParams(limb_length_priors=(1.0, 0.0, 1.0, 1.0))

@@ -23,7 +23,9 @@ def assert_same(a, b):
 
 
 def both(k, l, limbs, params=None, **kw):
-    return group(k, l, limbs, params, backend="cpp", **kw), group(k, l, limbs, params, backend="reference", **kw)
+    return group(k, l, limbs, params, backend="cpp", **kw), group(
+        k, l, limbs, params, backend="reference", **kw
+    )
 
 
 def _oracle_parity(ann, image_ids):
@@ -35,8 +37,20 @@ def _oracle_parity(ann, image_ids):
         s = render_oracle_sample(ann, image_id, codec)
         k, l = codec.split(s.maps)
         sx, sy = s.geometry.heatmap_to_original_scale
-        for params in (GroupingParams(), REFERENCE_SIMPLEPOSE, GroupingParams(limb_length_outlier=1.5)):
-            a, b = both(k, l, SIMPLEPOSE18.limbs_array, params, scale_x=sx, scale_y=sy, image_height=s.geometry.orig_h)
+        for params in (
+            GroupingParams(),
+            REFERENCE_SIMPLEPOSE,
+            GroupingParams(limb_length_outlier=1.5),
+        ):
+            a, b = both(
+                k,
+                l,
+                SIMPLEPOSE18.limbs_array,
+                params,
+                scale_x=sx,
+                scale_y=sy,
+                image_height=s.geometry.orig_h,
+            )
             assert_same(a, b)
             people += len(a)
     return people
@@ -88,7 +102,15 @@ def test_cpp_equals_reference_on_seeded_random_cases(seed):
         limb_length_priors=tuple(rng.uniform(0.3, 2.5, len(layout.limbs))) if seed % 3 else (),
     )
     sx, sy = float(rng.uniform(0.5, 8)), float(rng.uniform(0.5, 8))
-    a, b = both(heat, limbs, layout.limbs_array, params, scale_x=sx, scale_y=sy, image_height=float(rng.uniform(20, 900)))
+    a, b = both(
+        heat,
+        limbs,
+        layout.limbs_array,
+        params,
+        scale_x=sx,
+        scale_y=sy,
+        image_height=float(rng.uniform(20, 900)),
+    )
     assert_same(a, b)
 
 
@@ -97,7 +119,9 @@ def test_find_peaks_parity_with_plateaus_and_cap():
     maps = rng.integers(0, 4, (3, 20, 30)).astype(np.float32) / 4  # many exact ties
     ext = load_extension()
     for cap in (1, 5, 1000):
-        np.testing.assert_array_equal(ext.find_peaks(maps, 0.2, cap), reference_find_peaks(maps, 0.2, cap))
+        np.testing.assert_array_equal(
+            ext.find_peaks(maps, 0.2, cap), reference_find_peaks(maps, 0.2, cap)
+        )
 
 
 def test_tie_break_gives_one_peak_per_plateau():
@@ -121,4 +145,7 @@ def test_grouping_synthetic_two_people_is_correct():
     res = group(k, l, SIMPLEPOSE18.limbs_array)
     assert len(res) == 2 and (res.counts == 18).all()
     xs = res.people[:, :, 0] * 4 + 1.5
-    assert {round(float(x.mean())) for x in xs} == {round(float(joints[0, :, 0].mean())), round(float(joints[1, :, 0].mean()))}
+    assert {round(float(x.mean())) for x in xs} == {
+        round(float(joints[0, :, 0].mean())),
+        round(float(joints[1, :, 0].mean())),
+    }

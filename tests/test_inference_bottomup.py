@@ -9,7 +9,9 @@ from simplepose.geometry import BottomUpGeometry
 from simplepose.inference.bottomup import BottomUpPipeline, flip_channel_index
 
 
-@pytest.mark.parametrize("codec", [SimplePoseCodec(), OpenPosePafCodec(stride=4)], ids=["simplepose", "openpose"])
+@pytest.mark.parametrize(
+    "codec", [SimplePoseCodec(), OpenPosePafCodec(stride=4)], ids=["simplepose", "openpose"]
+)
 def test_flip_permutation_maps_mirrored_targets_onto_targets(codec):
     """Targets of the mirrored person (L/R labels swapped), mirrored back and permuted, equal
     the targets of the person: exactly what the flip test relies on."""
@@ -87,7 +89,9 @@ def test_pipeline_rejects_bad_images():
 def test_predictor_with_tiny_imhn_checkpoint(tiny_imhn_checkpoint):
     from simplepose import Predictor
 
-    predictor = Predictor.from_checkpoint(tiny_imhn_checkpoint, device="cpu", box_size=128, flip=True, scales=(1.0, 0.5))
+    predictor = Predictor.from_checkpoint(
+        tiny_imhn_checkpoint, device="cpu", box_size=128, flip=True, scales=(1.0, 0.5)
+    )
     assert predictor.mode == "bottomup" and predictor.model_name == "imhn"
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (90, 120, 3), dtype=np.uint8) for _ in range(2)]

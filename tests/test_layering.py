@@ -9,6 +9,7 @@ deferred import hides a cycle from Python, not from the design); imports under
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "simplepose"
@@ -51,14 +52,15 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.lru_cache(maxsize=1)
+def import_graph() -> dict[str, frozenset[str]]:
     """``{module: {simplepose modules it imports}}`` over every ``.py`` file of the package."""
     files: dict[str, Path | None] = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     files.update(dict.fromkeys(NATIVE))
-    graph: dict[str, set[str]] = {}
+    graph: dict[str, frozenset[str]] = {}
     for name, path in files.items():
         if path is None:
-            graph[name] = set()
+            graph[name] = frozenset()
             continue
         is_pkg = path.name == "__init__.py"
         here = name.split(".") if is_pkg else name.split(".")[:-1]
@@ -84,7 +86,7 @@ def import_graph() -> dict[str, set[str]]:
                     continue
                 subs = [f"{mod}.{n}" for n in names if f"{mod}.{n}" in files]
                 targets.update(subs or [mod])  # `from pkg import module` -> the module
-        graph[name] = {t for t in targets if t in files and t != name}
+        graph[name] = frozenset(t for t in targets if t in files and t != name)
     return graph
 
 

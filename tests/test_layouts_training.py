@@ -23,7 +23,11 @@ DATA = REPO / "tests" / "data"
 
 def test_layout_codec():
     mpii = layout_codec("mpii16")
-    assert mpii.name == "mspn_256x256" and mpii.decode_kernel == 9 and mpii.flip_index == MPII16.flip_index
+    assert (
+        mpii.name == "mspn_256x256"
+        and mpii.decode_kernel == 9
+        and mpii.flip_index == MPII16.flip_index
+    )
     rsn = layout_codec(MPII16, "rsn_128x128")
     assert rsn.num_keypoints == 16 and rsn.decode_kernel == 9
     crowd = layout_codec("crowdpose14")
@@ -36,7 +40,11 @@ def test_config_layout_reaches_the_spec_codec_and_loss():
     spec = build_spec(cfg)
     assert spec.keypoints == "mpii16" and spec.kwargs["num_keypoints"] == 16
     codec = spec.build_codec()
-    assert codec.flip_index == MPII16.flip_index and codec.decode_kernel == 9 and codec.input_hw == (256, 256)
+    assert (
+        codec.flip_index == MPII16.flip_index
+        and codec.decode_kernel == 9
+        and codec.input_hw == (256, 256)
+    )
     cfg = load_config(REPO / "configs" / "imhn_512_crowdpose.yaml")
     spec = build_spec(cfg)
     assert spec.keypoints == "crowdpose14" and spec.kwargs["out_dim"] == 36
@@ -46,8 +54,12 @@ def test_config_layout_reaches_the_spec_codec_and_loss():
     cfg = load_config(REPO / "configs" / "rsn18_memorize.yaml", opts=["data.layout=h36m"])
     with pytest.raises(InputError, match="data.layout: unknown keypoint layout 'h36m'"):
         build_spec(cfg)
-    cfg = load_config(REPO / "configs" / "rsn18_mpii_memorize.yaml", opts=["model.kwargs={num_keypoints: 17}"])
-    with pytest.raises(InputError, match="num_keypoints=17 in the model kwargs, but the mpii16 layout needs 16"):
+    cfg = load_config(
+        REPO / "configs" / "rsn18_mpii_memorize.yaml", opts=["model.kwargs={num_keypoints: 17}"]
+    )
+    with pytest.raises(
+        InputError, match="num_keypoints=17 in the model kwargs, but the mpii16 layout needs 16"
+    ):
         build_spec(cfg)
     with pytest.raises(InputError, match="openpose_paf codec has COCO's layout only"):
         get_spec("openpose_mobilenet_thin").with_layout("crowdpose14")
@@ -83,10 +95,18 @@ def test_predictor_builds_the_layouts_pipelines(tmp_path):
     spec = get_spec("rsn18").with_input_hw((64, 64)).with_kwargs(num_stages=1).with_layout("mpii16")
     path = save_model(tmp_path / "rsn.safetensors", spec, spec.build_model().state_dict())
     pred = Predictor.from_checkpoint(path, device="cpu", detector=None, flip=True)
-    assert pred.pipeline.codec.flip_index == MPII16.flip_index and pred.pipeline.codec.decode_kernel == 9
-    people = pred.predict(np.zeros((100, 80, 3), np.uint8), np.array([[10, 10, 50, 60]], float))
+    assert (
+        pred.pipeline.codec.flip_index == MPII16.flip_index
+        and pred.pipeline.codec.decode_kernel == 9
+    )
+    image = np.zeros((100, 80, 3), np.uint8)
+    people = pred.predict(image, boxes_xyxy=np.array([[10, 10, 60, 70]], float))
     assert people[0].keypoints.shape == (16, 3)
-    spec = get_spec("imhn").with_kwargs(num_stacks=1, inp_dim=32, increase=16).with_layout("crowdpose14")
+    spec = (
+        get_spec("imhn")
+        .with_kwargs(num_stacks=1, inp_dim=32, increase=16)
+        .with_layout("crowdpose14")
+    )
     path = save_model(tmp_path / "imhn.safetensors", spec, spec.build_model().state_dict())
     pred = Predictor.from_checkpoint(path, device="cpu", box_size=64, flip=True)
     assert pred.spec.build_codec().num_channels == 36

@@ -1,12 +1,9 @@
 """The bottom-up oracle and evaluate.py, end to end."""
 
 import json
-import subprocess
-import sys
 
 import pytest
-
-from conftest import REPO, SAMPLE_ANN, VAL_ANN
+from conftest import SAMPLE_ANN, VAL_ANN
 
 
 def test_oracle_on_committed_sample(sample_ann):
@@ -25,13 +22,17 @@ def test_reference_backend_gives_identical_results(sample_ann):
     assert cpp == ref
 
 
-def run_evaluate(*args):
-    return subprocess.run([sys.executable, str(REPO / "evaluate.py"), *args], capture_output=True, text=True, cwd=REPO)
+@pytest.fixture
+def run_evaluate(run_cli):
+    """evaluate.py's ``main(argv)`` in process."""
+    return lambda *args: run_cli("evaluate", *args)
 
 
-def test_evaluate_cli_oracle_and_results_modes(tmp_path):
+def test_evaluate_cli_oracle_and_results_modes(tmp_path, run_evaluate):
     metrics = tmp_path / "oracle.json"
-    proc = run_evaluate("--oracle", "bottomup", "--ann", str(SAMPLE_ANN), "--metrics", str(metrics), "--quiet")
+    proc = run_evaluate(
+        "--oracle", "bottomup", "--ann", str(SAMPLE_ANN), "--metrics", str(metrics), "--quiet"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Average Precision" in proc.stdout
     record = json.loads(metrics.read_text())
@@ -40,7 +41,9 @@ def test_evaluate_cli_oracle_and_results_modes(tmp_path):
     results = tmp_path / "oracle_results.json"
     assert results.exists()
     rescored = tmp_path / "rescored.json"
-    proc = run_evaluate("--results", str(results), "--ann", str(SAMPLE_ANN), "--metrics", str(rescored))
+    proc = run_evaluate(
+        "--results", str(results), "--ann", str(SAMPLE_ANN), "--metrics", str(rescored)
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(rescored.read_text())["AP"] == pytest.approx(record["AP"])
 
@@ -49,11 +52,13 @@ def test_evaluate_cli_oracle_and_results_modes(tmp_path):
     "content, message",
     [(None, "does not exist"), ("{not json", "JSON"), ('{"images": []}', "annotations")],
 )
-def test_evaluate_cli_bad_annotation_file(tmp_path, content, message):
+def test_evaluate_cli_bad_annotation_file(tmp_path, content, message, run_evaluate):
     ann = tmp_path / "ann.json"
     if content is not None:
         ann.write_text(content)
-    proc = run_evaluate("--oracle", "bottomup", "--ann", str(ann), "--metrics", str(tmp_path / "m.json"), "--quiet")
+    proc = run_evaluate(
+        "--oracle", "bottomup", "--ann", str(ann), "--metrics", str(tmp_path / "m.json"), "--quiet"
+    )
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "m.json").exists()

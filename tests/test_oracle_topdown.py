@@ -86,8 +86,8 @@ class _StubPredictor:
     def __init__(self):
         self.calls = []
 
-    def predict(self, image, boxes, scores):
-        self.calls.append((image.shape, len(boxes)))
+    def predict(self, image, boxes_xyxy=None, box_scores=None):
+        self.calls.append((image.shape, len(boxes_xyxy)))
         return []
 
 

@@ -36,12 +36,18 @@ def test_mpii_json_is_read_zero_based_with_boxes():
     kp = ann.keypoints_array(3)
     assert kp.shape == (1, 16, 3) and kp[0, 0, 2] == 0 and kp[0, 1, 2] == 2
     x, _, w, h = ann.annotations[2]["bbox"]
-    assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(r.center[0])
+    assert w == h == pytest.approx(200 * raw[2]["scale"]) and x + w / 2 == pytest.approx(
+        r.center[0]
+    )
 
 
 def test_committed_mpii_sample():
     ann = load_annotations(MPII)
-    assert ann.num_images == 1 and ann.images[1]["width"] == 854 and ann.keypoints_array(1).shape == (1, 16, 3)
+    assert (
+        ann.num_images == 1
+        and ann.images[1]["width"] == 854
+        and ann.keypoints_array(1).shape == (1, 16, 3)
+    )
 
 
 def _mpii_copy(tmp_path, mutate):
@@ -58,22 +64,35 @@ def test_mpii_bad_input(tmp_path):
     def joints15(raw):
         raw[0]["joints"] = raw[0]["joints"][:15]
 
-    with pytest.raises(AnnotationError, match=r"bad.json: record 0 \(image '052475643.jpg'\): 'joints' must hold 16 joints \(MPII\), got 15"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"bad.json: record 0 \(image '052475643.jpg'\): 'joints' must hold 16 joints "
+        r"\(MPII\), got 15",
+    ):
         load_mpii_json(_mpii_copy(tmp_path, joints15))
 
     def outside(raw):
         raw[0]["joints"][4] = [900.0, 100.0]  # the image is 854 px wide
 
-    with pytest.raises(AnnotationError, match=r"record 0 \(image '052475643.jpg'\): 'joints' \[4\] \(left_knee\) = \(900, 100\) \(1-based\) lies outside the 854x480 image"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"record 0 \(image '052475643.jpg'\): 'joints' \[4\] \(left_knee\) = \(900, 100\) "
+        r"\(1-based\) lies outside the 854x480 image",
+    ):
         load_mpii_json(_mpii_copy(tmp_path, outside))
 
     def no_scale(raw):
         del raw[1]["scale"]
 
-    with pytest.raises(AnnotationError, match=r"record 1 \(image 'not_here.jpg'\): missing field 'scale'"):
+    with pytest.raises(
+        AnnotationError, match=r"record 1 \(image 'not_here.jpg'\): missing field 'scale'"
+    ):
         load_mpii_json(_mpii_copy(tmp_path, no_scale))
     # an image that is not there: no size, so no CocoKeypoints (the JSON holds no sizes)
-    with pytest.raises(AnnotationError, match=r"bad.json: record 1 \(image 'not_here.jpg'\): the image is not in .*pass --images"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"bad.json: record 1 \(image 'not_here.jpg'\): the image is not in .*pass --images",
+    ):
         load_annotations(_mpii_copy(tmp_path, lambda raw: None))
     path = tmp_path / "obj.json"
     path.write_text("{}")
@@ -110,5 +129,7 @@ def test_dispatch_keeps_the_crowdpose_error_for_missing_crowd_index(tmp_path):
     del data["images"][0]["crowdIndex"]
     path = tmp_path / "cp.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(AnnotationError, match=r"cp.json: images\[0\] \(id 106848\) has no 'crowdIndex'"):
+    with pytest.raises(
+        AnnotationError, match=r"cp.json: images\[0\] \(id 106848\) has no 'crowdIndex'"
+    ):
         load_annotations(path)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
 
 
@@ -11,7 +10,9 @@ def test_bundled_detector_ships_with_the_package():
 
     assert bundled_detector_path().is_file()
     rng = np.random.default_rng(0)
-    boxes, scores = PersonDetector.bundled().detect(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    boxes, scores = PersonDetector.bundled().detect(
+        rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    )
     assert boxes.shape[1:] == (4,) and len(boxes) == len(scores)
 
 
@@ -29,7 +30,9 @@ def test_topdown_predictor_with_explicit_boxes_and_without_detector(tiny_rsn_che
         np.testing.assert_allclose(p.box, box)  # Person.box is x1, y1, x2, y2 like the input
         assert p.keypoints.shape == (17, 3)
     with pytest.warns(DeprecationWarning, match="boxes_xyxy"):
-        old = predictor.predict(image, boxes=[[20, 30, 60, 120], [150, 40, 50, 100]], box_scores=[0.9, 0.5])
+        old = predictor.predict(
+            image, boxes=[[20, 30, 60, 120], [150, 40, 50, 100]], box_scores=[0.9, 0.5]
+        )
     for a, b in zip(old, people):  # the deprecated x, y, w, h spelling finds the same people
         np.testing.assert_allclose(a.keypoints, b.keypoints)
         np.testing.assert_allclose(a.box, b.box)

@@ -56,7 +56,7 @@ def test_warmup_linear(it, expected):
 
 
 def test_multistep_and_constant():
-    kw = dict(iters_per_epoch=10, milestones=[6, 12, 18], step_gamma=0.5, warmup_epochs=0)
+    kw = {"iters_per_epoch": 10, "milestones": [6, 12, 18], "step_gamma": 0.5, "warmup_epochs": 0}
     assert lr_at(59, "multistep", 5e-4, **kw) == pytest.approx(5e-4)
     assert lr_at(60, "multistep", 5e-4, **kw) == pytest.approx(2.5e-4)
     assert lr_at(125, "multistep", 5e-4, **kw) == pytest.approx(1.25e-4)

@@ -36,7 +36,28 @@ def test_simplepose_layout_constants():
     layout = sk.SIMPLEPOSE18
     assert layout.num_limbs == 30 and layout.num_keypoints == 18
     assert layout.limbs[0] == (1, 0) and layout.limbs[29] == (8, 11)  # neck->nose, Rhip->Lhip
-    assert layout.extra["keypoint_bkg_flip"] == (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16, 18, 19)
+    assert layout.extra["keypoint_bkg_flip"] == (
+        0,
+        1,
+        5,
+        6,
+        7,
+        2,
+        3,
+        4,
+        11,
+        12,
+        13,
+        8,
+        9,
+        10,
+        15,
+        14,
+        17,
+        16,
+        18,
+        19,
+    )
     # internal -> COCO drops exactly the neck and is a bijection onto the 17 COCO points
     to_coco = np.asarray(layout.to_coco)
     assert (to_coco == -1).sum() == 1 and layout.keypoints[int(np.argmin(to_coco))] == "neck"
@@ -53,7 +74,9 @@ def test_openpose_paf_channels_cover_38_once():
 
 def test_coco_constants():
     assert len(sk.COCO_KEYPOINTS) == 17 and len(sk.COCO_SIGMAS) == 17
-    assert len(sk.COCO_SKELETON) == 19 and all(0 <= a < 17 and 0 <= b < 17 for a, b in sk.COCO_SKELETON)
+    assert len(sk.COCO_SKELETON) == 19 and all(
+        0 <= a < 17 and 0 <= b < 17 for a, b in sk.COCO_SKELETON
+    )
     assert sk.COCO_SIGMAS[0] == pytest.approx(0.026)
 
 
@@ -153,7 +176,8 @@ def test_body_plan_errors_name_the_problem():
     with pytest.raises(sk.InputError, match="not a right point"):
         sk.derive_limbs(
             sk.COCO_KEYPOINTS, sk.COCO_SKELETON,
-            sk.BodyPlan(root=(5, 6), centre=(0,), chains=((5, 7, 9), (6, 8, 10), (12, 14), (11, 13))),
+            sk.BodyPlan(root=(5, 6), centre=(0,),
+                        chains=((5, 7, 9), (6, 8, 10), (12, 14), (11, 13))),
         )  # fmt: skip
     with pytest.raises(sk.InputError, match="not a keypoint index below 17"):
         sk.derive_limbs(sk.COCO_KEYPOINTS, (), sk.BodyPlan(root=40, centre=(0,), chains=()))

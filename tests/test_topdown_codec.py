@@ -16,7 +16,7 @@ K = 17
 
 def _random_keypoints(codec, rng, n, margin_cells=0):
     """(n, 2) keypoints in input px whose floor cells are >= margin_cells from every border."""
-    (hi, wi), (ho, wo) = codec.input_hw, codec.heatmap_hw
+    (hi, wi), (_ho, _wo) = codec.input_hw, codec.heatmap_hw
     sx, sy = codec.stride_xy
     x = rng.uniform(margin_cells * sx, wi - margin_cells * sx, n)
     y = rng.uniform(margin_cells * sy, hi - margin_cells * sy, n)
@@ -38,7 +38,11 @@ def test_registry_and_spec_constants():
     assert [m.kernels[i] for i in m.last_stage_targets] == [11, 9, 7, 5]
     assert build_codec("rsn_256x192").kernels == m.kernels
     small = build_codec("rsn_128x96")  # other sizes: the 256x192 kernels scaled with the height
-    assert small.heatmap_hw == (32, 24) and small.kernels == (7, 5, 5, 3, 3) and small.decode_kernel == 3
+    assert (
+        small.heatmap_hw == (32, 24)
+        and small.kernels == (7, 5, 5, 3, 3)
+        and small.decode_kernel == 3
+    )
     assert build_codec("cpn_384x288").decode_kernel == 21  # reference sizes keep SPEC's kernels
     for bad in ("cpn_130x96", "foo_256x192", "rsn_256", "mspn"):
         with pytest.raises(InputError):
@@ -183,7 +187,7 @@ def test_round_trip_near_the_border_is_bounded(name):
 def test_flip_test_consistency(name):
     codec = build_codec(name)
     rng = np.random.default_rng(5)
-    (hi, wi) = codec.input_hw
+    (_hi, wi) = codec.input_hw
     r = codec.kernels[codec.refine_target] // 2 + 2
     kp = _random_keypoints(codec, rng, 3 * K, r).reshape(3, K, 2)
     vis = np.full((3, K), 2)
@@ -201,7 +205,7 @@ def test_flip_test_consistency(name):
     kp_f = kp[:, list(COCO_FLIP_INDEX)].copy()
     kp_f[..., 0] = wi - 1 - kp_f[..., 0]
     maps_f = codec.encode_batch(kp_f, vis)[0][:, codec.refine_target]
-    c2, s2 = codec.decode(maps, flip_heatmaps=maps_f)
+    c2, _s2 = codec.decode(maps, flip_heatmaps=maps_f)
     err_flip = np.linalg.norm(c2 - kp, axis=-1)
     assert err_flip.max() <= 2 * math.sqrt(2) + 1e-9
     # where the mirrored keypoint falls into the mirrored cell, flip test changes nothing
@@ -218,7 +222,7 @@ def test_decode_frames_inputs_and_degenerate_maps():
     codec = build_codec("cpn_256x192")
     kp = _random_keypoints(codec, np.random.default_rng(2), 2 * K, 5).reshape(2, K, 2)
     maps = codec.encode_batch(kp, np.full((2, K), 2))[0][:, codec.refine_target]
-    coords, scores = codec.decode(maps)
+    coords, _scores = codec.decode(maps)
     # torch input, (K, H, W) input
     c_t, _ = codec.decode(torch.from_numpy(maps))
     np.testing.assert_array_equal(c_t, coords)

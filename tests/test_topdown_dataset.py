@@ -7,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import VAL_IMAGES
+
 from simplepose.codecs.topdown import build_codec
 from simplepose.data.topdown_dataset import (
     IMAGENET_MEAN_BGR,

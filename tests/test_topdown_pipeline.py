@@ -233,7 +233,9 @@ def test_from_checkpoint(tmp_path, one_thread):
     from simplepose.checkpoint import save_model
 
     # The codec follows the spec's input size.
-    big = TopDownPipeline.from_spec(torch.nn.Identity(), get_spec("mspn").with_kwargs(input_size=[384, 288]))
+    big = TopDownPipeline.from_spec(
+        torch.nn.Identity(), get_spec("mspn").with_kwargs(input_size=[384, 288])
+    )
     assert big.codec.name == "mspn_384x288"
     spec = get_spec("rsn18").with_kwargs(num_stages=1, input_size=[128, 96])
     model = spec.build_model()

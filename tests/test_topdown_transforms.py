@@ -119,7 +119,7 @@ def test_flip_is_folded_into_the_matrix():
     assert np.mean(a != b) < 0.01  # identical up to nearest-neighbour rounding ties
     kp = rng.uniform(20, 100, (17, 2))
     vis = np.full(17, 2.0)
-    kp_in, vis_in = transform_keypoints(kp, vis, m, OUT, flip_index=COCO_FLIP_INDEX)
+    kp_in, _vis_in = transform_keypoints(kp, vis, m, OUT, flip_index=COCO_FLIP_INDEX)
     ref = apply_affine(np.stack([160 - 1 - kp[:, 0], kp[:, 1]], 1), m_ref)[list(COCO_FLIP_INDEX)]
     np.testing.assert_allclose(kp_in, ref, atol=1e-9)
 
@@ -174,7 +174,7 @@ def test_sanitize_boxes_drops_and_counts(caplog):
     # without scores / image size, empty input, bad shape
     k2, s2, n2 = sanitize_boxes(boxes[:4])
     assert n2 == 3 and s2 is None and len(k2) == 1
-    k3, s3, n3 = sanitize_boxes([], [], (10, 10))
+    k3, _s3, n3 = sanitize_boxes([], [], (10, 10))
     assert k3.shape == (0, 4) and n3 == 0
     with pytest.raises(InputError):
         sanitize_boxes(np.zeros((3, 5)))

@@ -7,8 +7,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "simplepose/grouping.hpp"
 
@@ -27,7 +29,8 @@ std::string shape_str(const py::array& a) {
 }
 
 void require_float32_c(const py::array& a, const char* name) {
-  if (!a.dtype().is(py::dtype::of<float>()))
+  // isinstance, not dtype identity: an unpickled float32 array has an equal, distinct dtype
+  if (!py::isinstance<py::array_t<float>>(a))
     throw py::type_error(std::string(name) + " must be float32, got dtype " +
                          std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))
@@ -90,58 +93,68 @@ double checked_double(const std::string& what, double v, const char* name) {
   return v;
 }
 
-// A Python int or float (not bool, not str) as a double; TypeError naming `what` otherwise.
-double as_double(py::handle h, const std::string& what) {
-  if (PyBool_Check(h.ptr()) || !(PyFloat_Check(h.ptr()) || PyLong_Check(h.ptr())))
-    throw py::type_error(what + " must be a number, got " +
-                         std::string(py::str(py::type::of(h).attr("__name__"))));
-  const double v = PyFloat_AsDouble(h.ptr());  // ints too (huge ones become inf)
-  if (v == -1.0 && PyErr_Occurred()) {
+// Parsing the params dict runs on every call, so it uses borrowed references and builds
+// message strings only on failure.
+std::string what_of(const char* name, int index) {
+  std::string s = std::string("params['") + name + "']";
+  return index < 0 ? s : s + "[" + std::to_string(index) + "]";
+}
+
+PyObject* param(const py::dict& d, const char* name) {
+  PyObject* o = PyDict_GetItemString(d.ptr(), name);  // borrowed; the dict keeps it alive
+  if (o == nullptr) throw py::value_error(std::string("params is missing '") + name + "'");
+  return o;
+}
+
+// A Python int or float (not bool) within the bounds of `name`.
+double number(PyObject* o, const char* name, int index = -1) {
+  if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o)))
+    throw py::type_error(what_of(name, index) + " must be a number, got " + Py_TYPE(o)->tp_name);
+  double v = PyFloat_AsDouble(o);       // ints too
+  if (v == -1.0 && PyErr_Occurred()) {  // an int beyond the double range
     PyErr_Clear();
-    return HUGE_VAL;
+    v = HUGE_VAL;
   }
+  const Bound& b = bound_of(name);
+  if (!(v >= b.lo && v <= b.hi)) checked_double(what_of(name, index), v, name);  // throws
   return v;
 }
 
-const py::handle param(const py::dict& d, const char* name) {
-  if (!d.contains(name)) throw py::value_error(std::string("params is missing '") + name + "'");
-  return d[name];
-}
-
 double float_param(const py::dict& d, const char* name) {
-  const std::string what = std::string("params['") + name + "']";
-  return checked_double(what, as_double(param(d, name), what), name);
+  return number(param(d, name), name);
 }
 
 int64_t int_param(const py::dict& d, const char* name) {
-  const std::string what = std::string("params['") + name + "']";
-  py::handle h = param(d, name);
-  if (PyBool_Check(h.ptr()) || !PyLong_Check(h.ptr()))
-    throw py::type_error(what + " must be an int, got " +
-                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  PyObject* o = param(d, name);
+  if (PyBool_Check(o) || !PyLong_Check(o))
+    throw py::type_error(what_of(name, -1) + " must be an int, got " + Py_TYPE(o)->tp_name);
   // Range-checked as a double first, so the int64 conversion below cannot overflow.
-  return static_cast<int64_t>(checked_double(what, as_double(h, what), name));
+  return static_cast<int64_t>(number(o, name));
 }
 
 bool bool_param(const py::dict& d, const char* name) {
-  py::handle h = param(d, name);
-  if (!PyBool_Check(h.ptr()))
-    throw py::type_error(std::string("params['") + name + "'] must be a bool, got " +
-                         std::string(py::str(py::type::of(h).attr("__name__"))));
-  return h.ptr() == Py_True;
+  PyObject* o = param(d, name);
+  if (!PyBool_Check(o))
+    throw py::type_error(what_of(name, -1) + " must be a bool, got " + Py_TYPE(o)->tp_name);
+  return o == Py_True;
+}
+
+// A tuple or list of numbers within the bounds of `name`.
+std::vector<double> numbers(const py::dict& d, const char* name, const char* expected) {
+  PyObject* o = param(d, name);
+  if (!(PyTuple_Check(o) || PyList_Check(o)))
+    throw py::value_error(what_of(name, -1) + " must be " + expected + ", got " +
+                          std::string(py::repr(o)));
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+  PyObject** items = PySequence_Fast_ITEMS(o);
+  std::vector<double> out(static_cast<size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) out[i] = number(items[i], name, static_cast<int>(i));
+  return out;
 }
 
 // The dict of simplepose.decode.params.GroupingParams (to_dict()) -> the C++ struct. Every
 // key is required and no other is accepted, so the defaults live only in params.py.
 GroupingParams params_from_dict(const py::dict& d) {
-  for (auto item : d) {
-    const std::string key = py::str(item.first);
-    bool known = key == "person_score";
-    for (const Bound& b : kFloatParams) known = known || key == b.name;
-    for (const Bound& b : kIntParams) known = known || key == b.name;
-    for (const char* b : kBoolParams) known = known || key == b;
-    if (!known) throw py::value_error("params has an unknown key '" + key + "'");
-  }
   GroupingParams p;
   p.peak_threshold = float_param(d, "peak_threshold");
   p.limb_sample_threshold = float_param(d, "limb_sample_threshold");
@@ -157,35 +170,34 @@ GroupingParams params_from_dict(const py::dict& d) {
   p.max_candidate_samples = int_param(d, "max_candidate_samples");
   p.length_prior = bool_param(d, "length_prior");
   p.attach_from_end = bool_param(d, "attach_from_end");
-
-  py::handle w = param(d, "priority_weights");
-  const std::string what = "params['priority_weights']";
-  if (!(PyTuple_Check(w.ptr()) || PyList_Check(w.ptr())) || py::len(w) != 3)
-    throw py::value_error(what + " must be a tuple of 3 numbers, got " + std::string(py::repr(w)));
-  for (int i = 0; i < 3; ++i) {
-    const std::string item = what + "[" + std::to_string(i) + "]";
-    p.priority_weights[i] =
-        checked_double(item, as_double(w[py::int_(i)], item), "priority_weights");
-  }
-
-  py::handle priors = param(d, "limb_length_priors");
-  const std::string pwhat = "params['limb_length_priors']";
-  if (!(PyTuple_Check(priors.ptr()) || PyList_Check(priors.ptr())))
-    throw py::value_error(pwhat + " must be a tuple of numbers (one per limb, or empty), got " +
-                          std::string(py::repr(priors)));
-  for (size_t i = 0; i < py::len(priors); ++i) {
-    const std::string item = pwhat + "[" + std::to_string(i) + "]";
-    p.limb_length_priors.push_back(
-        checked_double(item, as_double(priors[py::int_(i)], item), "limb_length_priors"));
-  }
-
-  py::handle mode = param(d, "person_score");
-  const std::string score =
-      PyUnicode_Check(mode.ptr()) ? static_cast<std::string>(py::str(mode)) : std::string();
-  if (score != "mean" && score != "one_minus_inv_total")
+  const std::vector<double> w = numbers(d, "priority_weights", "a tuple of 3 numbers");
+  if (w.size() != 3)
+    throw py::value_error(what_of("priority_weights", -1) + " must be a tuple of 3 numbers, got " +
+                          std::string(py::repr(param(d, "priority_weights"))));
+  std::copy(w.begin(), w.end(), p.priority_weights);
+  p.limb_length_priors =
+      numbers(d, "limb_length_priors", "a tuple of numbers (one per limb, or empty)");
+  PyObject* mode = param(d, "person_score");
+  const char* score = PyUnicode_Check(mode) ? PyUnicode_AsUTF8(mode) : nullptr;
+  if (score == nullptr) PyErr_Clear();
+  const bool mean = score != nullptr && std::strcmp(score, "mean") == 0;
+  if (!mean && !(score != nullptr && std::strcmp(score, "one_minus_inv_total") == 0))
     throw py::value_error("params['person_score'] must be 'mean' or 'one_minus_inv_total', got " +
                           std::string(py::repr(mode)));
-  p.score_mean = score == "mean";
+  p.score_mean = mean;
+
+  // Every key was found above; any other key is unknown (checked by count, named on error).
+  const size_t known = std::size(kFloatParams) + std::size(kIntParams) + std::size(kBoolParams) + 1;
+  if (static_cast<size_t>(PyDict_Size(d.ptr())) != known) {
+    for (auto item : d) {
+      const std::string key = py::str(item.first);
+      bool found = key == "person_score";
+      for (const Bound& b : kFloatParams) found = found || key == b.name;
+      for (const Bound& b : kIntParams) found = found || key == b.name;
+      for (const char* b : kBoolParams) found = found || key == b;
+      if (!found) throw py::value_error("params has an unknown key '" + key + "'");
+    }
+  }
   return p;
 }
 
@@ -200,9 +212,10 @@ py::dict bounds_dict() {
 
 // Ctrl-C: the algorithm runs without the GIL and polls this (on the main thread only:
 // Python delivers signals there, and other threads should not contend for the GIL).
+unsigned long main_thread_ident = 0;  // set when the module is imported
+
 simplepose::StopCallback stop_callback() {
-  py::module_ threading = py::module_::import("threading");
-  if (!threading.attr("current_thread")().is(threading.attr("main_thread")())) return {};
+  if (PyThread_get_thread_ident() != main_thread_ident) return {};
   return [] {
     py::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;  // leaves KeyboardInterrupt (or the handler's error) set
@@ -305,7 +318,7 @@ py::dict group_py(const py::array& heatmaps, const py::array& limb_maps, const p
                   const py::dict& params, double scale_x, double scale_y, double image_height) {
   MapView hm = view_heatmaps(heatmaps);
   // limbs: (L, 2) int32/int64 part indices
-  if (!(limbs.dtype().is(py::dtype::of<int32_t>()) || limbs.dtype().is(py::dtype::of<int64_t>())))
+  if (!(py::isinstance<py::array_t<int32_t>>(limbs) || py::isinstance<py::array_t<int64_t>>(limbs)))
     throw py::type_error("limbs must be int32 or int64, got dtype " +
                          std::string(py::str(limbs.dtype())));
   if (limbs.ndim() != 2 || limbs.shape(1) != 2)
@@ -391,4 +404,6 @@ PYBIND11_MODULE(_grouping, m) {
         "when the peaks exceed max_candidate_pairs / max_candidate_samples, KeyboardInterrupt "
         "on Ctrl-C.");
   m.attr("BOUNDS") = bounds_dict();
+  main_thread_ident =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
 }

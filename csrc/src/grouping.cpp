@@ -154,7 +154,7 @@ std::vector<Connection> limb_connections(const std::vector<Peak>& peaks,
       const double dx = (pb.x - pa.x) * scale_x, dy = (pb.y - pa.y) * scale_y;
       const double length = std::sqrt(dx * dx + dy * dy);  // original px
       if (length < 1e-6) continue;
-      ticker.tick(sample_count(length, p.limb_max_samples));
+      ticker.tick(p.limb_max_samples);  // an upper bound is enough to pace the polls
       double score;
       if (!score_candidate(field_x, field_y, h, w, pa, pb, length, image_height, p, &score))
         continue;
@@ -415,10 +415,10 @@ std::vector<Peak> find_peaks(const MapView& heatmaps, double threshold, int64_t 
   const int32_t tbits = threshold_bits(threshold);
   for (int64_t part = 0; part < heatmaps.planes; ++part) {
     const float* hm = heatmaps.plane(part);
+    ticker.tick(h * w);  // per plane: a per-row poll costs more than the row scan
     cells.clear();
     for (int64_t y = 0; y < h; ++y) {
       const float* row = hm + y * w;
-      ticker.tick(w);
       if (!row_has_candidate(row, w, threshold, tbits)) continue;
       for (int64_t x = 0; x < w; ++x) {
         if (static_cast<double>(row[x]) >= threshold && is_local_max(hm, h, w, y, x))

@@ -40,13 +40,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)"
     )
-    p.add_argument(
-        "--max-frames",
-        type=int_at_least(1),
-        default=200,
-        metavar="N",
-        help="frames of each end-to-end pass (0: all); no frame beyond them is read",
-    )
+    p.add_argument("--max-frames", type=int_at_least(1), default=200, metavar="N",
+                   help="frames of each end-to-end pass (0: all); no frame beyond them is read")
     add_alias(p, "--frames", dest="max_frames", type=int_at_least(1))
     p.add_argument(
         "--threads",
@@ -66,14 +61,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "
         "choice; workers > 1 use 1 torch thread each)",
     )
-    p.add_argument(
-        "--compare-workers",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="N",
-        help="run one end-to-end pass per worker count, side by side (e.g. 1 2)",
-    )
+    p.add_argument("--compare-workers", type=int, nargs="+", default=None, metavar="N",
+                   help="run one end-to-end pass per worker count, side by side (e.g. 1 2)")
     p.add_argument(
         "--micro-repeats", type=int, default=10, help="network timings per variant (0: skip)"
     )
@@ -145,14 +134,16 @@ def run(args) -> int:
         raise InputError(f"--input {args.input}: cannot read a frame (not a video?)")
     geometry = pipe.geometry(frame.shape[1], frame.shape[0])
     print(
-        f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input {geometry.pad_w}x{geometry.pad_h} "
-        f"(box_size {pipe.box_size}); torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}"
+        f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input "
+        f"{geometry.pad_w}x{geometry.pad_h} (box_size {pipe.box_size}); "
+        f"torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}"
     )
 
     micro = micro_benchmark(args.box_size, frame, args.micro_repeats) if args.micro_repeats else []
     for row in micro:
         print(
-            f"  network {'channels-last' if row['channels_last'] else 'NCHW         '} threads {row['threads']}: "
+            f"  network {'channels-last' if row['channels_last'] else 'NCHW         '} "
+            f"threads {row['threads']}: "
             f"median {row['median_ms']:7.1f} ms  min {row['min_ms']:7.1f} ms"
         )
     best = (
@@ -211,8 +202,9 @@ def run(args) -> int:
                 }
             )
             print(
-                f"\nend to end, {workers} network worker(s) x {n_threads} thread(s): {report.frames} frames in "
-                f"{report.seconds:.1f} s = {report.fps:.2f} fps (channels_last={channels_last}, {report.people} people, "
+                f"\nend to end, {workers} network worker(s) x {n_threads} thread(s): "
+                f"{report.frames} frames in {report.seconds:.1f} s = {report.fps:.2f} fps "
+                f"(channels_last={channels_last}, {report.people} people, "
                 f"video {written / 1e6:.1f} MB)"
             )
             print(
@@ -221,10 +213,8 @@ def run(args) -> int:
             )
     best_run = max(runs, key=lambda r: r["fps"])
     load_after = os.getloadavg()
-    print(
-        f"\nbest: {best_run['fps']:.2f} fps with {best_run['workers']} worker(s); "
-        f"load average before {load_before}, after {load_after}"
-    )
+    print(f"\nbest: {best_run['fps']:.2f} fps with {best_run['workers']} worker(s); "
+          f"load average before {load_before}, after {load_after}")
     report, per_frame, threads = None, best_run["stage_ms_per_frame"], best_run["threads"]
     record = {
         "fps": best_run["fps"],
@@ -249,3 +239,4 @@ def run(args) -> int:
     atomic_write_json(args.json, record)
     print(f"-> {args.json}")
     return 0
+

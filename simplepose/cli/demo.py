@@ -23,8 +23,8 @@ per frame (a killed run keeps what it wrote), ``--json X.json`` writes one list 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
 were processed and written; the bad ones are listed), or a video ended before the frame count
 of its header (truncated; the frames decoded were processed and written); 2 an error stopped
-the run (bad arguments, missing input, unopenable video or webcam, missing output folder, ...);
-130 interrupted with Ctrl-C.
+the run (bad arguments, missing input, unopenable video or webcam, missing output folder, ...); 130
+interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -74,61 +74,35 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)"
     )
-    p.add_argument(
-        "--backend",
-        choices=["torch", "onnxruntime"],
-        default=None,
-        help="inference backend (default: onnxruntime for a .onnx file, else torch; "
-        "onnxruntime with a model name or checkpoint exports it first)",
-    )
-    p.add_argument(
-        "--box-size",
-        type=int_at_least(8),
-        default=None,
-        help="bottom-up input height (default: the model's)",
-    )
-    p.add_argument(
-        "--kpt-threshold",
-        type=float_in(0.0, 1.0),
-        default=0.2,
-        help="hide keypoints scored below this",
-    )
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default=None,
+                   help="inference backend (default: onnxruntime for a .onnx file, else torch; "
+                        "onnxruntime with a model name or checkpoint exports it first)")
+    p.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height (default: the model's)")
+    p.add_argument("--kpt-threshold", type=float_in(0.0, 1.0), default=0.2,
+                   help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
     p.add_argument("--no-hud", action="store_true", help="no people count / fps overlay")
     add_max_frames(p, "frames (images of a folder)")
-    p.add_argument(
-        "--threads",
-        type=int_at_least(0, "0: torch default"),
-        default=0,
-        help="torch CPU threads (0: torch default)",
-    )
+    p.add_argument("--threads", type=int_at_least(0, "0: torch default"), default=0,
+                   help="torch CPU threads (0: torch default)")
     p.add_argument(
         "--workers",
         type=int_at_least(0, "0: auto"),
         default=0,
-        help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)",
+        help="video: concurrent network workers, 1 torch thread each "
+        "(0: auto = 1; try 2 on a busy CPU)",
     )
     p.add_argument(
         "--no-channels-last", action="store_true", help="keep the network in NCHW layout"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--track",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="stable track ids, colours and smoothing (default: on for videos and webcams)",
-    )
-    p.add_argument(
-        "--realtime",
-        action="store_true",
-        help="video/webcam: network on keyframes in its own thread, optical flow in between",
-    )
-    p.add_argument(
-        "--keyframe-interval",
-        type=int,
-        default=None,
-        help="--realtime on a file: most frames carried by flow per keyframe (default 5)",
-    )
+    p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
+                   help="stable track ids, colours and smoothing (default: on for videos and webcams)")
+    p.add_argument("--realtime", action="store_true",
+                   help="video/webcam: network on keyframes in its own thread, optical flow in between")
+    p.add_argument("--keyframe-interval", type=int, default=None,
+                   help="--realtime on a file: most frames carried by flow per keyframe (default 5)")
     return p
 
 
@@ -146,9 +120,7 @@ def run(args) -> int:
     if args.keyframe_interval is not None and args.keyframe_interval < 1:
         raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
     if args.realtime and args.track is False:
-        raise InputError(
-            "--realtime tracks the people between keyframes: it cannot run with --no-track"
-        )
+        raise InputError("--realtime tracks the people between keyframes: it cannot run with --no-track")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         args.show = decide_window(args)
@@ -173,21 +145,14 @@ def run(args) -> int:
     )  # fmt: skip
     print(summary(report))
     if args.realtime:
-        print(
-            f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
-            + (f", {report.dropped} stale frame(s) dropped" if report.dropped else "")
-        )
+        print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
+              + (f", {report.dropped} stale frame(s) dropped" if report.dropped else ""))
     if report.frames and not args.quiet:
         per = report.per_frame_ms()
-        print(
-            "per frame (ms, stages overlap): "
-            + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0)
-        )
+        print("per frame (ms, stages overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0))
     if report.truncated:
-        print(
-            f"warning: {report.truncated} (frames from {report.frames} on are missing)",
-            file=sys.stderr,
-        )
+        print(f"warning: {report.truncated} (frames from {report.frames} on are missing)",
+              file=sys.stderr)
         return EXIT_PARTIAL
     if report.bad:
         print(f"{len(report.bad)} unreadable image(s) skipped:", file=sys.stderr)
@@ -224,3 +189,4 @@ def summary(report, shown: int = 3) -> str:
     if len(listed) < len(report.outputs):
         lines.append(f"  ... and {len(report.outputs) - len(listed)} more")
     return "\n".join(lines)
+

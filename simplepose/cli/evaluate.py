@@ -4,8 +4,8 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
   V=../shared/data/coco  # the shared val subset; use your own COCO split the same way
   # the bundled pretrained model
   simplepose evaluate --model openpose_mobilenet_thin \\
-      --ann $V/annotations/person_keypoints_val2017_subset.json \\
-      --images $V/val2017 --metrics m.json [--flip] [--scales 1 0.5] [--max-frames 20]
+      --ann $V/annotations/person_keypoints_val2017_subset.json --images $V/val2017 \\
+      --metrics m.json [--flip] [--scales 1 0.5] [--max-frames 20]
   # a trained or converted checkpoint CKPT (bottom-up or top-down)
   simplepose evaluate --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json
   # top-down boxes: the bundled person detector (default), a COCO detection file, or ground truth
@@ -17,8 +17,8 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
   simplepose evaluate --model op.onnx --backend onnxruntime --ann ANN.json --images DIR \\
       --metrics m.json
   # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
-  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR \\
-      --name mine
+  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json \\
+      --images DIR --name mine
   # what the representation + decoding lose with perfect maps (no network)
   simplepose evaluate --oracle bottomup --ann ANN.json --metrics oracle.json
   simplepose evaluate --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
@@ -76,8 +76,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     gt = p.add_mutually_exclusive_group()
     gt.add_argument(
         "--ann",
-        help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON or MPII converted "
-        "JSON",
+        help="annotation file (ground truth): COCO / OCHuman / CrowdPose JSON "
+        "or MPII converted JSON",
     )
     gt.add_argument(
         "--image-info", help="test-dev image-info JSON (no ground truth): write a submission"
@@ -113,9 +113,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="bottom-up multi-scale test: factors of --box-size, heatmaps averaged (e.g. 1 0.5)",
     )
-    g.add_argument(
-        "--box-size", type=int_at_least(8), default=None, help="bottom-up input height at scale 1"
-    )
+    g.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height at scale 1")
     g.add_argument(
         "--skip-bad",
         action="store_true",
@@ -163,11 +162,13 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
         args.backend = args.backend or "cpp"
         if args.backend not in GROUPING_BACKENDS:
             p.error(
-                f"--backend {args.backend} runs a model; an oracle takes {' or '.join(GROUPING_BACKENDS)}"
+                f"--backend {args.backend} runs a model; "
+                f"an oracle takes {' or '.join(GROUPING_BACKENDS)}"
             )
     elif args.backend in GROUPING_BACKENDS:
         p.error(
-            f"--backend {args.backend} is a grouping choice of --oracle; a model takes {' or '.join(MODEL_BACKENDS)}"
+            f"--backend {args.backend} is a grouping choice of --oracle; "
+            f"a model takes {' or '.join(MODEL_BACKENDS)}"
         )
     return args
 
@@ -189,9 +190,8 @@ def check_output_folders(args) -> None:
     outputs = []
     if args.metrics:
         outputs.append(("--metrics", args.metrics))
+    if not args.results and (args.metrics or args.results_out):  # --results: nothing rewritten
         outputs.append(("--results-out", args.results_out or default_results_path(args.metrics)))
-    elif args.results_out:
-        outputs.append(("--results-out", args.results_out))
     for flag, path in outputs:
         check_output_file(path, flag, inputs=inputs, input_folders=[args.images])
     if len(outputs) == 2 and Path(outputs[0][1]).resolve() == Path(outputs[1][1]).resolve():
@@ -212,13 +212,8 @@ def run(args) -> int:
 
     if args.results:
         metrics = runner.score_results(args.results, args.ann, mpii_gt=args.head_boxes)
-        runner.write_metrics(
-            args.metrics,
-            metrics,
-            results_file=args.results,
-            results_sha256=file_sha256(args.results),
-            ann=args.ann,
-        )
+        runner.write_metrics(args.metrics, metrics, results_file=args.results,
+                             results_sha256=file_sha256(args.results), ann=args.ann)
         return report(metrics, args.metrics, format_metrics_table)
 
     ann = (
@@ -239,7 +234,8 @@ def run(args) -> int:
         missing = [i for i in image_ids if i not in boxes]
         if missing and rank == 0:
             print(
-                f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in {args.boxes}; "
+                f"--boxes: {len(missing)} of {len(image_ids)} images have no entry in "
+                f"{args.boxes}; "
                 "they are scored as images with no detections"
             )
     ids = runner.shard(image_ids, rank, world)
@@ -260,20 +256,19 @@ def run(args) -> int:
         json_path, zip_path = runner.write_test_dev_submission(
             results, ann, args.out_dir, args.name, processed
         )
-        print(
-            f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\nsubmission zip -> {zip_path}"
-        )
+        print(f"{len(results)} people on {len(ann.image_ids)} images -> {json_path}\n"
+              f"submission zip -> {zip_path}")
         return 0
     metrics = evaluate_benchmark(ann, results, image_ids=image_ids, mpii_gt=args.head_boxes)
     out = args.results_out or runner.default_results_path(args.metrics)
     runner.save_run(
-        results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, images=args.images,
-        model=predictor.model_name,
-        checkpoint=args.checkpoint, backend=predictor.backend, flip=args.flip, scales=args.scales, bad_images=bad, world_size=world,
+        results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints,
+        ann=args.ann, images=args.images, model=predictor.model_name,
+        checkpoint=args.checkpoint, backend=predictor.backend, flip=args.flip,
+        scales=args.scales, bad_images=bad, world_size=world,
     )  # fmt: skip
-    print(
-        f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); results -> {out}"
-    )
+    print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); "
+          f"results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
 
 
@@ -297,11 +292,10 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
         args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options
     )
     out = args.results_out or runner.default_results_path(args.metrics)
-    runner.save_run(results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints, ann=args.ann, oracle=args.oracle,
-                    seconds=round(seconds, 2), **meta)  # fmt: skip
-    print(
-        f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images in {seconds:.1f} s; results -> {out}"
-    )
+    runner.save_run(results, metrics, out, args.metrics, num_keypoints=ann.layout.num_keypoints,
+                    ann=args.ann, oracle=args.oracle, seconds=round(seconds, 2), **meta)
+    print(f"oracle {args.oracle}: {len(results)} people on {metrics.num_images} images "
+          f"in {seconds:.1f} s; results -> {out}")
     return report(metrics, args.metrics, format_metrics_table)
 
 
@@ -334,20 +328,13 @@ def build_predictor(args, local_rank: int | None = None):
         backend = args.backend or "torch"
         return Predictor.from_pretrained(args.model, device=args.device, backend=backend, **options)
     detector = args.detector or (None if args.boxes or args.gt_boxes else "bundled")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint or args.model,
-        device=args.device,
-        detector=detector,
-        backend=args.backend,
-        **options,
-    )
+    predictor = Predictor.from_checkpoint(args.checkpoint or args.model, device=args.device,
+                                          detector=detector, backend=args.backend, **options)
     if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
         args.detector = "bundled"
         if not is_quiet_rank():
-            print(
-                "top-down model: person boxes from the bundled RTMDet-nano detector "
-                "(--boxes FILE or --gt-boxes to use others)"
-            )
+            print("top-down model: person boxes from the bundled RTMDet-nano detector "
+                  "(--boxes FILE or --gt-boxes to use others)")
     return predictor
 
 
@@ -383,3 +370,4 @@ def report(metrics, metrics_path, format_metrics_table) -> int:
     print(format_metrics_table(metrics))
     print(f"metrics -> {metrics_path}")
     return 0
+

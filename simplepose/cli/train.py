@@ -3,9 +3,10 @@
     simplepose train --config configs/imhn_tiny.yaml
     simplepose train --config configs/imhn_tiny.yaml --opts train.output_dir=runs/t optim.lr=1e-4
     simplepose train --nproc-per-node 2 --config configs/imhn_tiny.yaml --opts train.max_iters=4
-    simplepose train --config configs/imhn_tiny.yaml --resume   # continue: <output_dir>/last.pt
+    # continue from <output_dir>/last.pt:
+    simplepose train --config configs/imhn_tiny.yaml --resume
     torchrun --standalone --nproc_per_node=4 train_dist.py --config configs/imhn_512_coco.yaml \\
-        --opts data.train_ann=ANN.json data.train_images=DIR  # ANN.json / DIR: your COCO split
+        --opts data.train_ann=ANN.json data.train_images=DIR  # your COCO train split
 
 ``--nproc-per-node N`` starts N processes on this machine (torchrun's standalone launcher, run
 in process) after checking the config once; torchrun itself, needed for several machines,
@@ -42,27 +43,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         description="Train a simplepose model (single process or torchrun).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Overrides use dotted keys with YAML values, e.g. --opts optim.lr=1e-4 "
-        "data.batch_size=2 model.kwargs.num_stacks=1 output_dir=runs/x",
+               "data.batch_size=2 model.kwargs.num_stacks=1 output_dir=runs/x",
     )
     parser.add_argument("--config", required=True, help="YAML config file (configs/*.yaml)")
-    parser.add_argument(
-        "--opts",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides (dotted keys; a unique leaf name also works)",
-    )
-    parser.add_argument(
-        "--resume",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="PATH",
-        help="resume from PATH, or from <output_dir>/last.pt when no PATH",
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides (dotted keys; a unique leaf name also works)")
+    parser.add_argument("--resume", nargs="?", const="", default=None, metavar="PATH",
+                        help="resume from PATH, or from <output_dir>/last.pt when no PATH")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument(
         "--nproc-per-node",
         type=int,
@@ -164,11 +153,8 @@ def launch(args, prog: str) -> int:
         codes = [f.exitcode for _, f in sorted(exc.failures.items())]
         code = next((c for c in codes if c > 0), 1)  # a negative code is a signal
         if code not in (EXIT_USAGE, EXIT_INTERRUPTED):
-            print(
-                f"{prog}: {len(codes)} of {args.nproc_per_node} processes failed "
-                f"(exit status {sorted(set(codes))})",
-                file=sys.stderr,
-            )
+            print(f"{prog}: {len(codes)} of {args.nproc_per_node} processes failed "
+                  f"(exit status {sorted(set(codes))})", file=sys.stderr)
         return code
     return EXIT_OK
 

@@ -69,7 +69,9 @@ def coco_to_internal(keypoints: np.ndarray, layout: BottomUpLayout = SIMPLEPOSE1
     return out
 
 
-def people_from_grouping(result, geometry: BottomUpGeometry, layout: BottomUpLayout) -> list[Person]:
+def people_from_grouping(
+    result, geometry: BottomUpGeometry, layout: BottomUpLayout
+) -> list[Person]:
     """GroupingResult (heatmap px, internal parts) -> Persons (dataset keypoints: COCO-17 for
     SIMPLEPOSE18 / OPENPOSE18, the layout's K otherwise; original px)."""
     num = len(result)
@@ -149,7 +151,9 @@ class SimplePoseCodec(_GroupingDecoder):
     def num_channels(self) -> int:
         return self.layout.extra["num_channels"]
 
-    def encode(self, joints: np.ndarray, out_hw: tuple[int, int], person_mask: np.ndarray | None = None) -> np.ndarray:
+    def encode(
+        self, joints: np.ndarray, out_hw: tuple[int, int], person_mask: np.ndarray | None = None
+    ) -> np.ndarray:
         """Render the 50 target channels.
 
         Args:
@@ -168,8 +172,12 @@ class SimplePoseCodec(_GroupingDecoder):
             xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.limb_sigma,
             self.limb_threshold, self.limb_floor, combine=self.limb_combine,
         )  # fmt: skip
-        keypoints = render_keypoint_gaussians(xy, labelled, out_hw, self.stride, self.keypoint_sigma)
-        mask = np.zeros((1,) + tuple(out_hw), np.float32) if person_mask is None else person_mask[None]
+        keypoints = render_keypoint_gaussians(
+            xy, labelled, out_hw, self.stride, self.keypoint_sigma
+        )
+        mask = (
+            np.zeros((1,) + tuple(out_hw), np.float32) if person_mask is None else person_mask[None]
+        )
         kmax = keypoints.max(axis=0, keepdims=True)
         return np.clip(np.concatenate([limbs, keypoints, mask.astype(np.float32), kmax]), 0.0, 1.0)
 
@@ -209,7 +217,9 @@ class OpenPosePafCodec(_GroupingDecoder):
         xy = joints[..., :2]
         heat = render_keypoint_gaussians(xy, labelled, out_hw, self.stride, self.keypoint_sigma)
         background = 1.0 - heat.max(axis=0, keepdims=True)
-        pafs = render_pafs(xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.paf_width)
+        pafs = render_pafs(
+            xy, labelled, self.layout.limbs_array, out_hw, self.stride, self.paf_width
+        )
         out = np.zeros((self.num_channels,) + tuple(out_hw), dtype=np.float32)
         out[:18], out[18:19] = heat, background
         for k, (cx, cy) in enumerate(self.layout.extra["paf_xy"]):

@@ -34,15 +34,15 @@ LOG = logging.getLogger(__name__)
 
 __all__ = [
     "CONVENTIONS",
-    "opencv_sigma",
-    "gaussian_kernel_1d",
-    "installed_cv2_convention",
-    "reflect101_index",
-    "border_index",
-    "blur_matrix",
     "apply_separable",
+    "blur_matrix",
+    "border_index",
     "gaussian_blur",
     "gaussian_blur_torch",
+    "gaussian_kernel_1d",
+    "installed_cv2_convention",
+    "opencv_sigma",
+    "reflect101_index",
 ]
 
 CONVENTIONS = ("legacy", "bitexact")
@@ -180,7 +180,9 @@ def blur_matrix(
     if border not in ("reflect101", "constant"):
         raise InputError(f"border must be 'reflect101' or 'constant', got {border!r}")
     k = _check_ksize(ksize)
-    return _blur_matrix_cached(int(n), k, float(sigma), _check_convention(convention), border, int(pad))
+    return _blur_matrix_cached(
+        int(n), k, float(sigma), _check_convention(convention), border, int(pad)
+    )
 
 
 def apply_separable(x: np.ndarray, a_h: np.ndarray, a_w: np.ndarray) -> np.ndarray:

@@ -25,8 +25,8 @@ __all__ = [
 def _cell_range(lo: float, hi: float, stride: int, size: int) -> tuple[int, int]:
     """Inclusive range of cells whose centres lie in [lo, hi] input px, clipped to the map."""
     off = cell_offset(stride)
-    i0 = max(int(math.ceil((lo - off) / stride)), 0)
-    i1 = min(int(math.floor((hi - off) / stride)), size - 1)
+    i0 = max(math.ceil((lo - off) / stride), 0)
+    i1 = min(math.floor((hi - off) / stride), size - 1)
     return i0, i1
 
 

@@ -24,9 +24,9 @@ from . import render as _np_render
 
 __all__ = [
     "HAVE_NUMBA",
+    "encode_simplepose",
     "render_keypoint_gaussians",
     "render_limb_gaussians",
-    "encode_simplepose",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ except ImportError:  # pragma: no cover
 def _cell_range(lo, hi, stride, size):
     """Inclusive cells whose centres lie in [lo, hi] input px, clipped (as render._cell_range)."""
     off = (stride - 1) / 2.0
-    i0 = max(int(math.ceil((lo - off) / stride)), 0)
-    i1 = min(int(math.floor((hi - off) / stride)), size - 1)
+    i0 = max(math.ceil((lo - off) / stride), 0)
+    i1 = min(math.floor((hi - off) / stride), size - 1)
     return i0, i1
 
 
@@ -77,8 +77,7 @@ def _keypoints_kernel(joints, labelled, maps, stride, sigma, window_threshold):
             for j in range(y0, y1 + 1):
                 for i in range(x0, x1 + 1):
                     v = np.float32(gy[j] * gx[i])
-                    if v > maps[k, j, i]:
-                        maps[k, j, i] = v
+                    maps[k, j, i] = max(maps[k, j, i], v)
 
 
 def _limbs_kernel(joints, labelled, limbs, maps, acc, counts, stride, sigma, threshold, floor,
@@ -124,8 +123,7 @@ def _limbs_kernel(joints, labelled, limbs, maps, acc, counts, stride, sigma, thr
                         counts[k, j, i] += 1
                     else:
                         v = np.float32(g)
-                        if v > maps[k, j, i]:
-                            maps[k, j, i] = v
+                        maps[k, j, i] = max(maps[k, j, i], v)
 
 
 if HAVE_NUMBA:  # pragma: no branch

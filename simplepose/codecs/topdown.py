@@ -71,14 +71,14 @@ from simplepose.skeleton import COCO_FLIP_INDEX
 LOG = logging.getLogger(__name__)
 
 __all__ = [
-    "TopDownHeatmapCodec",
-    "cpn_codec",
-    "mspn_codec",
-    "rsn_codec",
-    "build_codec",
     "CODECS",
+    "TopDownHeatmapCodec",
+    "build_codec",
+    "cpn_codec",
     "layout_codec",
     "layout_codec_fields",
+    "mspn_codec",
+    "rsn_codec",
 ]
 
 # 3 x 3 neighbourhood offsets (dy, dx) without the centre, used by the clean refinement.
@@ -170,7 +170,7 @@ class TopDownHeatmapCodec:
         """(W_in, H_in), the ``output_size`` argument of the top-down affine transforms."""
         return (self.input_hw[1], self.input_hw[0])
 
-    def with_options(self, **changes) -> "TopDownHeatmapCodec":
+    def with_options(self, **changes) -> TopDownHeatmapCodec:
         """A copy with some fields changed, e.g. ``codec.with_options(reference_refine=True)``."""
         return replace(self, **changes)
 
@@ -362,7 +362,7 @@ class TopDownHeatmapCodec:
 
 def _refine_reference(blurred: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
     """Reference argmax + quarter shift on (M, Hp, Wp) padded blurred maps -> padded-frame x, y."""
-    m, hp, wp = blurred.shape
+    m, _hp, wp = blurred.shape
     flat = blurred.reshape(m, -1).copy()
     rows = np.arange(m)
     i1 = flat.argmax(axis=1)
@@ -444,16 +444,20 @@ _MSPN_KERNELS = {(256, 192): (15, 11, 9, 7, 5), (384, 288): (23, 17, 13, 9, 7)}
 
 def _scaled_kernel(ksize: int, input_h: int) -> int:
     """A 256-high kernel size scaled to another input height: the nearest odd size >= 3."""
-    return max(3, 2 * int(round((ksize * input_h / 256.0 - 1.0) / 2.0)) + 1)
+    return max(3, 2 * round((ksize * input_h / 256.0 - 1.0) / 2.0) + 1)
 
 
-def _kernels(table: dict, ihw: tuple[int, int], extra: tuple[int, ...] = ()) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _kernels(
+    table: dict, ihw: tuple[int, int], extra: tuple[int, ...] = ()
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Target kernels (and ``extra`` kernels such as the decode kernel) for an input size: the
     table's at the reference sizes, else the 256x192 ones scaled with the input height."""
     if ihw in table:  # reference sizes: SPEC's kernels, decode kernel unchanged
         return table[ihw], extra
     base = table[(256, 192)]
-    return tuple(_scaled_kernel(k, ihw[0]) for k in base), tuple(_scaled_kernel(k, ihw[0]) for k in extra)
+    return tuple(_scaled_kernel(k, ihw[0]) for k in base), tuple(
+        _scaled_kernel(k, ihw[0]) for k in extra
+    )
 
 
 def cpn_codec(
@@ -468,17 +472,17 @@ def cpn_codec(
     """
     ihw, hhw = _hw(input_hw)
     kernels, (decode_kernel,) = _kernels(_CPN_KERNELS, ihw, (21,))
-    fields = dict(
-        name=f"cpn_{ihw[0]}x{ihw[1]}",
-        input_hw=ihw,
-        heatmap_hw=hhw,
-        kernels=kernels,
-        level_targets=(3, 2, 1, 0) if tfcpn_kernel_order else (0, 1, 2, 3),
-        last_stage_targets=None,
-        refine_target=3,
-        decode_kernel=decode_kernel,
-        normalize_before_blur=True,
-    )
+    fields = {
+        "name": f"cpn_{ihw[0]}x{ihw[1]}",
+        "input_hw": ihw,
+        "heatmap_hw": hhw,
+        "kernels": kernels,
+        "level_targets": (3, 2, 1, 0) if tfcpn_kernel_order else (0, 1, 2, 3),
+        "last_stage_targets": None,
+        "refine_target": 3,
+        "decode_kernel": decode_kernel,
+        "normalize_before_blur": True,
+    }
     fields.update(options)
     return TopDownHeatmapCodec(**fields)
 
@@ -491,17 +495,17 @@ def mspn_codec(input_hw=(256, 192), name: str = "mspn", **options) -> TopDownHea
     """
     ihw, hhw = _hw(input_hw)
     kernels, (decode_kernel,) = _kernels(_MSPN_KERNELS, ihw, (5,))
-    fields = dict(
-        name=f"{name}_{ihw[0]}x{ihw[1]}",
-        input_hw=ihw,
-        heatmap_hw=hhw,
-        kernels=kernels,
-        level_targets=(0, 1, 2, 3),
-        last_stage_targets=(1, 2, 3, 4),
-        refine_target=4,
-        decode_kernel=decode_kernel,
-        normalize_before_blur=False,
-    )
+    fields = {
+        "name": f"{name}_{ihw[0]}x{ihw[1]}",
+        "input_hw": ihw,
+        "heatmap_hw": hhw,
+        "kernels": kernels,
+        "level_targets": (0, 1, 2, 3),
+        "last_stage_targets": (1, 2, 3, 4),
+        "refine_target": 4,
+        "decode_kernel": decode_kernel,
+        "normalize_before_blur": False,
+    }
     fields.update(options)
     return TopDownHeatmapCodec(**fields)
 
@@ -535,7 +539,9 @@ def build_codec(name: str, **options) -> TopDownHeatmapCodec:
         if family not in _FAMILIES or len(hw) != 2:
             raise ValueError
     except ValueError:
-        raise InputError(f"unknown top-down codec {name!r}; use <cpn|mspn|rsn>_<H>x<W>, e.g. {sorted(CODECS)}") from None
+        raise InputError(
+            f"unknown top-down codec {name!r}; use <cpn|mspn|rsn>_<H>x<W>, e.g. {sorted(CODECS)}"
+        ) from None
     return _FAMILIES[family](hw, **options)
 
 

@@ -24,6 +24,8 @@ CONVERTERS: dict[str, str] = {
 def convert_state_dict(source: str, state_dict):
     """Map a released checkpoint's ``state_dict`` (layout ``source``) onto ours."""
     if source not in CONVERTERS:
-        raise InputError(f"unknown checkpoint source {source!r}; available: {', '.join(sorted(CONVERTERS))}")
+        raise InputError(
+            f"unknown checkpoint source {source!r}; available: {', '.join(sorted(CONVERTERS))}"
+        )
     module_name, func_name = CONVERTERS[source].split(":")
     return getattr(importlib.import_module(module_name), func_name)(state_dict)

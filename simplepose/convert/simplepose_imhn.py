@@ -179,15 +179,15 @@ def infer_imhn_kwargs(sd: Mapping) -> dict:
     stacks = {int(m[1]) for k in sd if (m := re.match(r"hourglasses\.(\d+)\.", k))}
     levels = {int(m[1]) for k in sd if (m := re.match(r"hourglasses\.0\.levels\.(\d+)\.", k))}
     fc1 = shape("features.0.0.se.fc1.weight")[0]
-    return dict(
-        num_stacks=max(stacks) + 1,
-        inp_dim=inp_dim,
-        increase=shape("hourglasses.0.levels.0.down.conv3.weight")[0] - inp_dim,
-        out_dim=shape("heads.0.0.weight")[0],
-        num_scales=max(levels) + 2,
-        stem_channels=shape("stem.conv1.conv.weight")[0],
-        se_reduction=max(inp_dim // max(fc1, 1), 1),
-    )
+    return {
+        "num_stacks": max(stacks) + 1,
+        "inp_dim": inp_dim,
+        "increase": shape("hourglasses.0.levels.0.down.conv3.weight")[0] - inp_dim,
+        "out_dim": shape("heads.0.0.weight")[0],
+        "num_scales": max(levels) + 2,
+        "stem_channels": shape("stem.conv1.conv.weight")[0],
+        "se_reduction": max(inp_dim // max(fc1, 1), 1),
+    }
 
 
 def _expected_shapes(kwargs: dict) -> dict[str, tuple]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ from torch import nn
 from simplepose.errors import CheckpointError
 from simplepose.utils.state_dict import state_dict_diff
 
-__all__ = ["convert_pytorch_cpn", "convert_mspn", "convert_rsn", "CPN_RENAMES"]
+__all__ = ["CPN_RENAMES", "convert_mspn", "convert_pytorch_cpn", "convert_rsn"]
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ CPN_RENAMES: tuple[tuple[str, str], ...] = (
 _CPN_RENAMES = tuple((re.compile(p), r) for p, r in CPN_RENAMES)
 
 
-def _unwrap(checkpoint: Mapping, source: str) -> "OrderedDict[str, torch.Tensor]":
+def _unwrap(checkpoint: Mapping, source: str) -> OrderedDict[str, torch.Tensor]:
     """Return the tensor dict of ``checkpoint`` with leading ``module.`` prefixes removed."""
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(
@@ -65,7 +65,7 @@ def _unwrap(checkpoint: Mapping, source: str) -> "OrderedDict[str, torch.Tensor]
         if inner is None:
             break
         sd = inner
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for k, v in sd.items():
         if not torch.is_tensor(v):
             continue
@@ -84,8 +84,8 @@ def _preview(keys: Iterable[str], n: int = 8) -> str:
     return s + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
 
 
-def _validate(sd: "OrderedDict[str, torch.Tensor]", model: nn.Module, source: str,
-              what: str) -> "OrderedDict[str, torch.Tensor]":
+def _validate(sd: OrderedDict[str, torch.Tensor], model: nn.Module, source: str,
+              what: str) -> OrderedDict[str, torch.Tensor]:
     """Check keys and shapes against ``model``; fill missing ``num_batches_tracked``.
 
     Returns ``sd`` reordered as ``model.state_dict()``. Raises CheckpointError otherwise.

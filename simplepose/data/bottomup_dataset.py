@@ -52,14 +52,14 @@ from simplepose.errors import InputError
 from simplepose.geometry import BottomUpGeometry, apply_affine
 
 __all__ = [
-    "BottomUpAugParams",
     "BottomUpAugDraw",
+    "BottomUpAugParams",
     "BottomUpDataset",
-    "select_main_persons",
+    "LRUCache",
+    "apply_tint",
     "bottomup_affine",
     "sample_bottomup_aug",
-    "apply_tint",
-    "LRUCache",
+    "select_main_persons",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -290,7 +290,9 @@ class BottomUpDataset(EpochSeeded):
         if crop not in ("person", "image"):
             raise InputError(f"crop must be 'person' or 'image', got {crop!r}")
         if crop == "image" and augment:
-            raise InputError("crop='image' samples the inference geometry exactly; use it with augment=False")
+            raise InputError(
+                "crop='image' samples the inference geometry exactly; use it with augment=False"
+            )
         self.crop = crop
         if input_size % stride:
             raise InputError(f"input_size {input_size} must be a multiple of the stride {stride}")
@@ -527,7 +529,9 @@ class BottomUpDataset(EpochSeeded):
             mask_all = cv2.erode(small_all, _ERODE_KERNEL).astype(np.float32)
             mask_all *= np.float32(1.0 / 255.0)
             h, w = packed.shape[:2]
-            mask_miss = self._warp_mask_miss(self._mask_rles(image_id, h, w)[1], matrix, (in_w, in_h))
+            mask_miss = self._warp_mask_miss(
+                self._mask_rles(image_id, h, w)[1], matrix, (in_w, in_h)
+            )
         with self._stage("targets"):
             joints = self.joints_in_input(index, matrix, draw.flip)
             if self.renderer == "numba":

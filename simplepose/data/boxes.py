@@ -20,7 +20,7 @@ from simplepose.data.topdown_transforms import sanitize_boxes
 from simplepose.errors import AnnotationError, InputError
 from simplepose.utils.io import read_json
 
-__all__ = ["BoxesByImage", "load_detections", "gt_boxes", "gt_instances", "count_boxes"]
+__all__ = ["BoxesByImage", "count_boxes", "gt_boxes", "gt_instances", "load_detections"]
 
 LOG = logging.getLogger(__name__)
 

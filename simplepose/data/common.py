@@ -7,9 +7,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .coco import CocoKeypoints, load_coco_keypoints
+from .coco import CocoKeypoints
 
-__all__ = ["LRUCache", "BadImageLog", "as_coco", "EpochSeeded"]
+__all__ = ["BadImageLog", "EpochSeeded", "LRUCache", "as_coco"]
 
 LOG = logging.getLogger(__name__)
 

@@ -87,7 +87,9 @@ def _load_parsed(path, data) -> CocoKeypoints:
             raise AnnotationError(f"{where} has no 'crowdIndex' (required by CrowdPose)")
         value = img["crowdIndex"]
         if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise AnnotationError(f"{where}: 'crowdIndex' must be a number in [0, 1], got {value!r}")
+            raise AnnotationError(
+                f"{where}: 'crowdIndex' must be a number in [0, 1], got {value!r}"
+            )
     person = _find_person_category(data["categories"], name, required=True, layout=CROWDPOSE14)
     factor = CROWDPOSE14.oks_area_from_box
     annotations = []

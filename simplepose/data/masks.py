@@ -36,7 +36,9 @@ def annotation_rle(ann: dict, height: int, width: int):
             mask_utils.area(segm)  # checks a compressed RLE without decoding it
             return segm
     except (TypeError, ValueError) as exc:
-        raise AnnotationError(f"annotation id {ann.get('id')}: unreadable segmentation ({exc})") from exc
+        raise AnnotationError(
+            f"annotation id {ann.get('id')}: unreadable segmentation ({exc})"
+        ) from exc
     return mask_utils.encode(np.asfortranarray(_bbox_mask(ann, height, width)))
 
 

@@ -110,7 +110,9 @@ def image_size(path) -> tuple[int, int] | None:
 
 def _check_record(rec, i: int, name: str) -> MpiiRecord:
     if not isinstance(rec, dict):
-        raise AnnotationError(f"MPII file {name}: record {i} must be an object, got {type(rec).__name__}")
+        raise AnnotationError(
+            f"MPII file {name}: record {i} must be an object, got {type(rec).__name__}"
+        )
     image = rec.get("image")
     where = f"MPII file {name}: record {i} (image {image!r})"
     if not isinstance(image, str) or not image:
@@ -122,7 +124,9 @@ def _check_record(rec, i: int, name: str) -> MpiiRecord:
     if not isinstance(joints, list) or len(joints) != NUM_JOINTS:
         got = len(joints) if isinstance(joints, list) else type(joints).__name__
         raise AnnotationError(f"{where}: 'joints' must hold {NUM_JOINTS} joints (MPII), got {got}")
-    if not all(isinstance(j, list) and len(j) >= 2 and _number(j[0]) and _number(j[1]) for j in joints):
+    if not all(
+        isinstance(j, list) and len(j) >= 2 and _number(j[0]) and _number(j[1]) for j in joints
+    ):
         raise AnnotationError(f"{where}: 'joints' must be {NUM_JOINTS} finite [x, y] pairs")
     if not isinstance(vis, list) or len(vis) != NUM_JOINTS:
         got = len(vis) if isinstance(vis, list) else type(vis).__name__
@@ -199,7 +203,9 @@ def _load_parsed(path: Path, data, images_dir=None):
             "MPII file %s: %d image(s) not found under %s (e.g. %s): joints not checked "
             "against their size", name, len(missing), folder, missing[0],
         )  # fmt: skip
-    LOG.info("loaded %s: %d persons on %d images", name, len(records), len({r.image for r in records}))
+    LOG.info(
+        "loaded %s: %d persons on %d images", name, len(records), len({r.image for r in records})
+    )
     return records, sizes
 
 
@@ -222,10 +228,13 @@ def mpii_to_coco(records, sizes, source=None, images_dir=None) -> CocoKeypoints:
     for image, image_id in ids.items():
         if image not in sizes:
             index = next(r.index for r in records if r.image == image)
-            folder = images_dir if images_dir is not None else (Path(source).parent if source else "?")
+            folder = (
+                images_dir if images_dir is not None else (Path(source).parent if source else "?")
+            )
             raise AnnotationError(
-                f"MPII file {source}: record {index} (image {image!r}): the image is not in {folder}; "
-                "the converted JSON holds no image sizes, so its images are needed (pass --images)"
+                f"MPII file {source}: record {index} (image {image!r}): the image is not in "
+                f"{folder}; the converted JSON holds no image sizes, so its images are needed "
+                "(pass --images)"
             )
         h, w = sizes[image]
         images.append({"id": image_id, "file_name": image, "width": w, "height": h})
@@ -298,12 +307,15 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
     try:
         mat = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for a corrupt file
-        raise AnnotationError(f"MPII ground-truth file {path} cannot be read as a .mat: {exc}") from exc
+        raise AnnotationError(
+            f"MPII ground-truth file {path} cannot be read as a .mat: {exc}"
+        ) from exc
     need = ("jnt_missing", "pos_gt_src", "headboxes_src")
     missing = [k for k in need if k not in mat]
     if missing:
         what = "head boxes ('headboxes_src')" if "headboxes_src" in missing else f"{missing}"
-        raise AnnotationError(f"MPII ground-truth file {path}: missing {what}; has {sorted(k for k in mat if not k.startswith('__'))}")
+        has = sorted(k for k in mat if not k.startswith("__"))
+        raise AnnotationError(f"MPII ground-truth file {path}: missing {what}; has {has}")
     miss = np.asarray(mat["jnt_missing"], dtype=np.float64)
     pos = np.asarray(mat["pos_gt_src"], dtype=np.float64)
     heads = np.asarray(mat["headboxes_src"], dtype=np.float64)
@@ -311,13 +323,18 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
         pos, miss, heads = pos[..., None], miss.reshape(-1, 1), heads[..., None]
     if pos.ndim != 3 or pos.shape[:2] != (NUM_JOINTS, 2):
         raise AnnotationError(
-            f"MPII ground-truth file {path}: 'pos_gt_src' must be (16, 2, N) joints, got {pos.shape}"
+            f"MPII ground-truth file {path}: 'pos_gt_src' must be (16, 2, N) joints, "
+            f"got {pos.shape}"
         )
     n = pos.shape[2]
     if miss.shape != (NUM_JOINTS, n):
-        raise AnnotationError(f"MPII ground-truth file {path}: 'jnt_missing' must be (16, {n}), got {miss.shape}")
+        raise AnnotationError(
+            f"MPII ground-truth file {path}: 'jnt_missing' must be (16, {n}), got {miss.shape}"
+        )
     if heads.shape != (2, 2, n):
-        raise AnnotationError(f"MPII ground-truth file {path}: 'headboxes_src' must be (2, 2, {n}), got {heads.shape}")
+        raise AnnotationError(
+            f"MPII ground-truth file {path}: 'headboxes_src' must be (2, 2, {n}), got {heads.shape}"
+        )
     if "dataset_joints" in mat:
         names = _mat_names(mat["dataset_joints"], str(path))
         if names != MPII_MAT_JOINTS:
@@ -337,6 +354,8 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
     visible = np.transpose(miss) == 0
     joints = np.transpose(pos, (2, 0, 1)) - 1.0
     if not np.isfinite(joints[visible]).all():
-        raise AnnotationError(f"MPII ground-truth file {path}: 'pos_gt_src' holds non-finite labelled joints")
+        raise AnnotationError(
+            f"MPII ground-truth file {path}: 'pos_gt_src' holds non-finite labelled joints"
+        )
     joints[~visible] = 0.0
     return MpiiGroundTruth(path=path, joints=joints, visible=visible, head_boxes=boxes)

@@ -51,11 +51,11 @@ from simplepose.data.topdown_transforms import (
 from simplepose.errors import InputError
 
 __all__ = [
-    "TopDownDataset",
-    "TopDownSampleParams",
-    "SKIPPED_IMAGE_IDS",
     "IMAGENET_MEAN_BGR",
     "IMAGENET_STD_BGR",
+    "SKIPPED_IMAGE_IDS",
+    "TopDownDataset",
+    "TopDownSampleParams",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class TopDownSampleParams:
         half_body: whether the half-body box replaced the instance box.
     """
 
-    __slots__ = ("center", "scale", "aug", "half_body")
+    __slots__ = ("aug", "center", "half_body", "scale")
 
     def __init__(self, center, scale, aug: TopDownAugParams, half_body: bool = False):
         self.center = np.asarray(center, dtype=np.float64)

@@ -23,26 +23,32 @@ from dataclasses import dataclass
 import numpy as np
 
 from simplepose.errors import InputError
-from simplepose.geometry import apply_affine, compose_affine, float_array, hflip_matrix, invert_affine
+from simplepose.geometry import (
+    apply_affine,
+    compose_affine,
+    float_array,
+    hflip_matrix,
+    invert_affine,
+)
 from simplepose.skeleton import COCO17
 
 LOG = logging.getLogger(__name__)
 
 __all__ = [
+    "CPN_TEST_PADDING",
     "MSPN_TEST_PADDING",
     "MSPN_TRAIN_PADDING",
-    "CPN_TEST_PADDING",
     "UPPER_BODY_IDS",
+    "TopDownAugParams",
     "box_to_center_scale",
     "fix_aspect_ratio",
     "get_affine_transform",
-    "warp_image",
     "half_body_center_scale",
-    "TopDownAugParams",
     "sample_topdown_aug",
+    "sanitize_boxes",
     "topdown_affine",
     "transform_keypoints",
-    "sanitize_boxes",
+    "warp_image",
 ]
 
 MSPN_TEST_PADDING = (1.09, 1.135)  # SPEC 5.1 test extension (w, h)

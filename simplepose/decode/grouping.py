@@ -98,27 +98,32 @@ def group(
     limbs = np.asarray(limbs)
     if image_height is None:
         if np.ndim(heatmaps) != 3:
-            raise InputError(f"heatmaps must have shape (parts, height, width), got {np.shape(heatmaps)}")
+            raise InputError(
+                f"heatmaps must have shape (parts, height, width), got {np.shape(heatmaps)}"
+            )
         image_height = float(np.shape(heatmaps)[1]) * scale_y
-    for name, value in (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height)):
-        check_bound(value, name, name)
-    if params.limb_length_priors and limbs.ndim == 2 and len(params.limb_length_priors) != len(limbs):
-        raise InputError(
-            f"params['limb_length_priors'] has {len(params.limb_length_priors)} values but limbs has {len(limbs)} rows"
-        )
-    if backend == "reference":
+    if backend == "reference":  # the checks the binding makes for the C++ path
+        scales = (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height))
+        for name, value in scales:
+            check_bound(value, name, name)
         _check_reference_inputs(heatmaps, limb_maps, limbs)
+        priors = params.limb_length_priors
+        if priors and len(priors) != len(limbs):
+            raise InputError(
+                f"params['limb_length_priors'] has {len(priors)} values "
+                f"but limbs has {len(limbs)} rows"
+            )
         out = reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)
         return GroupingResult(**out)
     if backend != "cpp":
         raise InputError(f"backend must be 'cpp' or 'reference', got {backend!r}")
     ext = load_extension()
-    try:
+    try:  # the binding checks every argument (scales, params, arrays) before it runs
         out = ext.group(
             heatmaps, limb_maps, limbs, params.to_dict(),
             scale_x=float(scale_x), scale_y=float(scale_y), image_height=float(image_height),
         )  # fmt: skip
-    except (TypeError, ValueError) as exc:  # the binding's checks: one line, the project's type
+    except (TypeError, ValueError) as exc:  # one line, the project's error type
         raise InputError(str(exc)) from None
     return GroupingResult(**out)
 

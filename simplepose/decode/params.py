@@ -132,7 +132,10 @@ class GroupingParams:
             elif f.name in BOUNDS:
                 check_bound(v, f.name, f"GroupingParams.{f.name}")
         if self.person_score not in PERSON_SCORE_MODES:
-            raise InputError(f"GroupingParams.person_score must be one of {PERSON_SCORE_MODES}, got {self.person_score!r}")
+            raise InputError(
+                f"GroupingParams.person_score must be one of {PERSON_SCORE_MODES}, "
+                f"got {self.person_score!r}"
+            )
 
     def to_dict(self) -> dict:
         """The fields as a new dict (the form the C++ binding takes)."""
@@ -167,7 +170,10 @@ def _coerce(name: str, kind: str, value):
         raise InputError(f"{what} must be a number, got {value!r}")
     # priority_weights (three numbers) or limb_length_priors (one per limb, or none)
     if name == "priority_weights":
-        ok, expected = hasattr(value, "__len__") and len(value) == 3, "3 numbers (limb, from-peak, to-peak weights)"
+        ok, expected = (
+            hasattr(value, "__len__") and len(value) == 3,
+            "3 numbers (limb, from-peak, to-peak weights)",
+        )
     else:
         ok, expected = hasattr(value, "__len__"), "a tuple of numbers, one per limb (or empty)"
     if isinstance(value, (str, bytes)) or not ok:

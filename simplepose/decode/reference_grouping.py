@@ -73,7 +73,10 @@ def reference_find_peaks(heatmaps: np.ndarray, threshold: float, max_per_part: i
         # Plain scan of every cell in raster order: the obvious definition, kept free of
         # vectorised shortcuts because this function is the oracle the C++ is tested against.
         cells = [
-            (y, x) for y in range(h) for x in range(w) if hm[y, x] >= threshold and _is_local_max(hm, y, x)
+            (y, x)
+            for y in range(h)
+            for x in range(w)
+            if hm[y, x] >= threshold and _is_local_max(hm, y, x)
         ]
         if len(cells) > max_per_part:
             best_first = sorted(range(len(cells)), key=lambda i: -hm[cells[i]])  # stable
@@ -273,7 +276,9 @@ def reference_group(
     if image_height is None:
         image_height = h * scale_y
     peaks = reference_find_peaks(heatmaps, params.peak_threshold, params.max_peaks_per_part)
-    ids_by_part = [[i for i in range(len(peaks)) if int(peaks[i, 3]) == part] for part in range(num_parts)]
+    ids_by_part = [
+        [i for i in range(len(peaks)) if int(peaks[i, 3]) == part] for part in range(num_parts)
+    ]
     _check_limits(ids_by_part, limbs.tolist(), params)
     connections = []
     for k, (part_a, part_b) in enumerate(limbs.tolist()):
@@ -282,13 +287,19 @@ def reference_group(
             continue
         ids_a, ids_b = ids_by_part[part_a], ids_by_part[part_b]
         connections.append(
-            _limb_connections(peaks, ids_a, ids_b, limb_maps[k], scale_x, scale_y, image_height, params)
+            _limb_connections(
+                peaks, ids_a, ids_b, limb_maps[k], scale_x, scale_y, image_height, params
+            )
         )
     people = _assemble(peaks, limbs.tolist(), connections, num_parts, params)
     if params.limb_length_outlier > 0.0:
         for q in people:
             _remove_long_limbs(q, peaks, limbs.tolist(), params, scale_x, scale_y)
-    people = [q for q in people if q.count >= params.min_parts and q.total / q.count >= params.min_mean_score]
+    people = [
+        q
+        for q in people
+        if q.count >= params.min_parts and q.total / q.count >= params.min_mean_score
+    ]
     return _to_result(peaks, people, num_parts, params)
 
 
@@ -329,7 +340,9 @@ def _remove_long_limbs(q: _Person, peaks, limbs, p: GroupingParams, scale_x, sca
     median = 0.5 * (values[(m - 1) // 2] + values[m // 2])
     if not median > 0.0:  # coincident peaks: no scale
         return
-    removed = [parent[i] != -1 and norm[i] > p.limb_length_outlier * median for i in range(num_parts)]
+    removed = [
+        parent[i] != -1 and norm[i] > p.limb_length_outlier * median for i in range(num_parts)
+    ]
     changed = True
     while changed:
         changed = False
@@ -350,11 +363,13 @@ def _check_limits(ids_by_part, limbs, p: GroupingParams) -> None:
     hint = "; raise peak_threshold or lower max_peaks_per_part (the maps may be noise)"
     if pairs > p.max_candidate_pairs:
         raise InputError(
-            f"the peaks give {pairs} candidate limb pairs, above max_candidate_pairs={p.max_candidate_pairs}{hint}"
+            f"the peaks give {pairs} candidate limb pairs, "
+            f"above max_candidate_pairs={p.max_candidate_pairs}{hint}"
         )
     if pairs > p.max_candidate_samples // p.limb_max_samples:
         raise InputError(
-            f"the peaks give {pairs} candidate limb pairs x limb_max_samples={p.limb_max_samples} limb samples, "
+            f"the peaks give {pairs} candidate limb pairs x "
+            f"limb_max_samples={p.limb_max_samples} limb samples, "
             f"above max_candidate_samples={p.max_candidate_samples}{hint}"
         )
 
@@ -373,4 +388,11 @@ def _to_result(peaks, people, num_parts, p: GroupingParams) -> dict:
                 ids[j, part] = pid
         totals[j], counts[j] = q.total, q.count
         scores[j] = q.total / q.count if p.person_score == "mean" else 1.0 - 1.0 / q.total
-    return {"peaks": peaks, "people": out, "part_ids": ids, "scores": scores, "totals": totals, "counts": counts}
+    return {
+        "peaks": peaks,
+        "people": out,
+        "part_ids": ids,
+        "scores": scores,
+        "totals": totals,
+        "counts": counts,
+    }

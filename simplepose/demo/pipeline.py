@@ -23,7 +23,8 @@ there are kept.
 Videos and webcams run as a 4-stage pipeline of threads joined by bounded queues, so that
 decoding, inference, grouping and drawing overlap and memory stays bounded::
 
-    reader -> [q] -> preprocess + network (x workers) -> [q] -> assignment -> [q] -> render + write (caller)
+    reader -> [q] -> preprocess + network (x workers) -> [q] -> assignment -> [q]
+           -> render + write (caller)
 
 Every stage but the network is one thread and every queue is FIFO; with several network
 workers the assignment stage puts frames back in order, so output frames keep their input
@@ -115,9 +116,15 @@ class DemoReport:
         return {k: v / n for k, v in self.stage_ms.items()}
 
 
-def build_predictor(model: str | None = None, checkpoint: str | None = None, mode: str | None = None,
-                    detector: str | None = None, device: str | None = None, box_size: int | None = None,
-                    backend: str | None = None):
+def build_predictor(
+    model: str | None = None,
+    checkpoint: str | None = None,
+    mode: str | None = None,
+    detector: str | None = None,
+    device: str | None = None,
+    box_size: int | None = None,
+    backend: str | None = None,
+):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
     Args:
@@ -136,7 +143,9 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
     if model and model.lower().endswith(".onnx") and not checkpoint:
         model, checkpoint = None, model
     if mode == "topdown" and not checkpoint:
-        raise InputError("--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)")
+        raise InputError(
+            "--mode topdown needs --checkpoint (a top-down checkpoint: CPN, MSPN or RSN)"
+        )
     if detector and not Path(detector).is_file():
         raise InputError(f"detector {detector} does not exist")
     if checkpoint and not Path(checkpoint).is_file():
@@ -148,7 +157,9 @@ def build_predictor(model: str | None = None, checkpoint: str | None = None, mod
     is_onnx = checkpoint.lower().endswith(".onnx")
     spec = (read_onnx_metadata if is_onnx else read_metadata)(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
-        raise InputError(f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}")
+        raise InputError(
+            f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}"
+        )
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
     return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled",
                                      backend=backend, **options)
@@ -175,9 +186,14 @@ class InferenceStages:
 
             torch.set_num_threads(int(threads))
         pipeline = getattr(predictor, "pipeline", None)
-        if hasattr(pipeline, "set_channels_last") and getattr(predictor, "backend", "torch") == "torch":
+        if (
+            hasattr(pipeline, "set_channels_last")
+            and getattr(predictor, "backend", "torch") == "torch"
+        ):
             device = str(getattr(pipeline, "device", "cpu"))
-            pipeline.set_channels_last((device == "cpu") if channels_last is None else bool(channels_last))
+            pipeline.set_channels_last(
+                (device == "cpu") if channels_last is None else bool(channels_last)
+            )
 
     def infer(self, frame: np.ndarray) -> tuple[object, float, float]:
         """(payload for :meth:`assign`, prepare ms, network ms)."""
@@ -244,7 +260,9 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
                                live=source.kind == "webcam", fps=float(source.fps))
     window = Window(source.name) if show else None
-    workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
+    workers, threads = (
+        auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
+    )
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
     sink = open_json_sink(json_path) if json_path else None
     report = DemoReport()
@@ -276,7 +294,9 @@ def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
     from ..data.coco import load_image
 
     start = time.perf_counter()
-    for index, path in enumerate(tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)):
+    for index, path in enumerate(
+        tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)
+    ):
         t0 = time.perf_counter()
         try:
             frame = load_image(path)
@@ -299,7 +319,9 @@ def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
             report.outputs.append(str(target))
         if on_frame:
             on_frame(index, frame, people)
-        for k, v in zip(STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)):
+        for k, v in zip(
+            STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)
+        ):
             report.stage_ms[k] += v
         emit({"frame": index, "image": path.name, "people": people_to_json(people)})
         report.keyframes += 1
@@ -508,7 +530,11 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
                 if errors:
                     raise errors[0]
                 if not any(t.is_alive() for t in threads) and q_people.empty():
-                    raise errors[0] if errors else RuntimeError("demo pipeline stopped without finishing")
+                    raise (
+                        errors[0]
+                        if errors
+                        else RuntimeError("demo pipeline stopped without finishing")
+                    )
                 continue
             if item is _SENTINEL:
                 if broken:

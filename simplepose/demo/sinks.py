@@ -152,16 +152,24 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
     _check_parent(out, "output")
     refuse_input_overwrite(source, out, "output")
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
-        raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
+        raise InputError(
+            f"output {out} of a video must be a video file "
+            f"({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder"
+        )
     if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise InputError(f"output {out} of an image must be an image file ({', '.join(IMAGE_EXTENSIONS)}) or a folder")
+        raise InputError(
+            f"output {out} of an image must be an image file "
+            f"({', '.join(IMAGE_EXTENSIONS)}) or a folder"
+        )
     return out
 
 
 def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     from ..visualize import draw_hud, draw_people
 
-    canvas = draw_people(frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False)
+    canvas = draw_people(
+        frame, people, kpt_threshold=kpt_threshold, draw_boxes=draw_boxes, copy=False
+    )
     if hud:
         draw_hud(canvas, len(people), fps)
     return canvas
@@ -182,7 +190,9 @@ def display_problem() -> str | None:
     gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
     if gui is None or gui.group(1).upper() == "NONE":
         return "this OpenCV has no GUI support (opencv-python-headless)"
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
         return "no display (DISPLAY is not set)"
     return None
 

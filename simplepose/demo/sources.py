@@ -112,7 +112,9 @@ def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        paths = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
         if not paths:
             raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         paths = paths[:max_frames] if max_frames else paths

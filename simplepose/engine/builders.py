@@ -40,7 +40,8 @@ def build_spec(cfg: Config) -> PoseModelSpec:
         layout = get_layout(cfg.data.layout)
     except InputError as exc:
         raise InputError(f"data.layout: {exc}") from None
-    return resolve_spec(cfg.model.name, cfg.model.kwargs, input_hw=cfg.data.input_hw if td else None,
+    return resolve_spec(cfg.model.name, cfg.model.kwargs,
+                        input_hw=cfg.data.input_hw if td else None,
                         codec=cfg.data.codec or None, layout=layout)  # fmt: skip
 
 

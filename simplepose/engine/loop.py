@@ -7,7 +7,8 @@ Per process (torchrun launches one per GPU, see :mod:`simplepose.dist`):
    identical on every rank), optionally
    convert BatchNorm to SyncBatchNorm (CUDA only), wrap it in DDP
    (``find_unused_parameters=False``), then re-seed the RNGs with ``cfg.seed + rank``;
-2. the loss is the spec's loss factory: bottom-up ``MultiScaleFocalL2Loss`` on ``preds[stack][scale]``;
+2. the loss is the spec's loss factory: bottom-up ``MultiScaleFocalL2Loss`` on
+   ``preds[stack][scale]``;
    CPN ``(global_outs, refine_out)`` -> ``CPNLoss``; MSPN/RSN ``(heatmap, stages)`` (train mode)
    -> ``CoarseToFineLoss``, both with the target indices of the data codec;
 3. data: a ``DistributedSampler`` (``shuffle``, ``drop_last``, seed ``data.seed``) gives each rank
@@ -90,8 +91,11 @@ def resolve_amp(amp: str, device_type: str, log: bool = True) -> str:
     if amp == "off" or device_type == "cuda":
         return amp
     if log:
-        LOG.info("train.amp=%s ignored on %s: mixed precision is used on CUDA only; training in float32",
-                 amp, device_type)
+        LOG.info(
+            "train.amp=%s ignored on %s: mixed precision is used on CUDA only; training in float32",
+            amp,
+            device_type,
+        )
     return "off"
 
 
@@ -104,8 +108,13 @@ def loader_workers(requested: int, world_size: int, log: bool = True) -> int:
     cap = max(cores // max(world_size, 1), 0)
     if requested > cap:
         if log:
-            LOG.info("data.workers=%d capped to %d: %d CPU core(s) for %d process(es)", requested, cap, cores,
-                     world_size)
+            LOG.info(
+                "data.workers=%d capped to %d: %d CPU core(s) for %d process(es)",
+                requested,
+                cap,
+                cores,
+                world_size,
+            )
         return cap
     return requested
 
@@ -304,8 +313,9 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError, RuntimeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise CheckpointError(f"{path}: optimiser state does not fit this config's optimiser "
-                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                                  f"({type(exc).__name__}: {first})") from None
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])

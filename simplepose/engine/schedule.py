@@ -43,7 +43,7 @@ from collections.abc import Sequence
 
 from simplepose.errors import InputError
 
-__all__ = ["SCHEDULES", "lr_at", "simplepose_step_lr", "warmup_linear_lr", "multistep_lr"]
+__all__ = ["SCHEDULES", "lr_at", "multistep_lr", "simplepose_step_lr", "warmup_linear_lr"]
 
 LOG = logging.getLogger(__name__)
 

@@ -43,13 +43,20 @@ def load_mpii_predictions(path, num_persons: int) -> np.ndarray:
     try:
         mat = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for a corrupt file
-        raise AnnotationError(f"MPII predictions file {path} cannot be read as a .mat: {exc}") from exc
+        raise AnnotationError(
+            f"MPII predictions file {path} cannot be read as a .mat: {exc}"
+        ) from exc
     if "preds" not in mat:
         raise AnnotationError(f"MPII predictions file {path}: no 'preds' variable")
     preds = np.asarray(mat["preds"], dtype=np.float64)
     if preds.shape[:3] == (16, 2, num_persons) and preds.ndim == 3:
         preds = np.transpose(preds, (2, 0, 1))
-    if preds.ndim != 3 or preds.shape[0] != num_persons or preds.shape[1] != 16 or preds.shape[2] < 2:
+    if (
+        preds.ndim != 3
+        or preds.shape[0] != num_persons
+        or preds.shape[1] != 16
+        or preds.shape[2] < 2
+    ):
         raise AnnotationError(
             f"MPII predictions file {path}: 'preds' must be ({num_persons}, 16, 2) (one prediction "
             f"per ground-truth person), got {preds.shape}"
@@ -98,7 +105,8 @@ def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
             kps = np.asarray(r["keypoints"], dtype=np.float64).reshape(-1, 3)
             if kps.shape[0] != 16:
                 raise InputError(
-                    f"MPII results: a record of image {r['image_id']} has {kps.shape[0]} keypoints, "
+                    f"MPII results: a record of image {r['image_id']} has {kps.shape[0]} "
+                    "keypoints, "
                     f"the mpii16 layout of {ann.source} 16"
                 )
             people[r["image_id"]].append((float(r["score"]), kps[:, :2]))
@@ -125,7 +133,9 @@ def evaluate_benchmark(ann: CocoKeypoints, results, image_ids=None, mpii_gt=None
         return evaluate_crowdpose(ann, results, image_ids=image_ids)
     if name == "mpii16":
         if image_ids is not None and sorted(image_ids) != ann.image_ids:
-            raise InputError("PCKh is computed over every person of the MPII file: drop --image-ids")
+            raise InputError(
+                "PCKh is computed over every person of the MPII file: drop --image-ids"
+            )
         return evaluate_mpii(ann, results, mpii_gt)
     return evaluate_keypoints(ann, results, image_ids=image_ids)
 

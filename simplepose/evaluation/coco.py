@@ -3,8 +3,8 @@
 A results file is a JSON list of records
 ``{"image_id": int, "category_id": 1, "keypoints": [x1, y1, v1, ..., x17, y17, v17],
 "score": float}`` with keypoints in original-image pixels (K triplets for an annotation file
-of another layout, e.g. 14 for CrowdPose; the OKS sigmas are then the layout's). The evaluator ignores the ``v``
-values and keeps, per image, the 20 highest-scoring records (``maxDets = 20``).
+of another layout, e.g. 14 for CrowdPose; the OKS sigmas are then the layout's). The evaluator
+ignores the ``v`` values and keeps, per image, the 20 highest-scoring records (``maxDets = 20``).
 
 :func:`evaluate_keypoints` runs pycocotools' ``COCOeval(..., "keypoints")`` on indexes
 built in memory from the validated annotation dict (no temp files). pycocotools prints
@@ -222,9 +222,9 @@ def evaluate_keypoints(ann, results, image_ids=None) -> KeypointMetrics:
     Args:
         ann: the ground truth: a :class:`CocoKeypoints` or a path to an annotation file.
         results: a list of result records (as :meth:`simplepose.structures.Person.to_coco`
-            writes them) or a path to a results file. Only ``image_id``, ``category_id``, ``keypoints`` and ``score``
-            are passed on, so an extra ``bbox`` key cannot make pycocotools treat the
-            records as box results.
+            writes them) or a path to a results file. Only ``image_id``, ``category_id``,
+            ``keypoints`` and ``score`` are passed on, so an extra ``bbox`` key cannot make
+            pycocotools treat the records as box results.
         image_ids: the images to evaluate (default: every image of ``ann``). Records of
             other images of ``ann`` are left out; an image with ground truth but no
             records counts as all misses.
@@ -340,4 +340,4 @@ def format_metrics_table(metrics) -> str:
     head = "| " + " | ".join(n.rjust(w) for n, w in zip(STAT_NAMES, widths)) + " |"
     rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
     row = "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths)) + " |"
-    return "\n".join((head, rule, row))
+    return f"{head}\n{rule}\n{row}"

@@ -131,7 +131,9 @@ def compute_pckh(pred, joints, visible, head_boxes, thresholds=(0.5, 0.1)) -> Pc
         )
     head = HEAD_SIZE_FACTOR * np.linalg.norm(head_boxes[:, 1] - head_boxes[:, 0], axis=1)
     if not (head > 0).all():
-        raise InputError(f"compute_pckh: person {int(np.argmin(head > 0))} has a zero-size head box")
+        raise InputError(
+            f"compute_pckh: person {int(np.argmin(head > 0))} has a zero-size head box"
+        )
     err = np.linalg.norm(pred - joints, axis=2) / head[:, None]  # NaN for missing predictions
     missing = int(np.isnan(pred).any(axis=(1, 2)).sum())
     labelled = visible.sum(axis=0)

@@ -8,15 +8,20 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..data.coco import CocoKeypoints
 from ..data.datasets import load_annotations
+from ..geometry import xywh_to_xyxy
 from ..utils.io import atomic_write_json
 from .benchmarks import evaluate_benchmark
 from .coco import KeypointMetrics, write_results
 
-__all__ = ["check_benchmark_inputs", "default_results_path", "run_oracle", "score_results", "write_metrics"]
+__all__ = [
+    "check_benchmark_inputs",
+    "default_results_path",
+    "run_oracle",
+    "score_results",
+    "write_metrics",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -88,7 +93,11 @@ def environment() -> dict:
     """Small provenance record stored with metrics."""
     import numpy
 
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "machine": platform.machine()}
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "machine": platform.machine(),
+    }
 
 
 def save_run(results, metrics: KeypointMetrics, results_path, metrics_path, num_keypoints: int = 17,
@@ -110,8 +119,15 @@ def shard(items: list, rank: int, world: int) -> list:
     return items[rank::world]
 
 
-def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None = None, skip_bad: bool = False,
-                  image_ids=None, progress: bool = True) -> tuple[list[dict], list[str]]:
+def run_predictor(
+    predictor,
+    ann: CocoKeypoints,
+    images_dir,
+    boxes: dict | None = None,
+    skip_bad: bool = False,
+    image_ids=None,
+    progress: bool = True,
+) -> tuple[list[dict], list[str]]:
     """Predict every image of ``ann`` (or ``image_ids``) and return (COCO results, bad images).
 
     Args:
@@ -141,9 +157,8 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
             xywh, scores = boxes.get(image_id, (None, None))
             if xywh is None or len(xywh) == 0:
                 continue
-            xywh = np.asarray(xywh, dtype=float).reshape(-1, 4)  # COCO detection boxes
-            people = predictor.predict(image, boxes_xyxy=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
-                                       box_scores=scores)
+            # COCO detection boxes are (x, y, w, h)
+            people = predictor.predict(image, boxes_xyxy=xywh_to_xyxy(xywh), box_scores=scores)
         else:
             people = predictor.predict(image)
         results.extend(p.to_coco(image_id) for p in people)
@@ -162,7 +177,9 @@ def gather_results(results: list, bad: list) -> tuple[list, list]:
     return [r for part, _ in gathered for r in part], [b for _, part in gathered for b in part]
 
 
-def write_test_dev_submission(results: list, info: CocoKeypoints, out_dir, name: str, processed_ids) -> tuple[Path, Path]:
+def write_test_dev_submission(
+    results: list, info: CocoKeypoints, out_dir, name: str, processed_ids
+) -> tuple[Path, Path]:
     """Write ``person_keypoints_test-dev2017_<name>_results.json`` and its zip for the COCO
     evaluation server, after checking that every image id of the info file was processed and
     that no result names an image outside it."""
@@ -174,10 +191,16 @@ def write_test_dev_submission(results: list, info: CocoKeypoints, out_dir, name:
     expected, processed = set(info.image_ids), set(processed_ids)
     missing = expected - processed
     if missing:
-        raise InputError(f"{len(missing)} image(s) of the image-info file were not processed, e.g. {sorted(missing)[:5]}")
+        raise InputError(
+            f"{len(missing)} image(s) of the image-info file were not processed, "
+            f"e.g. {sorted(missing)[:5]}"
+        )
     stray = {r["image_id"] for r in results} - expected
     if stray:
-        raise InputError(f"results name {len(stray)} image id(s) not in the image-info file, e.g. {sorted(stray)[:5]}")
+        raise InputError(
+            f"results name {len(stray)} image id(s) not in the image-info file, "
+            f"e.g. {sorted(stray)[:5]}"
+        )
     without = len(expected - {r["image_id"] for r in results})
     if without:
         LOG.info("%d of %d images have no detected person", without, len(expected))
@@ -185,6 +208,8 @@ def write_test_dev_submission(results: list, info: CocoKeypoints, out_dir, name:
     json_path = out_dir / f"person_keypoints_test-dev2017_{name}_results.json"
     write_results(results, json_path)
     zip_path = json_path.with_suffix(".zip")
-    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(
+        tmp, "w", compression=zipfile.ZIP_DEFLATED
+    ) as zf:
         zf.write(json_path, arcname=json_path.name)
     return json_path, zip_path

@@ -85,8 +85,11 @@ def select_images(ann, min_people: int = 3, min_keypoints: int = 5) -> list[int]
     keypoints, most people first (ties by id)."""
     counts = []
     for image_id in ann.image_ids:
-        n = sum(1 for a in ann.annotations_by_image[image_id]
-                if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) >= min_keypoints)
+        n = sum(
+            1
+            for a in ann.annotations_by_image[image_id]
+            if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) >= min_keypoints
+        )
         if n >= min_people:
             counts.append((-n, image_id))
     return [i for _, i in sorted(counts)]
@@ -103,13 +106,25 @@ def _catmull_rom(points: np.ndarray, times: np.ndarray, t: np.ndarray) -> np.nda
         u = (x - tt[i]) / (tt[i + 1] - tt[i])
         m1 = (p[i + 1] - p[i - 1]) / (tt[i + 1] - tt[i - 1]) * (tt[i + 1] - tt[i])
         m2 = (p[i + 2] - p[i]) / (tt[i + 2] - tt[i]) * (tt[i + 1] - tt[i])
-        h00, h10, h01, h11 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u, -2 * u**3 + 3 * u**2, u**3 - u**2
+        h00, h10, h01, h11 = (
+            2 * u**3 - 3 * u**2 + 1,
+            u**3 - 2 * u**2 + u,
+            -2 * u**3 + 3 * u**2,
+            u**3 - u**2,
+        )
         out[j] = h00 * p[i] + h10 * m1 + h01 * p[i + 1] + h11 * m2
     return out
 
 
-def _camera_path(rng, num_frames: int, src_size, out_size, max_zoom: float, max_rotation_deg: float,
-                 fast_prob: float):
+def _camera_path(
+    rng,
+    num_frames: int,
+    src_size,
+    out_size,
+    max_zoom: float,
+    max_rotation_deg: float,
+    fast_prob: float,
+):
     """Per-frame (scale, angle rad, cx, cy) and fast flags."""
     (sw, sh), (w, h) = src_size, out_size
     base = max(w / sw, h / sh)
@@ -153,8 +168,13 @@ def _motion_blur(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
     kernel = np.zeros((size, size), np.float32)
     c = size // 2
     ux, uy = dx / math.hypot(dx, dy), dy / math.hypot(dx, dy)
-    cv2.line(kernel, (round(c - ux * c), round(c - uy * c)),
-             (round(c + ux * c), round(c + uy * c)), 1.0, 1)
+    cv2.line(
+        kernel,
+        (round(c - ux * c), round(c - uy * c)),
+        (round(c + ux * c), round(c + uy * c)),
+        1.0,
+        1,
+    )
     kernel /= kernel.sum()
     return cv2.filter2D(frame, -1, kernel)
 
@@ -185,11 +205,20 @@ def _transform_annotation(a: dict, m: np.ndarray, out_size) -> dict | None:
     }
 
 
-def synthesize_sequence(image: np.ndarray, annotations: list[dict], rng: np.random.Generator, image_id: int = 0,
-                        num_frames: int = 40, size=(480, 360), max_zoom: float = 1.8,
-                        max_rotation_deg: float = 6.0, fast_prob: float = 0.3,
-                        jpeg_quality=(40, 80), occlusions: int = 1,
-                        blur_threshold: float = 6.0) -> SyntheticSequence:
+def synthesize_sequence(
+    image: np.ndarray,
+    annotations: list[dict],
+    rng: np.random.Generator,
+    image_id: int = 0,
+    num_frames: int = 40,
+    size=(480, 360),
+    max_zoom: float = 1.8,
+    max_rotation_deg: float = 6.0,
+    fast_prob: float = 0.3,
+    jpeg_quality=(40, 80),
+    occlusions: int = 1,
+    blur_threshold: float = 6.0,
+) -> SyntheticSequence:
     """A synthetic video over one image (see the module docstring).
 
     Args:
@@ -207,7 +236,9 @@ def synthesize_sequence(image: np.ndarray, annotations: list[dict], rng: np.rand
         blur_threshold: camera speed in frame px per frame above which motion blur is added.
     """
     sh, sw = image.shape[:2]
-    path, fast = _camera_path(rng, num_frames, (sw, sh), size, max_zoom, max_rotation_deg, fast_prob)
+    path, fast = _camera_path(
+        rng, num_frames, (sw, sh), size, max_zoom, max_rotation_deg, fast_prob
+    )
     quality = int(rng.integers(jpeg_quality[0], jpeg_quality[1] + 1))
     w, h = size
     events = []
@@ -224,7 +255,9 @@ def synthesize_sequence(image: np.ndarray, annotations: list[dict], rng: np.rand
     prev_m = None
     for j, (scale, angle, cx, cy) in enumerate(path):
         m = _matrix(scale, angle, cx, cy, size)
-        frame = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.warpAffine(
+            image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         if prev_m is not None and fast[j]:
             centre = np.array([w / 2, h / 2])
             # where the previous frame's centre moved to: the camera's motion in frame px
@@ -239,11 +272,13 @@ def synthesize_sequence(image: np.ndarray, annotations: list[dict], rng: np.rand
                 y = round(y0)
                 xa, xb = max(x, 0), min(x + tex.shape[1], w)
                 if xb > xa:
-                    frame[y:y + tex.shape[0], xa:xb] = tex[:, xa - x:xb - x]
+                    frame[y : y + tex.shape[0], xa:xb] = tex[:, xa - x : xb - x]
                     hidden = True
         _, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
         frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        frame_anns = [t for t in (_transform_annotation(a, m, size) for a in annotations) if t is not None]
+        frame_anns = [
+            t for t in (_transform_annotation(a, m, size) for a in annotations) if t is not None
+        ]
         frames.append(frame)
         anns.append(frame_anns)
         mats.append(m)
@@ -275,7 +310,9 @@ def _tracking_gt(anns: list[dict]) -> list[dict]:
     return [a for a in anns if not a["iscrowd"] and a["num_keypoints"] > 0]
 
 
-def tracking_metrics(sequences_gt: list[list[list[dict]]], sequences_pred: list[list[list]]) -> dict:
+def tracking_metrics(
+    sequences_gt: list[list[list[dict]]], sequences_pred: list[list[list]]
+) -> dict:
     """HOTA, DetA, AssA, IDF1, MOTA and ID switches over sequences (trackeval, OKS similarity).
 
     Args:
@@ -295,13 +332,24 @@ def tracking_metrics(sequences_gt: list[list[list[dict]]], sequences_pred: list[
     for s, (gt_frames, pred_frames) in enumerate(zip(sequences_gt, sequences_pred)):
         gt_map: dict[int, int] = {}
         tr_map: dict[int, int] = {}
-        data = {"num_timesteps": len(gt_frames), "gt_ids": [], "tracker_ids": [], "similarity_scores": [],
-                "num_gt_dets": 0, "num_tracker_dets": 0}
+        data = {
+            "num_timesteps": len(gt_frames),
+            "gt_ids": [],
+            "tracker_ids": [],
+            "similarity_scores": [],
+            "num_gt_dets": 0,
+            "num_tracker_dets": 0,
+        }
         for anns, preds in zip(gt_frames, pred_frames):
             gt = _tracking_gt(anns)
-            data["gt_ids"].append(np.array([gt_map.setdefault(a["track_id"], len(gt_map)) for a in gt], dtype=int))
-            data["tracker_ids"].append(np.array([tr_map.setdefault(int(p.track_id), len(tr_map)) for p in preds],
-                                                dtype=int))
+            data["gt_ids"].append(
+                np.array([gt_map.setdefault(a["track_id"], len(gt_map)) for a in gt], dtype=int)
+            )
+            data["tracker_ids"].append(
+                np.array(
+                    [tr_map.setdefault(int(p.track_id), len(tr_map)) for p in preds], dtype=int
+                )
+            )
             data["similarity_scores"].append(oks_matrix(gt, preds))
             data["num_gt_dets"] += len(gt)
             data["num_tracker_dets"] += len(preds)
@@ -343,7 +391,11 @@ def oracle_identities(sequences_gt, sequences_pred, min_oks: float = 0.5) -> lis
                     track_id = gt[owner[j]]["track_id"]
                 else:
                     track_id, spare = spare, spare - 1
-                frame.append(TrackedPerson(keypoints=p.keypoints, score=p.score, box=p.box, track_id=track_id))
+                frame.append(
+                    TrackedPerson(
+                        keypoints=p.keypoints, score=p.score, box=p.box, track_id=track_id
+                    )
+                )
             seq.append(frame)
         out.append(seq)
     return out
@@ -367,17 +419,36 @@ def keypoint_jitter(sequences_gt, sequences_pred, min_oks: float = 0.5) -> dict:
     """
     errors = []
     for gt_frames, pred_frames in zip(sequences_gt, sequences_pred):
-        tracks: list[dict[int, tuple[np.ndarray, np.ndarray]]] = []  # frame -> {gt id: (gt kpts, pred kpts)}
+        tracks: list[
+            dict[int, tuple[np.ndarray, np.ndarray]]
+        ] = []  # frame -> {gt id: (gt kpts, pred kpts)}
         for anns, preds in zip(gt_frames, pred_frames):
             gt = _tracking_gt(anns)
             m = _match(gt, preds, min_oks)
-            tracks.append({gt[g]["track_id"]: (np.asarray(gt[g]["keypoints"], float).reshape(17, 3),
-                                               np.asarray(preds[p].keypoints, float).reshape(17, 3))
-                           for g, p in m.items()})
+            tracks.append(
+                {
+                    gt[g]["track_id"]: (
+                        np.asarray(gt[g]["keypoints"], float).reshape(17, 3),
+                        np.asarray(preds[p].keypoints, float).reshape(17, 3),
+                    )
+                    for g, p in m.items()
+                }
+            )
         for t in range(1, len(tracks) - 1):
             for tid in set(tracks[t - 1]) & set(tracks[t]) & set(tracks[t + 1]):
-                (g0, p0), (g1, p1), (g2, p2) = tracks[t - 1][tid], tracks[t][tid], tracks[t + 1][tid]
-                ok = (g0[:, 2] > 0) & (g1[:, 2] > 0) & (g2[:, 2] > 0) & (p0[:, 2] > 0) & (p1[:, 2] > 0) & (p2[:, 2] > 0)
+                (g0, p0), (g1, p1), (g2, p2) = (
+                    tracks[t - 1][tid],
+                    tracks[t][tid],
+                    tracks[t + 1][tid],
+                )
+                ok = (
+                    (g0[:, 2] > 0)
+                    & (g1[:, 2] > 0)
+                    & (g2[:, 2] > 0)
+                    & (p0[:, 2] > 0)
+                    & (p1[:, 2] > 0)
+                    & (p2[:, 2] > 0)
+                )
                 if ok.any():
                     acc_p = p2[ok, :2] - 2 * p1[ok, :2] + p0[ok, :2]
                     acc_g = g2[ok, :2] - 2 * g1[ok, :2] + g0[ok, :2]

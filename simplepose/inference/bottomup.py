@@ -104,9 +104,18 @@ class BottomUpPipeline:
             convs of OpenPose on CPU, same values to float rounding).
     """
 
-    def __init__(self, model, spec: PoseModelSpec, device: str = "cpu", box_size: int | None = None,
-                 scales: Sequence[float] = (1.0,), flip: bool = False, params: GroupingParams | None = None,
-                 backend: str = "cpp", channels_last: bool = False):
+    def __init__(
+        self,
+        model,
+        spec: PoseModelSpec,
+        device: str = "cpu",
+        box_size: int | None = None,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        params: GroupingParams | None = None,
+        backend: str = "cpp",
+        channels_last: bool = False,
+    ):
         import torch
 
         if not isinstance(spec, PoseModelSpec) or spec.paradigm != "bottomup":
@@ -173,7 +182,9 @@ class BottomUpPipeline:
         lin_d = np.diag([dst.stride / dst.scale_x, dst.stride / dst.scale_y])
         t_d = dst.heatmap_to_original(np.zeros(2))
         lin_s = np.diag([src.scale_x / src.stride, src.scale_y / src.stride])
-        t_s = (0.5 * np.array([src.scale_x, src.scale_y]) - 0.5 - (src.stride - 1) / 2.0) / src.stride
+        t_s = (
+            0.5 * np.array([src.scale_x, src.scale_y]) - 0.5 - (src.stride - 1) / 2.0
+        ) / src.stride
         m = np.hstack([lin_s @ lin_d, (lin_s @ t_d + t_s)[:, None]])
         hh, ww = dst.heatmap_hw
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

@@ -120,7 +120,9 @@ def _count_leaves(structure) -> int:
 # ------------------------------------------------------------------------ metadata
 def encode_metadata(meta: dict) -> dict[str, str]:
     """``{key: value}`` -> ``{key: string}`` for ONNX ``metadata_props`` (JSON for non-strings)."""
-    return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in meta.items()}
+    return {
+        str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in meta.items()
+    }
 
 
 def decode_metadata(raw: dict[str, str], source: str = "ONNX file") -> dict:
@@ -145,13 +147,21 @@ def decode_metadata(raw: dict[str, str], source: str = "ONNX file") -> dict:
             f"{source} has simplepose ONNX format {raw['simplepose_format']!r}; this version "
             f"reads {ONNX_FORMAT_VERSION!r}"
         )
+    from ..checkpoint import validate_metadata
+    from ..utils.io import loads_json
+
     meta = dict(raw)
     for key in _JSON_KEYS:
         if key in raw:
             try:
-                meta[key] = json.loads(raw[key])
+                meta[key] = loads_json(raw[key], f"{source}: metadata {key}")
             except json.JSONDecodeError as exc:
                 raise CheckpointError(f"{source}: metadata {key} is not JSON ({exc})") from None
+            except ValueError as exc:  # nested too deeply
+                raise CheckpointError(str(exc)) from None
+    # the same bounds as a checkpoint's (a tampered input size would size every crop)
+    validate_metadata({k: v for k, v in meta.items() if k != "simplepose_spec"}, source,
+                      meta["simplepose_spec"])
     from ..spec import PoseModelSpec
 
     try:

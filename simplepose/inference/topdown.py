@@ -44,8 +44,8 @@ and :meth:`~TopDownPipeline.decode` (heatmaps -> people in original px).
 Crop padding: (1.25, 1.25) by default for every family, then the aspect is fixed to
 ``W_in / H_in`` (see :data:`simplepose.spec.TOPDOWN_TEST_PADDING` for why it is not the
 references' MSPN/RSN (1.09, 1.135) or CPN (1.2, 1.3); ``padding="reference"`` selects those).
-CPN's reference also clamps the crop to the mean-padded image; that only matters for boxes reaching beyond
-``max(H, W)`` outside the image and is not reproduced.
+CPN's reference also clamps the crop to the mean-padded image; that only matters for boxes
+reaching beyond ``max(H, W)`` outside the image and is not reproduced.
 """
 
 from __future__ import annotations

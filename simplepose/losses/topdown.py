@@ -28,14 +28,14 @@ stages, 11/9/7/5 for the last). Units j < 3 use the plain joints L2,
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from simplepose.errors import InputError
 
-__all__ = ["ohkm", "joints_l2", "joints_ohkm", "CPNLoss", "CoarseToFineLoss"]
+__all__ = ["CPNLoss", "CoarseToFineLoss", "joints_l2", "joints_ohkm", "ohkm"]
 
 LOG = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class CPNLoss(nn.Module):
         self.global_level_mean = bool(global_level_mean)
 
     @classmethod
-    def from_codec(cls, codec, **kw) -> "CPNLoss":
+    def from_codec(cls, codec, **kw) -> CPNLoss:
         """Take the level/refine target indices from a ``TopDownHeatmapCodec``."""
         return cls(level_targets=codec.level_targets, refine_target=codec.refine_target, **kw)
 
@@ -203,7 +203,7 @@ class CoarseToFineLoss(nn.Module):
         self.ohkm_threshold = float(ohkm_threshold)
 
     @classmethod
-    def from_codec(cls, codec, **kw) -> "CoarseToFineLoss":
+    def from_codec(cls, codec, **kw) -> CoarseToFineLoss:
         """Take the per-unit target indices from a ``TopDownHeatmapCodec``."""
         return cls(level_targets=codec.level_targets,
                    last_stage_targets=codec.last_stage_targets, **kw)

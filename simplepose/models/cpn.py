@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ from simplepose.models.resnet import (
     resnet101,
 )
 
-__all__ = ["GlobalNet", "RefineNet", "RefineBottleneck", "CPN", "build_cpn50", "build_cpn101"]
+__all__ = ["CPN", "GlobalNet", "RefineBottleneck", "RefineNet", "build_cpn50", "build_cpn101"]
 
 LOG = logging.getLogger(__name__)
 

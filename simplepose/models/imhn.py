@@ -51,16 +51,16 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 
 #: Default keyword arguments of :func:`build_imhn` (the released SimplePose model).
-IMHN_DEFAULTS = dict(
-    num_stacks=4,
-    inp_dim=256,
-    increase=128,
-    out_dim=50,
-    num_scales=5,
-    stem_channels=64,
-    se_reduction=16,
-    norm="bn",
-)
+IMHN_DEFAULTS = {
+    "num_stacks": 4,
+    "inp_dim": 256,
+    "increase": 128,
+    "out_dim": 50,
+    "num_scales": 5,
+    "stem_channels": 64,
+    "se_reduction": 16,
+    "norm": "bn",
+}
 
 _LRELU_SLOPE = 0.01
 _DILATIONS = (3, 3, 4, 4, 5, 5)

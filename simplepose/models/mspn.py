@@ -20,7 +20,8 @@ keys, so :func:`simplepose.convert.topdown.convert_mspn` only unwraps the contai
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,16 +30,16 @@ from torch import nn
 from simplepose.models.resnet import ConvBN, kaiming_init
 
 __all__ = [
-    "conv_bn_relu",
-    "output_shape_for",
+    "MSPN",
+    "DownsampleModule",
     "MSPNBottleneck",
     "ResNetTop",
-    "DownsampleModule",
-    "UpsampleUnit",
-    "UpsampleModule",
     "SingleStageModule",
-    "MSPN",
+    "UpsampleModule",
+    "UpsampleUnit",
     "build_mspn",
+    "conv_bn_relu",
+    "output_shape_for",
 ]
 
 LOG = logging.getLogger(__name__)

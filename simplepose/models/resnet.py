@@ -13,21 +13,21 @@ top-down models (CPN, MSPN, RSN) build on.
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 __all__ = [
-    "ConvBN",
-    "projection_shortcut",
+    "RESNET_LAYERS",
     "BasicBlock",
     "Bottleneck",
+    "ConvBN",
     "ResNet",
+    "projection_shortcut",
     "resnet18",
     "resnet50",
     "resnet101",
-    "RESNET_LAYERS",
 ]
 
 LOG = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ never instantiates it. With ``use_prm=True`` it refines the last stage's finest 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,7 @@ from torch import nn
 
 from simplepose.models.mspn import MSPN, conv_bn_relu, output_shape_for
 
-__all__ = ["ResidualStepsBlock", "PRM", "build_rsn", "build_rsn18", "build_rsn50", "RSN_LAYERS"]
+__all__ = ["PRM", "RSN_LAYERS", "ResidualStepsBlock", "build_rsn", "build_rsn18", "build_rsn50"]
 
 LOG = logging.getLogger(__name__)
 

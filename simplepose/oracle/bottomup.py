@@ -46,7 +46,8 @@ class OracleSample:
 def person_mask_on_grid(mask_all: np.ndarray, geometry: BottomUpGeometry) -> np.ndarray:
     """Original-px mask -> heatmap grid (input-frame warp, area resize, 3x3 erosion), (H, W)."""
     warped = cv2.warpAffine(
-        mask_all.astype(np.float32), geometry.original_to_input_matrix(), (geometry.pad_w, geometry.pad_h),
+        mask_all.astype(np.float32), geometry.original_to_input_matrix(),
+        (geometry.pad_w, geometry.pad_h),
         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0,
     )  # fmt: skip
     hm_h, hm_w = geometry.heatmap_hw
@@ -76,7 +77,9 @@ def render_oracle_sample(
         geometry = BottomUpGeometry.for_image(width, height, box_size=box_size, stride=codec.stride)
     anns = ann.annotations_by_image[image_id]
     people = [a for a in anns if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
-    joints = coco_to_internal(np.asarray([a["keypoints"] for a in people], dtype=np.float64), codec.layout)
+    joints = coco_to_internal(
+        np.asarray([a["keypoints"] for a in people], dtype=np.float64), codec.layout
+    )
     joints[..., :2] = geometry.original_to_input(joints[..., :2])
     mask_all, _ = person_masks(anns, height, width)
     maps = codec.encode(joints, geometry.heatmap_hw, person_mask_on_grid(mask_all, geometry))

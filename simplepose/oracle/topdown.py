@@ -30,7 +30,8 @@ from ..geometry import apply_affine, box_iou, xywh_to_xyxy
 from ..structures import Person
 
 __all__ = [
-    "match_boxes_to_gt", "oracle_people", "oracle_pipeline", "render_topdown_targets", "run_topdown_oracle",
+    "match_boxes_to_gt", "oracle_people", "oracle_pipeline", "render_topdown_targets",
+    "run_topdown_oracle",
 ]  # fmt: skip
 
 LOG = logging.getLogger(__name__)
@@ -141,7 +142,9 @@ def oracle_people(
     plan = pipeline.plan(boxes, scores, sanitize=False)
     kp_in = people_kp.copy()
     kp_in[:, :, :2] = apply_affine(people_kp[:, :, :2], plan.matrices)
-    maps, fmaps = render_topdown_targets(pipeline.codec, kp_in, pipeline.flip, pipeline.reference_flip)
+    maps, fmaps = render_topdown_targets(
+        pipeline.codec, kp_in, pipeline.flip, pipeline.reference_flip
+    )
     return pipeline.decode(plan, np.concatenate([maps, fmaps]) if pipeline.flip else maps)
 
 

@@ -20,7 +20,13 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["FlowFrame", "FlowParams", "estimate_camera_motion", "propagate_keypoints", "propagate_points"]
+__all__ = [
+    "FlowFrame",
+    "FlowParams",
+    "estimate_camera_motion",
+    "propagate_keypoints",
+    "propagate_points",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -48,11 +54,15 @@ class FlowParams:
         if not isinstance(self.win_size, int) or self.win_size < 3:
             raise InputError(f"FlowParams.win_size must be an integer >= 3, got {self.win_size!r}")
         if not isinstance(self.max_level, int) or not 0 <= self.max_level <= 8:
-            raise InputError(f"FlowParams.max_level must be an integer in [0, 8], got {self.max_level!r}")
+            raise InputError(
+                f"FlowParams.max_level must be an integer in [0, 8], got {self.max_level!r}"
+            )
         if not (np.isfinite(self.fb_threshold) and self.fb_threshold >= 0):
             raise InputError(f"FlowParams.fb_threshold must be >= 0 px, got {self.fb_threshold!r}")
         if not isinstance(self.max_iterations, int) or self.max_iterations < 1:
-            raise InputError(f"FlowParams.max_iterations must be an integer >= 1, got {self.max_iterations!r}")
+            raise InputError(
+                f"FlowParams.max_iterations must be an integer >= 1, got {self.max_iterations!r}"
+            )
         if not (np.isfinite(self.epsilon) and self.epsilon > 0):
             raise InputError(f"FlowParams.epsilon must be > 0, got {self.epsilon!r}")
 
@@ -77,19 +87,28 @@ class FlowFrame:
         if max_side not in self._small:
             f = max_side / max(self.size)
             size = (max(1, round(self.size[0] * f)), max(1, round(self.size[1] * f)))
-            self._small[max_side] = FlowFrame(cv2.resize(self.grey, size, interpolation=cv2.INTER_AREA))
+            self._small[max_side] = FlowFrame(
+                cv2.resize(self.grey, size, interpolation=cv2.INTER_AREA)
+            )
         return self._small[max_side]
 
     @classmethod
     def from_image(cls, image: np.ndarray) -> FlowFrame:
         """From a BGR (H, W, 3) or grey (H, W) uint8 image."""
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
-            raise InputError(f"flow needs a uint8 (H, W) or (H, W, 3) image, got {getattr(image, 'shape', image)!r}")
+            raise InputError(
+                "flow needs a uint8 (H, W) or (H, W, 3) image, "
+                f"got {getattr(image, 'shape', image)!r}"
+            )
         return cls(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image)
 
 
 def _lk(a: FlowFrame, b: FlowFrame, pts: np.ndarray, params: FlowParams):
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, params.max_iterations, params.epsilon)
+    criteria = (
+        cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT,
+        params.max_iterations,
+        params.epsilon,
+    )
     out, status, _ = cv2.calcOpticalFlowPyrLK(
         a.grey, b.grey, pts.reshape(-1, 1, 2), None,
         winSize=(params.win_size, params.win_size), maxLevel=params.max_level, criteria=criteria,
@@ -133,8 +152,13 @@ def propagate_points(prev: FlowFrame, nxt: FlowFrame, points, params: FlowParams
     return result, ok
 
 
-def propagate_keypoints(prev: FlowFrame, nxt: FlowFrame, keypoints, kpt_threshold: float = 0.0,
-                        params: FlowParams | None = None) -> np.ndarray:
+def propagate_keypoints(
+    prev: FlowFrame,
+    nxt: FlowFrame,
+    keypoints,
+    kpt_threshold: float = 0.0,
+    params: FlowParams | None = None,
+) -> np.ndarray:
     """Move pose keypoints (P, K, 3) (x, y px, score) from ``prev`` to ``nxt``.
 
     Keypoints scored <= ``kpt_threshold`` are left as they are; keypoints the flow loses get
@@ -155,8 +179,9 @@ def propagate_keypoints(prev: FlowFrame, nxt: FlowFrame, keypoints, kpt_threshol
     return kpts
 
 
-def estimate_camera_motion(prev: FlowFrame, nxt: FlowFrame, grid: tuple[int, int] = (16, 12),
-                           max_side: int = 320) -> np.ndarray | None:
+def estimate_camera_motion(
+    prev: FlowFrame, nxt: FlowFrame, grid: tuple[int, int] = (16, 12), max_side: int = 320
+) -> np.ndarray | None:
     """The global image motion between two frames, for camera-motion compensation (as in
     BoT-SORT).
 
@@ -182,7 +207,9 @@ def estimate_camera_motion(prev: FlowFrame, nxt: FlowFrame, grid: tuple[int, int
     moved, ok = propagate_points(a, b, pts, small_params)
     if ok.sum() < 8:
         return None
-    matrix, inliers = cv2.estimateAffinePartial2D(pts[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    matrix, inliers = cv2.estimateAffinePartial2D(
+        pts[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0
+    )
     if matrix is None or inliers is None or int(inliers.sum()) < 8:
         return None
     matrix = matrix.astype(np.float64)

@@ -245,11 +245,27 @@ class VideoTracker:
             this fraction of their keypoints.
     """
 
-    def __init__(self, predict: Callable, params: TrackerParams | None = None, flow: FlowParams | None = None,
-                 keyframe_interval: int = KEYFRAME_INTERVAL, live: bool = False, sync: bool = False, fps: float = 25.0,
-                 kpt_threshold: float = 0.0, camera_motion: bool = True, min_carried: float = 0.5):
-        if isinstance(keyframe_interval, bool) or not isinstance(keyframe_interval, int) or keyframe_interval < 1:
-            raise InputError(f"keyframe_interval must be an integer >= 1, got {keyframe_interval!r}")
+    def __init__(
+        self,
+        predict: Callable,
+        params: TrackerParams | None = None,
+        flow: FlowParams | None = None,
+        keyframe_interval: int = KEYFRAME_INTERVAL,
+        live: bool = False,
+        sync: bool = False,
+        fps: float = 25.0,
+        kpt_threshold: float = 0.0,
+        camera_motion: bool = True,
+        min_carried: float = 0.5,
+    ):
+        if (
+            isinstance(keyframe_interval, bool)
+            or not isinstance(keyframe_interval, int)
+            or keyframe_interval < 1
+        ):
+            raise InputError(
+                f"keyframe_interval must be an integer >= 1, got {keyframe_interval!r}"
+            )
         if not (np.isfinite(fps) and fps > 0):
             raise InputError(f"fps must be > 0, got {fps!r}")
         if live and sync:
@@ -276,8 +292,10 @@ class VideoTracker:
         t0 = time.perf_counter()
         ff = FlowFrame.from_image(image)
         if self._size is not None and ff.size != self._size:
-            raise InputError(f"frame {index} is {ff.size[0]}x{ff.size[1]} but the earlier frames are "
-                             f"{self._size[0]}x{self._size[1]}")
+            raise InputError(
+                f"frame {index} is {ff.size[0]}x{ff.size[1]} but the earlier frames are "
+                f"{self._size[0]}x{self._size[1]}"
+            )
         self._size = ff.size
         self.stats.flow_s += time.perf_counter() - t0
         return ff
@@ -287,8 +305,9 @@ class VideoTracker:
         if not people:
             return []
         t0 = time.perf_counter()
-        kpts = propagate_keypoints(src, dst, np.stack([p.keypoints for p in people]), self.kpt_threshold,
-                                   self.flow_params)
+        kpts = propagate_keypoints(
+            src, dst, np.stack([p.keypoints for p in people]), self.kpt_threshold, self.flow_params
+        )
         out = []
         for p, k in zip(people, kpts):
             before = int((np.asarray(p.keypoints)[:, 2] > self.kpt_threshold).sum())
@@ -297,10 +316,16 @@ class VideoTracker:
             keep_box = not np.allclose(p.box, _keypoint_box(np.asarray(p.keypoints)), atol=1e-6)
             box = np.asarray(p.box, float) if keep_box else _keypoint_box(k)
             if keep_box and (k[:, 2] > 0).any() and (np.asarray(p.keypoints)[:, 2] > 0).any():
-                shift = k[k[:, 2] > 0, :2].mean(0) - np.asarray(p.keypoints)[k[:, 2] > 0, :2].mean(0)
+                shift = k[k[:, 2] > 0, :2].mean(0) - np.asarray(p.keypoints)[k[:, 2] > 0, :2].mean(
+                    0
+                )
                 box = box + np.tile(shift, 2)
             if isinstance(p, TrackedPerson):
-                out.append(TrackedPerson(keypoints=k, score=p.score, box=box, track_id=p.track_id, carried=True))
+                out.append(
+                    TrackedPerson(
+                        keypoints=k, score=p.score, box=box, track_id=p.track_id, carried=True
+                    )
+                )
             else:
                 out.append(Person(keypoints=k, score=p.score, box=box))
         self.stats.flow_s += time.perf_counter() - t0
@@ -310,8 +335,10 @@ class VideoTracker:
         """Track one frame: carry the tracks to ``image`` by flow, then apply ``detections``
         (a list of :class:`~simplepose.structures.Person`, or None on a frame without)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-            raise InputError(f"frame {index} is not a BGR uint8 (H, W, 3) image: "
-                             f"{getattr(image, 'shape', type(image).__name__)}")
+            raise InputError(
+                f"frame {index} is not a BGR uint8 (H, W, 3) image: "
+                f"{getattr(image, 'shape', type(image).__name__)}"
+            )
         return self._step(index, self._flow_frame(index, image), detections)
 
     def _step(self, index: int, ff: FlowFrame, detections=None) -> list[TrackedPerson]:
@@ -353,15 +380,23 @@ class VideoTracker:
         for n, item in enumerate(frames):
             index, image, dropped = item if isinstance(item, tuple) else (n, item, 0)
             if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-                raise InputError(f"frame {index} is not a BGR uint8 (H, W, 3) image: "
-                                 f"{getattr(image, 'shape', type(image).__name__)}")
-            stamp = time.perf_counter() - start if self.live or self.live_timestamps else index / self.fps
+                raise InputError(
+                    f"frame {index} is not a BGR uint8 (H, W, 3) image: "
+                    f"{getattr(image, 'shape', type(image).__name__)}"
+                )
+            stamp = (
+                time.perf_counter() - start
+                if self.live or self.live_timestamps
+                else index / self.fps
+            )
             yield _Pending(index, image, self._flow_frame(index, image), dropped, stamp)
 
     def _emit(self, pending: _Pending, people, keyframe: bool) -> TrackedFrame:
         self.stats.frames += 1
         self.stats.dropped += pending.dropped
-        return TrackedFrame(pending.index, pending.image, people, keyframe, pending.timestamp, pending.dropped)
+        return TrackedFrame(
+            pending.index, pending.image, people, keyframe, pending.timestamp, pending.dropped
+        )
 
     def _keyframe_done(self, result) -> list[Person]:
         _, people, seconds = result
@@ -374,8 +409,12 @@ class VideoTracker:
             detections = None
             if n % self.interval == 0:
                 t0 = time.perf_counter()
-                detections = self._keyframe_done((pending.index, self.predict(pending.image), time.perf_counter() - t0))
-            yield self._emit(pending, self._step(pending.index, pending.flow, detections), detections is not None)
+                detections = self._keyframe_done(
+                    (pending.index, self.predict(pending.image), time.perf_counter() - t0)
+                )
+            yield self._emit(
+                pending, self._step(pending.index, pending.flow, detections), detections is not None
+            )
 
     def _run_buffered(self, frames, worker) -> Iterator[TrackedFrame]:
         held: collections.deque[_Pending] = collections.deque()  # held[0] is the submitted keyframe
@@ -416,8 +455,11 @@ class VideoTracker:
             result = worker.poll() if submitted is not None else None
             if result is not None:
                 people = self._keyframe_done(result)
-                detections = self._move(people, submitted.flow, pending.flow) if submitted.index != pending.index \
+                detections = (
+                    self._move(people, submitted.flow, pending.flow)
+                    if submitted.index != pending.index
                     else people
+                )
                 submitted = None
             out = self._step(pending.index, pending.flow, detections)
             if submitted is None:
@@ -426,9 +468,18 @@ class VideoTracker:
             yield self._emit(pending, out, detections is not None)
 
 
-def track_frames(predictor, frames: Iterable, params: TrackerParams | None = None, realtime: bool = False,
-                 keyframe_interval: int = KEYFRAME_INTERVAL, live: bool = False, sync: bool = False, fps: float = 25.0,
-                 flow: FlowParams | None = None, camera_motion: bool = True) -> Iterator[TrackedFrame]:
+def track_frames(
+    predictor,
+    frames: Iterable,
+    params: TrackerParams | None = None,
+    realtime: bool = False,
+    keyframe_interval: int = KEYFRAME_INTERVAL,
+    live: bool = False,
+    sync: bool = False,
+    fps: float = 25.0,
+    flow: FlowParams | None = None,
+    camera_motion: bool = True,
+) -> Iterator[TrackedFrame]:
     """Run a pose model over frames and yield tracked people, frame by frame.
 
     Args:
@@ -453,12 +504,22 @@ def track_frames(predictor, frames: Iterable, params: TrackerParams | None = Non
     """
     params = params or TrackerParams(fps=fps)
     if realtime:
-        engine = VideoTracker(predictor.predict, params, flow, keyframe_interval, live, sync, fps,
-                                 camera_motion=camera_motion)
+        engine = VideoTracker(
+            predictor.predict,
+            params,
+            flow,
+            keyframe_interval,
+            live,
+            sync,
+            fps,
+            camera_motion=camera_motion,
+        )
         yield from engine.run(LatestFrameReader(frames) if live else frames)
         return
     # every frame: the same engine with a keyframe on each frame (flow then only predicts
     # where the tracks are, for the association); live sources still drop stale frames
-    engine = VideoTracker(predictor.predict, params, flow, 1, sync=True, fps=fps, camera_motion=camera_motion)
+    engine = VideoTracker(
+        predictor.predict, params, flow, 1, sync=True, fps=fps, camera_motion=camera_motion
+    )
     engine.live_timestamps = live
     yield from engine.run(LatestFrameReader(frames) if live else frames)

@@ -57,8 +57,12 @@ class OneEuroParams:
         for name in ("min_cutoff", "d_cutoff"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise InputError(f"OneEuroParams.{name} must be a finite number > 0 (Hz), got {value!r}")
-        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0):
+                raise InputError(
+                    f"OneEuroParams.{name} must be a finite number > 0 (Hz), got {value!r}"
+                )
+        if not (
+            isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0
+        ):
             raise InputError(f"OneEuroParams.beta must be a finite number >= 0, got {self.beta!r}")
 
 
@@ -103,20 +107,32 @@ class OneEuroFilter:
         """
         x = np.asarray(x, dtype=np.float64)
         if x.shape != self.shape:
-            raise InputError(f"OneEuroFilter: expected an array of shape {self.shape}, got {x.shape}")
-        mask = np.ones(self.shape, bool) if present is None else np.broadcast_to(np.asarray(present, bool), self.shape)
+            raise InputError(
+                f"OneEuroFilter: expected an array of shape {self.shape}, got {x.shape}"
+            )
+        mask = (
+            np.ones(self.shape, bool)
+            if present is None
+            else np.broadcast_to(np.asarray(present, bool), self.shape)
+        )
         mask = mask & np.isfinite(x)
         p = self.params
         out = x.copy()
         fresh = mask & ~self.active
         run = mask & self.active
         if shift is not None:
-            self.x = np.where(self.active, self.x + np.broadcast_to(np.asarray(shift, dtype=np.float64), self.shape),
-                              self.x)
+            self.x = np.where(
+                self.active,
+                self.x + np.broadcast_to(np.asarray(shift, dtype=np.float64), self.shape),
+                self.x,
+            )
         if run.any():
             period = np.maximum(t - self.t[run], 1e-9)
             dx = (x[run] - self.x[run]) / period
-            dxhat = smoothing_factor(p.d_cutoff, period) * dx + (1 - smoothing_factor(p.d_cutoff, period)) * self.dx[run]
+            dxhat = (
+                smoothing_factor(p.d_cutoff, period) * dx
+                + (1 - smoothing_factor(p.d_cutoff, period)) * self.dx[run]
+            )
             cutoff = p.min_cutoff + p.beta * np.abs(dxhat) / max(float(scale), 1e-9)
             a = smoothing_factor(cutoff, period)
             out[run] = a * x[run] + (1 - a) * self.x[run]

@@ -115,7 +115,9 @@ class TrackerParams:
     keypoint_memory: int = 5
     smoothing: bool = True
     motion_compensation: bool = True
-    smoother: OneEuroParams = field(default_factory=lambda: OneEuroParams(min_cutoff=1.0, beta=0.5, d_cutoff=1.0))
+    smoother: OneEuroParams = field(
+        default_factory=lambda: OneEuroParams(min_cutoff=1.0, beta=0.5, d_cutoff=1.0)
+    )
     fps: float = 25.0
     max_carry: int = 1
 
@@ -125,7 +127,9 @@ class TrackerParams:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise InputError(f"TrackerParams.{name} must be a finite number, got {v!r}")
             if lo is not None and (v <= lo if lo_open else v < lo):
-                raise InputError(f"TrackerParams.{name} must be {'>' if lo_open else '>='} {lo}, got {v!r}")
+                raise InputError(
+                    f"TrackerParams.{name} must be {'>' if lo_open else '>='} {lo}, got {v!r}"
+                )
             if hi is not None and v > hi:
                 raise InputError(f"TrackerParams.{name} must be <= {hi}, got {v!r}")
 
@@ -134,20 +138,32 @@ class TrackerParams:
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise InputError(f"TrackerParams.{name} must be an integer >= {lo}, got {v!r}")
 
-        for name in ("high_score", "low_score", "min_similarity", "iou_weight", "velocity_weight",
-                     "velocity_decay"):
+        for name in (
+            "high_score",
+            "low_score",
+            "min_similarity",
+            "iou_weight",
+            "velocity_weight",
+            "velocity_decay",
+        ):
             number(name, 0.0, 1.0)
         number("kpt_threshold", 0.0)
         number("uncertainty_growth", 0.0)
         number("fps", 0.0, lo_open=True)
         if self.low_score > self.high_score:
-            raise InputError(f"TrackerParams.low_score ({self.low_score}) must be <= high_score ({self.high_score})")
+            raise InputError(
+                f"TrackerParams.low_score ({self.low_score}) must be <= "
+                f"high_score ({self.high_score})"
+            )
         integer("min_hits", 1)
         integer("max_age", 1)
         integer("keypoint_memory", 0)
         integer("max_carry", 0)
         if not isinstance(self.smoother, OneEuroParams):
-            raise InputError(f"TrackerParams.smoother must be a OneEuroParams, got {type(self.smoother).__name__}")
+            raise InputError(
+                "TrackerParams.smoother must be a OneEuroParams, "
+                f"got {type(self.smoother).__name__}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict) -> TrackerParams:
@@ -228,7 +244,11 @@ class _Track:
         dt = frame - self.frame
         kpts = self.kpts.copy()
         if dt > 0:
-            mean_v = self.velocity[self.has_velocity].mean(axis=0) if self.has_velocity.any() else np.zeros(2)
+            mean_v = (
+                self.velocity[self.has_velocity].mean(axis=0)
+                if self.has_velocity.any()
+                else np.zeros(2)
+            )
             v = np.where(self.has_velocity[:, None], self.velocity, mean_v)
             kpts[:, :2] += v * dt
             box = self.box + self.box_velocity * dt
@@ -267,7 +287,10 @@ class Tracker:
         for p in people:
             kpts = np.array(p.keypoints, dtype=np.float64)
             if kpts.shape != (NUM_KEYPOINTS, 3):
-                raise InputError(f"Tracker.update: a person's keypoints must have shape (17, 3), got {kpts.shape}")
+                raise InputError(
+                    "Tracker.update: a person's keypoints must have shape (17, 3), "
+                    f"got {kpts.shape}"
+                )
             score = float(p.score)
             if not math.isfinite(score):
                 dropped += 1
@@ -282,12 +305,19 @@ class Tracker:
             if box.shape != (4,) or not np.isfinite(box).all():
                 box = _keypoint_box(raw)
             if not (kpts[:, 2] > 0).any():
-                LOG.debug("tracker: ignoring a person without keypoints scored above %s", self.params.kpt_threshold)
+                LOG.debug(
+                    "tracker: ignoring a person without keypoints scored above %s",
+                    self.params.kpt_threshold,
+                )
                 continue
             clean.append(_Det(keypoints=kpts, score=score, box=box, raw=raw))
         if nan_people or dropped:
-            LOG.warning("tracker: dropped the non-finite keypoints of %d person(s) and %d person(s) with a "
-                        "non-finite score", nan_people, dropped)
+            LOG.warning(
+                "tracker: dropped the non-finite keypoints of %d person(s) and %d person(s) with a "
+                "non-finite score",
+                nan_people,
+                dropped,
+            )
         return clean
 
     def _check_frame(self, frame_index) -> int:
@@ -295,7 +325,9 @@ class Tracker:
             raise InputError(f"Tracker: frame_index must be an integer, got {frame_index!r}")
         frame_index = int(frame_index)
         if self.last_frame is not None and frame_index <= self.last_frame:
-            raise InputError(f"Tracker: frame_index must increase, got {frame_index} after {self.last_frame}")
+            raise InputError(
+                f"Tracker: frame_index must increase, got {frame_index} after {self.last_frame}"
+            )
         return frame_index
 
     def _begin(self, frame_index, carried, camera) -> tuple[int, dict]:
@@ -304,7 +336,9 @@ class Tracker:
         if camera is not None:
             m = np.asarray(camera, dtype=np.float64)
             if m.shape != (2, 3) or not np.isfinite(m).all():
-                raise InputError(f"Tracker: camera motion must be a finite (2, 3) affine, got shape {m.shape}")
+                raise InputError(
+                    f"Tracker: camera motion must be a finite (2, 3) affine, got shape {m.shape}"
+                )
             for t in self.tracks:
                 t.warp(m)
         by_id = {t.track_id: t for t in self.tracks if t.track_id > 0}
@@ -343,7 +377,9 @@ class Tracker:
             return []
         sim = self._similarity(tracks, people, frame)
         rows, cols = linear_sum_assignment(1.0 - sim)
-        return [(int(r), int(c)) for r, c in zip(rows, cols) if sim[r, c] >= self.params.min_similarity]
+        return [
+            (int(r), int(c)) for r, c in zip(rows, cols) if sim[r, c] >= self.params.min_similarity
+        ]
 
     # ------------------------------------------------------------------ state updates
     def _measure(self, t: _Track, person: _Det, frame: int) -> None:
@@ -375,7 +411,10 @@ class Tracker:
     def _new_track(self, person: _Det, frame: int) -> _Track:
         k = NUM_KEYPOINTS
         return _Track(
-            kpts=person.keypoints.copy(), raw=person.raw.copy(), box=np.array(person.box, dtype=np.float64), frame=frame,
+            kpts=person.keypoints.copy(),
+            raw=person.raw.copy(),
+            box=np.array(person.box, dtype=np.float64),
+            frame=frame,
             velocity=np.zeros((k, 2)), has_velocity=np.zeros(k, bool), box_velocity=np.zeros(4),
             kpt_age=np.zeros(k, int), smoother=OneEuroFilter(self.params.smoother, (k, 2)),
             score=float(person.score),
@@ -394,20 +433,28 @@ class Tracker:
                 # the person's robust translation since the last output: the filter smooths
                 # the articulation around it instead of lagging behind the whole body
                 shift = np.median(kpts[both, :2] - t.smoother.x[both], axis=0)
-            kpts[:, :2] = t.smoother(kpts[:, :2], frame / self.params.fps, present[:, None], scale=scale,
-                                     shift=shift)
+            kpts[:, :2] = t.smoother(
+                kpts[:, :2], frame / self.params.fps, present[:, None], scale=scale, shift=shift
+            )
             kpts[~present] = 0.0
-        box = _keypoint_box(kpts) if t.box_is_keypoint_box else np.array(person.box, dtype=np.float64)
-        return TrackedPerson(keypoints=kpts, score=float(person.score), box=box, track_id=t.track_id, carried=carried)
+        box = (
+            _keypoint_box(kpts) if t.box_is_keypoint_box else np.array(person.box, dtype=np.float64)
+        )
+        return TrackedPerson(
+            keypoints=kpts, score=float(person.score), box=box, track_id=t.track_id, carried=carried
+        )
 
     def _confirm(self, t: _Track) -> None:
-        if t.track_id == 0 and (t.hits >= self.params.min_hits or self.rounds <= self.params.min_hits):
+        if t.track_id == 0 and (
+            t.hits >= self.params.min_hits or self.rounds <= self.params.min_hits
+        ):
             t.track_id = self._next_id
             self._next_id += 1
 
     # ------------------------------------------------------------------ public API
-    def update(self, people, frame_index: int, carried: dict | None = None,
-               camera=None) -> list[TrackedPerson]:
+    def update(
+        self, people, frame_index: int, carried: dict | None = None, camera=None
+    ) -> list[TrackedPerson]:
         """Associate this frame's people with the tracks.
 
         Args:
@@ -442,7 +489,9 @@ class Tracker:
             for r, c in pairs:
                 matches[person_idx[c]] = track_pool[r]
             used = {id(track_pool[r]) for r, _ in pairs}
-            return [t for t in track_pool if id(t) not in used], [i for i in person_idx if i not in matches]
+            return [t for t in track_pool if id(t) not in used], [
+                i for i in person_idx if i not in matches
+            ]
 
         free, high_left = run(confirmed, high)
         free, _ = run(free, low)

@@ -155,7 +155,8 @@ def check_output_file(path, what: str, inputs=(), input_folders=()) -> Path:
             continue
         base = Path(item).resolve()
         if base == path.resolve() or base in path.resolve().parents:
-            raise InputError(f"{what} {path} lies inside the input folder {item}: write it elsewhere")
+            raise InputError(f"{what} {path} lies inside the input folder {item}: "
+                             f"write it elsewhere")
     for item in inputs:
         if item is None:
             continue
@@ -267,7 +268,8 @@ def read_json(path, what: str):
             return loads_json(f.read(), f"{what} file {path}")
     except json.JSONDecodeError as exc:
         raise AnnotationError(
-            f"{what} file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"{what} file {path} is not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
     except UnicodeDecodeError as exc:
         raise AnnotationError(f"{what} file {path} is not UTF-8 text: {exc}") from exc

@@ -81,44 +81,107 @@ class VideoWriter:
         w, h = self.size
         webm = self.path.suffix.lower() == ".webm"
         self.codec = "vp9" if webm else "h264"
-        codec = (["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", str(crf + 10)]
-                 if webm else ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf)])
-        fmt = ["-f", "webm"] if webm else (["-movflags", "+faststart"] if self.path.suffix.lower() in
-                                           (".mp4", ".mov", ".m4v") else [])
-        cmd = [exe, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-               "-s", f"{w}x{h}", "-r", f"{fps:.6g}", "-i", "-", "-an",
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", *codec, "-pix_fmt", "yuv420p", *fmt, str(self._tmp)]
+        codec = (
+            [
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-b:v",
+                "0",
+                "-crf",
+                str(crf + 10),
+            ]
+            if webm
+            else ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf)]
+        )
+        fmt = (
+            ["-f", "webm"]
+            if webm
+            else (
+                ["-movflags", "+faststart"]
+                if self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+                else []
+            )
+        )
+        cmd = [
+            exe,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{fps:.6g}",
+            "-i",
+            "-",
+            "-an",
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            *codec,
+            "-pix_fmt",
+            "yuv420p",
+            *fmt,
+            str(self._tmp),
+        ]
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the encoder
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log
+        )
 
     def _open_opencv(self, fps: float) -> None:
         import cv2
 
-        LOG.warning("imageio-ffmpeg is not installed: writing %s as MPEG-4 Part 2 (mp4v), which browsers "
-                    "do not play (pip install imageio-ffmpeg for H.264)", self.path)
+        LOG.warning(
+            "imageio-ffmpeg is not installed: writing %s as MPEG-4 Part 2 (mp4v), which browsers "
+            "do not play (pip install imageio-ffmpeg for H.264)",
+            self.path,
+        )
         self.codec = "mp4v"
         self._cv = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
         if not self._cv.isOpened():
             self._tmp.unlink(missing_ok=True)
-            raise InputError(f"cannot open a video writer for {self.path} (mp4v, {self.size[0]}x{self.size[1]})")
+            raise InputError(
+                f"cannot open a video writer for {self.path} (mp4v, {self.size[0]}x{self.size[1]})"
+            )
 
     def write(self, frame: np.ndarray) -> None:
         """Append one BGR uint8 (H, W, 3) frame of the writer's size."""
-        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (self.size[1], self.size[0], 3):
-            raise InputError(f"video {self.path}: frame {self.frames} is {getattr(frame, 'shape', None)}, expected "
-                             f"({self.size[1]}, {self.size[0]}, 3) uint8 like the first frame")
+        if (
+            not isinstance(frame, np.ndarray)
+            or frame.dtype != np.uint8
+            or frame.shape != (self.size[1], self.size[0], 3)
+        ):
+            raise InputError(
+                f"video {self.path}: frame {self.frames} is {getattr(frame, 'shape', None)}, "
+                f"expected "
+                f"({self.size[1]}, {self.size[0]}, 3) uint8 like the first frame"
+            )
         if self._cv is not None:
             self._cv.write(frame)
         else:
             try:
                 self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
             except (BrokenPipeError, OSError) as exc:
-                raise InputError(f"video encoder for {self.path} stopped: {self._error_text() or exc}") from exc
+                raise InputError(
+                    f"video encoder for {self.path} stopped: {self._error_text() or exc}"
+                ) from exc
         self.frames += 1
 
     def _error_text(self) -> str:
         self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace").strip().splitlines()[-1:][0] if self._log.tell() else ""
+        return (
+            self._log.read().decode("utf-8", "replace").strip().splitlines()[-1:][0]
+            if self._log.tell()
+            else ""
+        )
 
     def close(self) -> None:
         """Finish the file and move it into place (kept even after an error mid-stream); a

@@ -18,7 +18,9 @@ def _dataset(crowd_indices, box=(10.0, 10.0, 100.0, 100.0)):
     rng = np.random.default_rng(1)
     images, anns = [], []
     for i, c in enumerate(crowd_indices, start=1):
-        images.append({"id": i, "file_name": f"{i}.jpg", "width": 200, "height": 200, "crowdIndex": c})
+        images.append(
+            {"id": i, "file_name": f"{i}.jpg", "width": 200, "height": 200, "crowdIndex": c}
+        )
         kps = np.concatenate([rng.uniform(20, 100, (14, 2)), np.full((14, 1), 2.0)], axis=1)
         anns.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "num_keypoints": 12,
                      "bbox": list(box), "keypoints": kps.ravel().tolist()})  # fmt: skip
@@ -36,7 +38,12 @@ def _result(ann, score, far=()):
     kps = np.reshape(ann["keypoints"], (14, 3)).astype(np.float64)
     kps[list(far), :2] += 1000.0  # these keypoints contribute exp(-huge) = 0 to the OKS
     kps[:, 2] = 1.0
-    return {"image_id": ann["image_id"], "category_id": 1, "keypoints": kps.ravel().tolist(), "score": score}
+    return {
+        "image_id": ann["image_id"],
+        "category_id": 1,
+        "keypoints": kps.ravel().tolist(),
+        "score": score,
+    }
 
 
 def test_easy_medium_hard_hand_computed(tmp_path):
@@ -100,12 +107,18 @@ def test_bad_input_names_file_record_and_field(tmp_path):
         load_crowdpose(_write(tmp_path, data))
     data = _dataset([0.5])
     data["images"][0]["crowdIndex"] = 1.5
-    with pytest.raises(AnnotationError, match=r"images\[0\] \(id 1\): 'crowdIndex' must be a number in \[0, 1\]"):
+    with pytest.raises(
+        AnnotationError, match=r"images\[0\] \(id 1\): 'crowdIndex' must be a number in \[0, 1\]"
+    ):
         load_crowdpose(_write(tmp_path, data))
     ann = load_crowdpose(_write(tmp_path, _dataset([0.5])))
     coco_like = [{"image_id": 1, "category_id": 1, "keypoints": [1.0] * 51, "score": 1.0}]
     path = _write(tmp_path, coco_like, "res.json")
-    with pytest.raises(AnnotationError, match=r"res.json: record 0: 'keypoints' must hold 42 numbers .*got 51 \(17 keypoints\).*crowdpose14"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"res.json: record 0: 'keypoints' must hold 42 numbers "
+              r".*got 51 \(17 keypoints\).*crowdpose14",
+    ):
         evaluate_crowdpose(ann, path)
     with pytest.raises(InputError, match=r"results\[0\]: 'keypoints' must hold 42"):
         evaluate_crowdpose(ann, coco_like)

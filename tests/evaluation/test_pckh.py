@@ -89,12 +89,16 @@ def test_bad_shapes_and_head_boxes(tmp_path):
     pred, gt, visible, heads = _case()
     with pytest.raises(InputError, match="one prediction of 16 joints"):
         compute_pckh(pred[:, :15], gt, visible, heads)
-    _write_mat(tmp_path / "deg.mat", gt + 1, visible, np.array([[[1, 1], [4, 5]], [[3, 3], [3, 3]]], float))
+    _write_mat(
+        tmp_path / "deg.mat", gt + 1, visible, np.array([[[1, 1], [4, 5]], [[3, 3], [3, 3]]], float)
+    )
     with pytest.raises(AnnotationError, match=r"person 1: 'headboxes_src' head box .* degenerate"):
         load_mpii_gt(tmp_path / "deg.mat")
     scipy.io.savemat(str(tmp_path / "nohead.mat"), {
         "jnt_missing": np.zeros((16, 2)), "pos_gt_src": np.zeros((16, 2, 2))})  # fmt: skip
-    with pytest.raises(AnnotationError, match=r"nohead.mat: missing head boxes \('headboxes_src'\)"):
+    with pytest.raises(
+        AnnotationError, match=r"nohead.mat: missing head boxes \('headboxes_src'\)"
+    ):
         load_mpii_gt(tmp_path / "nohead.mat")
     scipy.io.savemat(str(tmp_path / "j15.mat"), {
         "jnt_missing": np.zeros((15, 2)), "pos_gt_src": np.zeros((15, 2, 2)),

@@ -24,8 +24,17 @@ def _annotations():
         k[:, 0] = x0 + np.linspace(0, 40, 17)
         k[:, 1] = y0 + np.linspace(0, 120, 17)
         k[:, 2] = 2
-        anns.append({"id": 100 + i, "keypoints": k.reshape(-1).tolist(), "num_keypoints": 17, "area": 40 * 120.0,
-                     "bbox": [x0, y0, 40, 120], "iscrowd": 0, "category_id": 1})
+        anns.append(
+            {
+                "id": 100 + i,
+                "keypoints": k.reshape(-1).tolist(),
+                "num_keypoints": 17,
+                "area": 40 * 120.0,
+                "bbox": [x0, y0, 40, 120],
+                "iscrowd": 0,
+                "category_id": 1,
+            }
+        )
     return anns
 
 
@@ -35,8 +44,14 @@ def _image():
 
 
 def _sequence(seed=0, frames=12):
-    return synthesize_sequence(_image(), _annotations(), np.random.default_rng(seed), num_frames=frames,
-                               size=(160, 120), max_zoom=1.6)
+    return synthesize_sequence(
+        _image(),
+        _annotations(),
+        np.random.default_rng(seed),
+        num_frames=frames,
+        size=(160, 120),
+        max_zoom=1.6,
+    )
 
 
 def test_same_seed_same_sequence_and_ground_truth_follows_the_camera():
@@ -57,8 +72,15 @@ def test_same_seed_same_sequence_and_ground_truth_follows_the_camera():
 
 
 def _as_people(anns, ids=None):
-    return [TrackedPerson(keypoints=np.asarray(a["keypoints"], float).reshape(17, 3), score=1.0, box=np.zeros(4),
-                          track_id=(ids or {}).get(a["track_id"], a["track_id"])) for a in anns]
+    return [
+        TrackedPerson(
+            keypoints=np.asarray(a["keypoints"], float).reshape(17, 3),
+            score=1.0,
+            box=np.zeros(4),
+            track_id=(ids or {}).get(a["track_id"], a["track_id"]),
+        )
+        for a in anns
+    ]
 
 
 def test_ground_truth_as_tracks_scores_perfectly():
@@ -67,7 +89,11 @@ def test_ground_truth_as_tracks_scores_perfectly():
     preds = [[_as_people([a for a in anns if a["num_keypoints"] > 0]) for anns in seq.annotations]]
     m = tracking_metrics(gt, preds)
     assert m["hota"] == pytest.approx(1.0) and m["assa"] == pytest.approx(1.0)
-    assert m["idf1"] == pytest.approx(1.0) and m["mota"] == pytest.approx(1.0) and m["id_switches"] == 0
+    assert (
+        m["idf1"] == pytest.approx(1.0)
+        and m["mota"] == pytest.approx(1.0)
+        and m["id_switches"] == 0
+    )
     assert keypoint_jitter(gt, preds)["jitter"] == pytest.approx(0.0, abs=1e-9)
     # the oracle relabelling of the same poses scores the same
     assert tracking_metrics(gt, oracle_identities(gt, preds))["assa"] == pytest.approx(1.0)
@@ -89,7 +115,9 @@ def test_oks_matrix_matches_the_coco_definition():
     k = np.asarray(ann["keypoints"], float).reshape(17, 3)
     moved = k.copy()
     moved[:, 0] += 3.0
-    sim = oks_matrix([ann], [TrackedPerson(keypoints=moved, score=1.0, box=np.zeros(4), track_id=1)])
+    sim = oks_matrix(
+        [ann], [TrackedPerson(keypoints=moved, score=1.0, box=np.zeros(4), track_id=1)]
+    )
     from simplepose.skeleton import COCO_SIGMAS
 
     want = np.mean(np.exp(-9.0 / (2 * ann["area"] * (2 * COCO_SIGMAS) ** 2)))
@@ -102,7 +130,12 @@ def test_jitter_measures_acceleration_error():
     gt = [[[ann], [ann], [ann]]]
     wobble = base.copy()
     wobble[:, 1] += 2.0  # middle frame off by 2 px in y: acceleration error 4 px
-    preds = [[_as_people([ann]), [TrackedPerson(keypoints=wobble, score=1.0, box=np.zeros(4), track_id=1)],
-              _as_people([ann])]]
+    preds = [
+        [
+            _as_people([ann]),
+            [TrackedPerson(keypoints=wobble, score=1.0, box=np.zeros(4), track_id=1)],
+            _as_people([ann]),
+        ]
+    ]
     out = keypoint_jitter(gt, preds)
     assert out["triplets"] == 17 and out["jitter"] == pytest.approx(4.0)

@@ -20,7 +20,7 @@ from simplepose.spec import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 PARITY_DIR = REPO.parent / "shared" / "fixtures" / "parity"
-TINY = dict(num_stacks=2, inp_dim=32, increase=16, stem_channels=16, se_reduction=4)
+TINY = {"num_stacks": 2, "inp_dim": 32, "increase": 16, "stem_channels": 16, "se_reduction": 4}
 
 
 def _n_params(module):

@@ -23,9 +23,9 @@ from simplepose.convert import convert_state_dict
 from simplepose.convert.topdown import convert_mspn, convert_pytorch_cpn, convert_rsn
 from simplepose.errors import CheckpointError
 from simplepose.models.cpn import build_cpn50
-from simplepose.models.mspn import build_mspn
+from simplepose.models.mspn import MSPN, MSPNBottleneck, build_mspn
 from simplepose.models.resnet import resnet18, resnet50, resnet101
-from simplepose.models.rsn import PRM, build_rsn18, build_rsn50
+from simplepose.models.rsn import PRM, ResidualStepsBlock, build_rsn18, build_rsn50
 from simplepose.spec import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,11 @@ def test_cpn_output_shapes():
 
 
 def test_mspn_output_shapes_and_modes():
-    model = build_mspn(num_stages=2, input_size=(64, 64), num_keypoints=3)
+    # one block per ResNet layer: the stage/mode logic of build_mspn's model at a fraction
+    # of the build cost (the builder's layout is checked by the parameter counts)
+    model = MSPN(MSPNBottleneck, (1, 1, 1, 1), num_stages=2, num_keypoints=3,
+                 output_shape=(16, 16))
+    assert meta_build(build_mspn, num_stages=2, input_size=(64, 64)).output_shape == (16, 16)
     x = torch.randn(2, 3, 64, 64)
     model.train()
     with torch.no_grad():
@@ -126,7 +130,11 @@ def test_mspn_output_shapes_and_modes():
 
 
 def test_rsn_output_shapes_with_prm():
-    model = build_rsn18(num_stages=2, input_size=(64, 64), use_prm=True).train()
+    # RSN blocks, one per layer (RSN-18 has two): same modules and paths, cheaper to build
+    model = MSPN(ResidualStepsBlock, (1, 1, 1, 1), num_stages=2, num_keypoints=17,
+                 output_shape=(16, 16), block_kwargs={"num_steps": 4}, prm=PRM(17)).train()
+    assert meta_build(build_rsn18, num_stages=2, input_size=(64, 64),
+                      use_prm=True).output_shape == (16, 16)
     heatmap, stages = model(torch.randn(2, 3, 64, 64))
     assert tuple(heatmap.shape) == (2, 17, 16, 16)
     assert [len(s) for s in stages] == [4, 4]

@@ -21,6 +21,7 @@ from simplepose.tracking.flow import propagate_points
 
 def one_euro_reference(xs, ts, min_cutoff, beta, d_cutoff):
     """The filter written out scalar by scalar from Casiez et al. (2012)."""
+
     def alpha(cutoff, te):
         tau = 1.0 / (2 * math.pi * cutoff)
         return 1.0 / (1.0 + tau / te)
@@ -39,14 +40,18 @@ def one_euro_reference(xs, ts, min_cutoff, beta, d_cutoff):
     return np.array(out)
 
 
-@pytest.mark.parametrize("min_cutoff, beta, d_cutoff", [(1.0, 0.0, 1.0), (0.5, 0.05, 2.0), (2.0, 0.7, 0.3)])
+@pytest.mark.parametrize(
+    "min_cutoff, beta, d_cutoff", [(1.0, 0.0, 1.0), (0.5, 0.05, 2.0), (2.0, 0.7, 0.3)]
+)
 def test_one_euro_matches_the_defining_equations(min_cutoff, beta, d_cutoff):
     rng = np.random.default_rng(0)
     ts = np.cumsum(rng.uniform(0.02, 0.06, 80))  # irregular sampling
     xs = np.cumsum(rng.normal(0, 3, 80)) + 10 * np.sin(ts * 3)
     f = OneEuroFilter(OneEuroParams(min_cutoff, beta, d_cutoff), shape=(1,))
     got = np.array([f(np.array([x]), t)[0] for x, t in zip(xs, ts)])
-    np.testing.assert_allclose(got, one_euro_reference(xs, ts, min_cutoff, beta, d_cutoff), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        got, one_euro_reference(xs, ts, min_cutoff, beta, d_cutoff), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_one_euro_elements_are_independent_and_scale_divides_speed():
@@ -85,7 +90,9 @@ def test_flow_follows_a_synthetic_translation_to_half_a_pixel(dx, dy):
     big = _textured(400, 500)
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     a = big[80:320, 90:410].copy()
-    b = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]), flags=cv2.INTER_LINEAR)[80:320, 90:410].copy()
+    b = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]), flags=cv2.INTER_LINEAR)[
+        80:320, 90:410
+    ].copy()
     rng = np.random.default_rng(3)
     pts = rng.uniform([40, 40], [280, 200], (3, 17, 2))
     kpts = np.concatenate([pts, np.full((3, 17, 1), 0.9)], axis=2)
@@ -107,15 +114,20 @@ def test_flow_loses_points_that_leave_the_frame_or_fail_the_check():
     assert abs(out[3, 0] - 166.0) < 0.5
     # against an unrelated image, the forward-backward check drops most points
     noise = FlowFrame.from_image(_textured(seed=9))
-    grid = np.stack(np.meshgrid(np.arange(40, 280, 40.0), np.arange(40, 200, 40.0)), -1).reshape(-1, 2)
+    grid = np.stack(np.meshgrid(np.arange(40, 280, 40.0), np.arange(40, 200, 40.0)), -1).reshape(
+        -1, 2
+    )
     _, ok = propagate_points(FlowFrame.from_image(a), noise, grid, FlowParams(fb_threshold=0.5))
     assert ok.mean() < 0.5
 
 
 def test_flow_refuses_mismatched_sizes_and_bad_params():
     with pytest.raises(InputError, match="different sizes"):
-        propagate_points(FlowFrame.from_image(_textured(100, 120)), FlowFrame.from_image(_textured(100, 130)),
-                         np.zeros((1, 2)))
+        propagate_points(
+            FlowFrame.from_image(_textured(100, 120)),
+            FlowFrame.from_image(_textured(100, 130)),
+            np.zeros((1, 2)),
+        )
     with pytest.raises(InputError, match="win_size"):
         FlowParams(win_size=1)
     with pytest.raises(InputError, match="fb_threshold"):

@@ -14,7 +14,8 @@ from simplepose.tracking import OneEuroParams, TrackedPerson, Tracker, TrackerPa
 
 # a standing person's keypoints relative to the body centre (px, height about 160)
 _SHAPE = np.array([
-    [0, -70], [-5, -75], [5, -75], [-10, -72], [10, -72], [-20, -45], [20, -45], [-28, -15], [28, -15],
+    [0, -70], [-5, -75], [5, -75], [-10, -72], [10, -72], [-20, -45], [20, -45],
+    [-28, -15], [28, -15],
     [-30, 10], [30, 10], [-12, 10], [12, 10], [-13, 45], [13, 45], [-14, 80], [14, 80],
 ], dtype=np.float64)  # fmt: skip
 
@@ -239,7 +240,7 @@ def test_track_frames_every_frame_and_realtime_sync():
     frames, centres = [], {}
     for f in range(12):
         shift = 3 * f  # the whole scene pans 3 px per frame
-        frame = np.ascontiguousarray(texture[:, 100 - shift:100 - shift + 640])
+        frame = np.ascontiguousarray(texture[:, 100 - shift : 100 - shift + 640])
         frame[0, 0, 0] = f
         frames.append(frame)
         centres[f] = [(150 + shift, 180), (400 + shift, 180)]
@@ -249,8 +250,16 @@ def test_track_frames_every_frame_and_realtime_sync():
     assert {p.track_id for t in every for p in t.people} == {1, 2}
 
     model = _FakeModel(centres)
-    out = list(track_frames(model, frames, TrackerParams(smoothing=False), realtime=True, sync=True,
-                            keyframe_interval=4))
+    out = list(
+        track_frames(
+            model,
+            frames,
+            TrackerParams(smoothing=False),
+            realtime=True,
+            sync=True,
+            keyframe_interval=4,
+        )
+    )
     assert model.calls == 3 and [t.keyframe for t in out] == [f % 4 == 0 for f in range(12)]
     assert [t.index for t in out] == list(range(12))
     for t in out:
@@ -267,7 +276,7 @@ def test_realtime_threaded_outputs_every_frame_in_order():
     texture = cv2.GaussianBlur(rng.integers(0, 255, (360, 700, 3)).astype(np.uint8), (0, 0), 2)
     frames, centres = [], {}
     for f in range(15):
-        frame = np.ascontiguousarray(texture[:, 40 - 2 * f:40 - 2 * f + 640])
+        frame = np.ascontiguousarray(texture[:, 40 - 2 * f : 40 - 2 * f + 640])
         frame[0, 0, 0] = f
         frames.append(frame)
         centres[f] = [(300 + 2 * f, 180)]
@@ -293,9 +302,14 @@ def test_lost_track_follows_the_camera_and_is_found_again():
         for f in range(5):
             tracker.update([person(300, 200)], f)
         for f in range(5, 11):
-            tracker.update([], f, camera=np.array([[1.0, 0, -25.0], [0, 1.0, 0]]) if camera else None)
-        return tracker.update([person(300 - 25 * 6, 200)], 11, camera=np.array([[1.0, 0, -25.0], [0, 1.0, 0]])
-                              if camera else None)
+            tracker.update(
+                [], f, camera=np.array([[1.0, 0, -25.0], [0, 1.0, 0]]) if camera else None
+            )
+        return tracker.update(
+            [person(300 - 25 * 6, 200)],
+            11,
+            camera=np.array([[1.0, 0, -25.0], [0, 1.0, 0]]) if camera else None,
+        )
 
     assert [p.track_id for p in run(camera=True)] == [1]
     assert [p.track_id for p in run(camera=False)] != [1]
