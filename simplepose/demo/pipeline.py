@@ -4,7 +4,8 @@ drawn output + JSON (:mod:`simplepose.demo.sinks`).
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
 (H.264 ``.mp4``), plus optional per-frame JSON records
-``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score", "box_xyxy"}]}``
+``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score",
+"box_xyxy"}]}``
 (``"image": name`` instead of the timestamp for images): streamed one per line to a ``.jsonl``
 path, or one list written atomically at the end for other paths; and/or a window
 (:class:`~simplepose.demo.sinks.Window`).
@@ -152,8 +153,9 @@ def build_predictor(
         raise InputError(f"checkpoint {checkpoint} does not exist")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
-        return Predictor.from_pretrained(model or "openpose_mobilenet_thin", device=device,
-                                         backend=backend or "torch", **options)
+        return Predictor.from_pretrained(
+            model or "openpose_mobilenet_thin", device=device, backend=backend or "torch", **options
+        )
     is_onnx = checkpoint.lower().endswith(".onnx")
     spec = (read_onnx_metadata if is_onnx else read_metadata)(checkpoint)["spec"]
     if mode and spec.paradigm != mode:
@@ -161,8 +163,9 @@ def build_predictor(
             f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}"
         )
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
-    return Predictor.from_checkpoint(checkpoint, device=device, detector=detector or "bundled",
-                                     backend=backend, **options)
+    return Predictor.from_checkpoint(
+        checkpoint, device=device, detector=detector or "bundled", backend=backend, **options
+    )
 
 
 class InferenceStages:
@@ -210,12 +213,27 @@ class InferenceStages:
         return people, (time.perf_counter() - t0) * 1e3
 
 
-def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
-             kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
-             progress: bool = True, channels_last: bool | None = None, threads: int = 0,
-             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None,
-             show: bool = False, track: bool | None = None, realtime: bool = False,
-             keyframe_interval: int | None = None, tracker_params=None) -> DemoReport:
+def run_demo(
+    predictor,
+    source: FrameSource,
+    output: str | None = None,
+    json_path: str | None = None,
+    kpt_threshold: float = 0.2,
+    draw_boxes: bool = False,
+    hud: bool = True,
+    max_frames: int | None = None,
+    progress: bool = True,
+    channels_last: bool | None = None,
+    threads: int = 0,
+    queue_size: int = 4,
+    workers: int = 0,
+    on_frame: Callable | None = None,
+    show: bool = False,
+    track: bool | None = None,
+    realtime: bool = False,
+    keyframe_interval: int | None = None,
+    tracker_params=None,
+) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -233,8 +251,9 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
             frame order. Frames in flight stay bounded by ``3 * queue_size + workers``.
             0 (auto): one worker (see :func:`auto_workers`).
         on_frame: optional ``callback(index, frame_bgr, people)`` after each frame is drawn.
-        show: show each drawn frame in a window (see :func:`~simplepose.demo.sinks.display_problem`);
-            a key press moves past an image, q or Esc stops the run.
+        show: show each drawn frame in a window
+            (see :func:`~simplepose.demo.sinks.display_problem`); a key press moves past an
+            image, q or Esc stops the run.
         track: give people stable ids and smooth them (None: on for videos and webcams).
         realtime: videos/webcams: the network on keyframes in its own thread, optical flow in
             between (implies ``track``).
@@ -247,7 +266,9 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     """
     out = plan_outputs(source, output, json_path)
     if realtime and not source.is_stream:
-        raise InputError(f"--realtime needs a video or webcam input, not the {source.kind} {source.name}")
+        raise InputError(
+            f"--realtime needs a video or webcam input, not the {source.kind} {source.name}"
+        )
     limits = [int(n) for n in (max_frames, source.limit) if n]
     max_frames = min(limits) if limits else None
     track = source.is_stream if track is None else bool(track)
@@ -257,8 +278,13 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         from ..tracking.realtime import KEYFRAME_INTERVAL
 
         params = tracker_params or TrackerParams(fps=float(source.fps))
-        tracker = VideoTracker(predictor.predict, params, keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
-                               live=source.kind == "webcam", fps=float(source.fps))
+        tracker = VideoTracker(
+            predictor.predict,
+            params,
+            keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
+            live=source.kind == "webcam",
+            fps=float(source.fps),
+        )
     window = Window(source.name) if show else None
     workers, threads = (
         auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
@@ -269,14 +295,52 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     emit = sink.write if sink is not None else (lambda record: None)
     try:
         if realtime:
-            _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
-                          progress, on_frame, window)
+            _run_realtime(
+                tracker,
+                source,
+                out,
+                emit,
+                report,
+                kpt_threshold,
+                draw_boxes,
+                hud,
+                max_frames,
+                progress,
+                on_frame,
+                window,
+            )
         elif source.is_stream:
-            _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames,
-                        progress, queue_size, on_frame, max(1, int(workers)), tracker, window)
+            _run_stream(
+                stages,
+                source,
+                out,
+                emit,
+                report,
+                kpt_threshold,
+                draw_boxes,
+                hud,
+                max_frames,
+                progress,
+                queue_size,
+                on_frame,
+                max(1, int(workers)),
+                tracker,
+                window,
+            )
         else:
-            _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
-                        window)
+            _run_images(
+                stages,
+                source,
+                out,
+                emit,
+                report,
+                kpt_threshold,
+                draw_boxes,
+                hud,
+                progress,
+                on_frame,
+                window,
+            )
     finally:
         source.close()
         if window is not None:
@@ -287,8 +351,19 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     return report
 
 
-def _run_images(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
-                window=None):
+def _run_images(
+    stages,
+    source,
+    out,
+    emit,
+    report,
+    kpt_threshold,
+    draw_boxes,
+    hud,
+    progress,
+    on_frame,
+    window=None,
+):
     from tqdm import tqdm
 
     from ..data.coco import load_image
@@ -359,8 +434,9 @@ def _get(q: queue.Queue, stop: threading.Event):
             continue
 
 
-def _read_frames(source: FrameSource, max_frames: int | None, times: dict,
-                 report: DemoReport) -> Iterator[tuple[int, np.ndarray]]:
+def _read_frames(
+    source: FrameSource, max_frames: int | None, times: dict, report: DemoReport
+) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, frame)`` of a video or webcam, in order; ``times["read"]`` gets the ms spent.
 
     A video that stops decoding before the frame count of its header (cut short, or a frame
@@ -377,13 +453,19 @@ def _read_frames(source: FrameSource, max_frames: int | None, times: dict,
         times["read"] += (time.perf_counter() - t0) * 1e3
         if not ok or frame is None:
             if index == 0:
-                raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+                raise InputError(
+                    f"{source.kind} {source.name} yields no frames (corrupt or empty?)"
+                )
             if source.kind == "webcam":
-                raise InputError(f"webcam {source.name} stopped giving frames after {index} (disconnected?)")
+                raise InputError(
+                    f"webcam {source.name} stopped giving frames after {index} (disconnected?)"
+                )
             expected = source.header_frames
             if expected and index < min(expected, max_frames or expected):
-                report.truncated = (f"video {source.name} is truncated: its header announces "
-                                    f"{expected} frames but decoding stopped at frame {index}")
+                report.truncated = (
+                    f"video {source.name} is truncated: its header announces "
+                    f"{expected} frames but decoding stopped at frame {index}"
+                )
                 LOG.info("%s", report.truncated)  # reported once, by whoever reads the report
             return
         yield index, frame
@@ -391,11 +473,27 @@ def _read_frames(source: FrameSource, max_frames: int | None, times: dict,
 
 
 def _frame_record(index: int, timestamp: float, people) -> dict:
-    return {"frame": int(index), "timestamp": round(float(timestamp), 4), "people": people_to_json(people)}
+    return {
+        "frame": int(index),
+        "timestamp": round(float(timestamp), 4),
+        "people": people_to_json(people),
+    }
 
 
-def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                  on_frame, window=None):
+def _run_realtime(
+    tracker,
+    source,
+    out,
+    emit,
+    report,
+    kpt_threshold,
+    draw_boxes,
+    hud,
+    max_frames,
+    progress,
+    on_frame,
+    window=None,
+):
     """Keyframes in a worker thread + optical flow between them; draw and write in the caller."""
     from tqdm import tqdm
 
@@ -443,8 +541,23 @@ def _run_realtime(tracker, source, out, emit, report, kpt_threshold, draw_boxes,
             report.outputs.append(str(out))
 
 
-def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                queue_size, on_frame, workers=1, tracker=None, window=None):
+def _run_stream(
+    stages,
+    source,
+    out,
+    emit,
+    report,
+    kpt_threshold,
+    draw_boxes,
+    hud,
+    max_frames,
+    progress,
+    queue_size,
+    on_frame,
+    workers=1,
+    tracker=None,
+    window=None,
+):
     from tqdm import tqdm
 
     stop = threading.Event()
@@ -464,6 +577,7 @@ def _run_stream(stages, source, out, emit, report, kpt_threshold, draw_boxes, hu
                 LOG.debug("stage %s failed", name, exc_info=True)
                 errors.append(exc)
                 stop.set()
+
         return threading.Thread(target=body, name=f"demo-{name}", daemon=True)
 
     broken: list[InputError] = []  # the stream broke mid-way: finish the frames in flight first

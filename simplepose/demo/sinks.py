@@ -114,8 +114,9 @@ def refuse_input_overwrite(source: FrameSource, path: Path, what: str) -> None:
     where = Path(source.name)
     if source.kind == "folder":
         if _inside(path, where):
-            raise InputError(f"{what} {path} lies inside the input folder {where}: "
-                             f"write it elsewhere")
+            raise InputError(
+                f"{what} {path} lies inside the input folder {where}: write it elsewhere"
+            )
         inputs = source.paths
     else:
         inputs = [where]
@@ -177,7 +178,8 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
 
 def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
     """An H.264 (VP9 for ``.webm``) :class:`~simplepose.utils.video.VideoWriter` into a temp file:
-    ``path`` changes only when it is released (``release()``/``close()``; ``discard()`` drops it)."""
+    ``path`` changes only when it is released (``release()``/``close()``; ``discard()`` drops
+    it)."""
     return VideoWriter(path, fps, (int(width), int(height)))
 
 

@@ -132,5 +132,12 @@ def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
     total = count if count > 0 else None
     if max_frames:
         total = min(total, max_frames) if total else max_frames
-    return FrameSource("video", spec, capture=cap, fps=fps, total=total, limit=max_frames,
-                       header_frames=count if count > 0 else None)
+    return FrameSource(
+        "video",
+        spec,
+        capture=cap,
+        fps=fps,
+        total=total,
+        limit=max_frames,
+        header_frames=count if count > 0 else None,
+    )
