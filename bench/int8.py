@@ -83,28 +83,20 @@ class CalibrationReader:
 
 
 def backbone_convs(model_path: str) -> list[str]:
-    """Names of the Conv nodes before the first Concat that feeds a Conv (the feature concat
-    of the backbone): the nodes the "backbone" variant quantises (graph order is topological)."""
+    """Names of the Conv nodes before the backbone's feature concat (the first Concat fed by a
+    Relu / MaxPool / Conv output; Concats of shape arithmetic are skipped): the nodes the
+    "backbone" variant quantises (graph order is topological)."""
     import onnx
 
     nodes = list(onnx.load(model_path, load_external_data=False).graph.node)
-    consumers: dict[str, list] = {}
-    for n in nodes:
-        for t in n.input:
-            consumers.setdefault(t, []).append(n)
-
-    def feeds_conv(node, depth=0) -> bool:
-        nxt = [c for o in node.output for c in consumers.get(o, [])]
-        return any(c.op_type == "Conv" or (c.op_type == "Pad" and depth < 2 and feeds_conv(c, depth + 1))
-                   for c in nxt)
-
+    producer = {out: n.op_type for n in nodes for out in n.output}
     names = []
     for n in nodes:
-        if n.op_type == "Concat" and feeds_conv(n):
-            break
+        if n.op_type == "Concat" and any(producer.get(t) in ("Relu", "MaxPool", "Conv") for t in n.input):
+            return names
         if n.op_type == "Conv":
             names.append(n.name)
-    return names
+    raise ValueError(f"{model_path}: no feature concat found")
 
 
 def quantise(fp32: str, folder: Path, pipeline, calib_paths) -> dict[str, str]:
