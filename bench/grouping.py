@@ -1,7 +1,7 @@
 """Bottom-up decode speed: C++ assignment vs the pure-Python reference, side by side.
 
 On the oracle maps of every image of an annotation file (50 SimplePose channels at the
-inference resolution of SPEC 3.8), times the full post-network decode -- splitting the
+inference resolution: input height 512), times the full post-network decode -- splitting the
 maps, peak finding, limb scoring, assembly, mapping to COCO-17 in original px -- once per
 image with each backend, interleaved so that machine noise hits both alike. Prints
 median / p90 ms per image, the speed ratio and a time-vs-people table, writes JSON and a
@@ -31,7 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--plot", help="output PNG (default: <json stem>.png)")
     p.add_argument("--cpp-repeats", type=int, default=5, help="C++ timings per image (median kept)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)")
+    p.add_argument("--limit", type=int, dest="max_frames", help=argparse.SUPPRESS)  # old spelling
     return p.parse_args(argv)
 
 
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
         print(f"bench/grouping.py: error: {exc}", file=sys.stderr)
         return 2
     codec, params = SimplePoseCodec(), GroupingParams()
-    ids = ann.image_ids[: args.limit] if args.limit else ann.image_ids
+    ids = ann.image_ids[: args.max_frames] if args.max_frames else ann.image_ids
     cpp_ms, ref_ms, counts = [], [], []
     from tqdm import tqdm
 

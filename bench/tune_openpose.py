@@ -46,7 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "simplepose_tune_cache"),
                    help="folder of cached network maps")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="only the first N images (0: all)")
+    p.add_argument("--limit", type=int, dest="max_frames", help=argparse.SUPPRESS)  # old spelling
     p.add_argument("--json", help="write every row here")
     return p.parse_args(argv)
 
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ann = load_coco_keypoints(args.ann)
-    ids = ann.image_ids[: args.limit] if args.limit else ann.image_ids
+    ids = ann.image_ids[: args.max_frames] if args.max_frames else ann.image_ids
     # channels-last is markedly faster for the depthwise convs; same maps to float rounding
     predictor = Predictor.from_pretrained("openpose_mobilenet_thin", device="cpu", channels_last=True)
     pipeline = predictor.pipeline

@@ -22,7 +22,7 @@ the command with ``PYTHONPATH=.``)::
 
     python data_prep/convert_tfpose.py \\
         --graph ../shared/models/openpose_mobilenet_thin/graph_opt.pb \\
-        --out simplepose/weights/openpose_mobilenet_thin.safetensors
+        --output simplepose/weights/openpose_mobilenet_thin.safetensors
 
 The output is deterministic: the same graph gives a byte-identical file.
 """
@@ -35,7 +35,6 @@ import json
 import os
 import re
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,8 @@ import numpy as np
 try:
     import torch
 
+    from simplepose.cli.common import add_alias, run_reporting_errors
+    from simplepose.errors import SimplePoseError
     from simplepose.models.openpose import (
         OpenPoseMobileNetThin,
         SeparableConv,
@@ -78,13 +79,17 @@ OUTPUT_LAYOUT = (
 )
 
 
+class ConversionError(SimplePoseError, ValueError):
+    """The graph cannot be read, does not match the module, or fails the parity check."""
+
+
 # ----------------------------------------------------------------------------- graph reading
 def load_graph(path: Path):
     """Parse a frozen GraphDef with tensorboard's compiled TF protos."""
     try:
         from tensorboard.compat.proto import graph_pb2
     except ImportError as exc:
-        raise SystemExit(
+        raise ConversionError(
             "reading the TF graph needs tensorboard's compiled protos: `pip install tensorboard` "
             "(a conversion-time dependency only)"
         ) from exc
@@ -97,7 +102,7 @@ def const_array(node) -> np.ndarray:
     """The float32 array of a ``Const`` node (tensor_content or float_val encoding)."""
     tensor = node.attr["value"].tensor
     if tensor.dtype != DT_FLOAT:
-        raise ValueError(f"{node.name}: expected DT_FLOAT, got dtype enum {tensor.dtype}")
+        raise ConversionError(f"{node.name}: expected DT_FLOAT, got dtype enum {tensor.dtype}")
     shape = tuple(d.size for d in tensor.tensor_shape.dim)
     if tensor.tensor_content:
         arr = np.frombuffer(tensor.tensor_content, dtype="<f4")
@@ -135,7 +140,7 @@ def torch_prefix(tf_conv_name: str) -> str:
         stage, branch, layer, kind = m.groups()
         branch_name = "paf" if branch == "1" else "heatmap"
         return f"stages.{int(stage) - 1}.{branch_name}.{int(layer) - 1}.{kind}"
-    raise ValueError(f"unexpected conv node {tf_conv_name!r}")
+    raise ConversionError(f"unexpected conv node {tf_conv_name!r}")
 
 
 def _tf_output_name(prefix: str) -> str:
@@ -171,11 +176,11 @@ def convert(graph, model: OpenPoseMobileNetThin) -> dict[str, torch.Tensor]:
 
     def put(key: str, arr: np.ndarray, const_name: str):
         if key not in params:
-            raise ValueError(f"{const_name} maps to {key}, which the module does not have")
+            raise ConversionError(f"{const_name} maps to {key}, which the module does not have")
         if key in state:
-            raise ValueError(f"{key} assigned twice (second from {const_name})")
+            raise ConversionError(f"{key} assigned twice (second from {const_name})")
         if tuple(params[key].shape) != arr.shape:
-            raise ValueError(f"{const_name} -> {key}: shape {arr.shape} != "
+            raise ConversionError(f"{const_name} -> {key}: shape {arr.shape} != "
                              f"{tuple(params[key].shape)}")
         state[key] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
         used_consts.add(const_name)
@@ -186,29 +191,29 @@ def convert(graph, model: OpenPoseMobileNetThin) -> dict[str, torch.Tensor]:
         prefix = torch_prefix(node.name)
         conv = convs.get(prefix)
         if conv is None:
-            raise ValueError(f"{node.name} -> {prefix}: no such conv in the module")
+            raise ConversionError(f"{node.name} -> {prefix}: no such conv in the module")
         weight_name = _strip(node.input[1])
         w = const_array(nodes[weight_name])
         strides = list(node.attr["strides"].list.i)
         padding = node.attr["padding"].s.decode()
         if node.attr["data_format"].s.decode() != "NHWC" or padding != "SAME":
-            raise ValueError(f"{node.name}: unsupported data_format/padding")
+            raise ConversionError(f"{node.name}: unsupported data_format/padding")
         if strides[1:3] != list(conv.stride) or strides[0] != 1 or strides[3] != 1:
-            raise ValueError(f"{node.name}: graph strides {strides} != module {conv.stride}")
+            raise ConversionError(f"{node.name}: graph strides {strides} != module {conv.stride}")
         k = w.shape[0]
         if w.shape[1] != k or tuple(conv.kernel_size) != (k, k):
-            raise ValueError(f"{node.name}: kernel {w.shape[:2]} != module {conv.kernel_size}")
+            raise ConversionError(f"{node.name}: kernel {w.shape[:2]} != module {conv.kernel_size}")
         # SAME at stride 1 is symmetric k // 2; strided convs must pad at run time.
         if conv.stride == (1, 1):
             if tuple(conv.padding) != (k // 2, k // 2):
-                raise ValueError(f"{node.name}: module padding {conv.padding} is not SAME")
+                raise ConversionError(f"{node.name}: module padding {conv.padding} is not SAME")
         elif not isinstance(conv, TFSameConv2d):
-            raise ValueError(f"{node.name}: strided SAME conv needs run-time padding")
+            raise ConversionError(f"{node.name}: strided SAME conv needs run-time padding")
 
         if node.op == "DepthwiseConv2dNative":
             # TF [kh, kw, C, multiplier=1] -> torch [C, 1, kh, kw]
             if w.shape[3] != 1 or conv.groups != w.shape[2]:
-                raise ValueError(f"{node.name}: depthwise multiplier/groups mismatch")
+                raise ConversionError(f"{node.name}: depthwise multiplier/groups mismatch")
             put(f"{prefix}.weight", w.transpose(2, 3, 0, 1), weight_name)
         else:
             # TF [kh, kw, in, out] -> torch [out, in, kh, kw]
@@ -216,7 +221,7 @@ def convert(graph, model: OpenPoseMobileNetThin) -> dict[str, torch.Tensor]:
 
         bias_add = follow(node, "BiasAdd")
         if (bias_add is None) != (conv.bias is None):
-            raise ValueError(f"{node.name}: bias presence differs between graph and module")
+            raise ConversionError(f"{node.name}: bias presence differs between graph and module")
         if bias_add is not None:
             bias_name = _strip(bias_add.input[1])
             put(f"{prefix}.bias", const_array(nodes[bias_name]), bias_name)
@@ -228,19 +233,19 @@ def convert(graph, model: OpenPoseMobileNetThin) -> dict[str, torch.Tensor]:
             else:
                 wants_relu = prefix == "backbone.conv0"
             if has_relu != wants_relu:
-                raise ValueError(f"{node.name}: ReLU in graph={has_relu}, module={wants_relu}")
+                raise ConversionError(f"{node.name}: ReLU in graph={has_relu}, module={wants_relu}")
         elif follow(node, "Relu") is not None:
-            raise ValueError(f"{node.name}: unexpected ReLU directly after a bias-free conv")
+            raise ConversionError(f"{node.name}: unexpected ReLU directly after a bias-free conv")
 
     _check_topology(nodes, model)
 
     float_consts = {n.name for n in graph.node
                     if n.op == "Const" and n.attr["value"].tensor.dtype == DT_FLOAT}
     if float_consts - used_consts:
-        raise ValueError(f"graph weights not mapped: {sorted(float_consts - used_consts)}")
+        raise ConversionError(f"graph weights not mapped: {sorted(float_consts - used_consts)}")
     missing = sorted(set(params) - set(state))
     if missing:
-        raise ValueError(f"module parameters without graph weights: {missing}")
+        raise ConversionError(f"module parameters without graph weights: {missing}")
     return state
 
 
@@ -249,19 +254,19 @@ def _check_topology(nodes: dict, model: OpenPoseMobileNetThin) -> None:
 
     def inputs(name):
         if name not in nodes:
-            raise ValueError(f"graph has no node {name!r}")
+            raise ConversionError(f"graph has no node {name!r}")
         return [_strip(i) for i in nodes[name].input]
 
     def expect(name, want):
         got = inputs(name)
         if got != want:
-            raise ValueError(f"{name}: inputs {got} != expected {want}")
+            raise ConversionError(f"{name}: inputs {got} != expected {want}")
 
     pool = nodes["Conv2d_3_pool"]
     if (pool.op != "MaxPool" or list(pool.attr["ksize"].list.i) != [1, 2, 2, 1]
             or list(pool.attr["strides"].list.i) != [1, 2, 2, 1]
             or pool.attr["padding"].s.decode() != "SAME"):
-        raise ValueError("Conv2d_3_pool is not a 2x2/2 SAME max pool")
+        raise ConversionError("Conv2d_3_pool is not a 2x2/2 SAME max pool")
     expect("Conv2d_3_pool", ["MobilenetV1/Conv2d_3_pointwise/Relu"])
     expect("feat_concat", ["Conv2d_3_pool", "MobilenetV1/Conv2d_7_pointwise/Relu",
                            "MobilenetV1/Conv2d_11_pointwise/Relu", "feat_concat/axis"])
@@ -277,7 +282,7 @@ def _check_topology(nodes: dict, model: OpenPoseMobileNetThin) -> None:
         for branch in ("L1", "L2"):
             first = f"Openpose/MConv_Stage{s}_{branch}_1_depthwise/depthwise"
             if inputs(first)[0] != src:
-                raise ValueError(f"{first} reads {inputs(first)[0]}, expected {src}")
+                raise ConversionError(f"{first} reads {inputs(first)[0]}, expected {src}")
     last = num_stages - 1
     expect(OUTPUT_NODE, [_tf_output_name(f"stages.{last}.heatmap.4.pointwise"),
                          _tf_output_name(f"stages.{last}.paf.4.pointwise"),
@@ -285,7 +290,7 @@ def _check_topology(nodes: dict, model: OpenPoseMobileNetThin) -> None:
     for axis_node in [n for n in nodes if n.endswith("/axis")]:
         tensor = nodes[axis_node].attr["value"].tensor
         if list(tensor.int_val) != [3]:
-            raise ValueError(f"{axis_node}: concat axis {list(tensor.int_val)} is not channels")
+            raise ConversionError(f"{axis_node}: concat axis {list(tensor.int_val)} is not channels")
 
 
 # ------------------------------------------------------------------------------ writing
@@ -317,7 +322,7 @@ def verify_with_opencv(graph_path: Path, model: OpenPoseMobileNetThin, images: l
     for path in images:
         img = cv2.imread(str(path))
         if img is None:
-            raise SystemExit(f"cannot read image {path}")
+            raise ConversionError(f"cannot read image {path}")
         blob = cv2.dnn.blobFromImage(img, 1.0, (432, 368), (0, 0, 0), swapRB=False, crop=False)
         inputs.append((f"{path.name} 432x368", blob.astype(np.float32)))
     worst = 0.0
@@ -327,26 +332,32 @@ def verify_with_opencv(graph_path: Path, model: OpenPoseMobileNetThin, images: l
         with torch.no_grad():
             ours = model(torch.from_numpy(x)).numpy()
         if ours.shape != ref.shape:
-            raise SystemExit(f"{label}: shape {ours.shape} != OpenCV {ref.shape}")
+            raise ConversionError(f"{label}: shape {ours.shape} != OpenCV {ref.shape}")
         diff = float(np.abs(ours - ref).max())
         print(f"  parity {label}: output {ours.shape}, max |ours - opencv| = {diff:.3e} "
               f"(output range {ref.min():.3f} .. {ref.max():.3f})")
         worst = max(worst, diff)
     if worst > tol:
-        raise SystemExit(f"parity check failed: max |diff| {worst:.3e} > {tol:.1e}")
+        raise ConversionError(f"parity check failed: max |diff| {worst:.3e} > {tol:.1e}")
     return worst
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--graph", type=Path, required=True, help="frozen graph_opt.pb")
-    parser.add_argument("--out", type=Path, required=True, help="output .safetensors")
+    parser.add_argument("--output", type=Path, help="output .safetensors (required)")
+    add_alias(parser, "--out", dest="output", type=Path)
     parser.add_argument("--image", type=Path, action="append", default=[],
                         help="extra real image(s) for the OpenCV parity check")
     parser.add_argument("--tol", type=float, default=1e-3, help="max |diff| allowed vs OpenCV")
     parser.add_argument("--no-verify", action="store_true", help="skip the OpenCV parity check")
     args = parser.parse_args(argv)
+    if args.output is None:
+        parser.error("--output is required")
+    return run_reporting_errors(parser.prog, lambda: convert_graph(args))
 
+
+def convert_graph(args) -> int:
     from safetensors.torch import save
 
     raw = args.graph.read_bytes()
@@ -381,20 +392,20 @@ def main(argv=None) -> int:
                    "was already folded into the *_bn_offset biases in the frozen graph)",
     }
     tensors = {k: state[k].contiguous() for k in sorted(state)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, canonical_safetensors(save(tensors, metadata=metadata)))
-    os.chmod(args.out, 0o644)  # the temp file of the atomic write is created 0600
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.output, canonical_safetensors(save(tensors, metadata=metadata)))
+    os.chmod(args.output, 0o644)  # the temp file of the atomic write is created 0600
 
     # Read back through the public builder, as users will.
-    reloaded = build_openpose_mobilenet_thin(weights_path=args.out)
+    reloaded = build_openpose_mobilenet_thin(weights_path=args.output)
     for k, v in reloaded.state_dict().items():
         if not torch.equal(v, state[k]):
-            raise SystemExit(f"read-back mismatch in {k}")
-    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, {len(tensors)} tensors, "
+            raise ConversionError(f"read-back mismatch in {k}")
+    digest = hashlib.sha256(args.output.read_bytes()).hexdigest()
+    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.2f} MB, {len(tensors)} tensors, "
           f"sha256 {digest})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -16,6 +16,12 @@ Checkpoints written before the spec existed hold only ``simplepose_model`` and
 ``model_kwargs``: :func:`read_metadata` fills their spec from the registered spec of that name
 with those kwargs (:func:`spec_from_legacy_metadata`).
 
+Metadata is untrusted input: :func:`validate_metadata` checks every field of ``model_kwargs``
+and of the spec against sane bounds (e.g. a top-down ``input_size`` side above 1024 px is
+refused with the field named) and only accepts builders of registered specs or of
+``simplepose.models``, before anything is imported, built or allocated. Floating-point weights
+stored in another precision (fp16, bf16, fp64) are cast to the model's dtype on load.
+
 Loading never unpickles: safetensors holds raw tensor bytes and a JSON header only. Legacy ``.pth``
 files are read by :func:`load_state_dict_any` with ``torch.load(weights_only=True)``, which refuses
 arbitrary Python objects.
@@ -27,6 +33,7 @@ import json
 import logging
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,7 +42,7 @@ from safetensors import SafetensorError
 
 from simplepose.errors import CheckpointError, InputError
 from simplepose.spec import PoseModelSpec
-from simplepose.utils.io import atomic_path
+from simplepose.utils.io import atomic_path, loads_json
 from simplepose.utils.state_dict import state_dict_diff
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "read_metadata",
     "save_model",
     "spec_from_legacy_metadata",
+    "validate_metadata",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -65,7 +73,9 @@ def _build(spec: PoseModelSpec, device=None):
         with torch.device(device):
             return spec.build_model()
     except (TypeError, InputError) as exc:
-        raise CheckpointError(f"cannot build model {spec.name!r} with {spec.kwargs}: {exc}") from None
+        raise CheckpointError(
+            f"cannot build model {spec.name!r} with {spec.kwargs}: {exc}"
+        ) from None
 
 
 def build_and_load(spec: PoseModelSpec, state_dict: Mapping, source: str = "state dict"):
@@ -86,6 +96,7 @@ def build_and_load(spec: PoseModelSpec, state_dict: Mapping, source: str = "stat
     diff = state_dict_diff(model.state_dict(), state_dict)
     if diff:
         raise CheckpointError(f"{source} does not match model {spec.name!r} {spec.kwargs}: {diff}")
+    state_dict = _match_dtypes(model.state_dict(), state_dict, source)
     if not any(t.is_meta for t in model.parameters()):
         model.load_state_dict(state_dict, strict=True)
         return model
@@ -95,6 +106,144 @@ def build_and_load(spec: PoseModelSpec, state_dict: Mapping, source: str = "stat
         model = _build(spec)
         model.load_state_dict(state_dict, strict=True)
     return model
+
+
+def _match_dtypes(expected: Mapping, state_dict: Mapping, source: str) -> dict:
+    """``state_dict`` with floating tensors cast to the dtypes of ``expected`` (fp16 / bf16 /
+    fp64 weights load into a float32 model); any other dtype mismatch is a CheckpointError."""
+    out, cast = {}, set()
+    for key, t in state_dict.items():
+        want = expected[key].dtype
+        if t.dtype != want:
+            if not (t.dtype.is_floating_point and want.is_floating_point):
+                raise CheckpointError(
+                    f"{source}: tensor {key!r} is {t.dtype}, the model expects {want}"
+                )
+            cast.add(f"{t.dtype} -> {want}")
+            t = t.to(want)
+        out[key] = t
+    if cast:
+        LOG.info("%s: cast weights %s", source, ", ".join(sorted(cast)))
+    return out
+
+
+# ------------------------------------------------------------------ metadata bounds
+#: Sane bounds of numeric metadata by field name, wherever the name occurs (``model_kwargs``,
+#: the spec's ``kwargs`` / ``codec`` / ``inference``, extra metadata). These are the fields that
+#: size activations or loops (the weights' own size is bounded by the file). A tampered or
+#: corrupt value outside them is refused before anything is imported or allocated.
+METADATA_BOUNDS: dict[str, tuple[float, float]] = {
+    "input_size": (16, 1024),  # top-down network input side (px): 1024 x 1024 ~ 0.25 GB / box
+    "input_hw": (16, 1024),
+    "heatmap_hw": (1, 1024),
+    "box_size": (16, 4096),  # bottom-up input height (px)
+    "pad_multiple": (1, 512),
+    "stride": (1, 64),
+    "kernels": (1, 255),  # Gaussian kernel sides (px)
+    "decode_kernel": (1, 255),
+    "pad": (0, 1024),
+    "num_stacks": (1, 16),
+    "num_stages": (1, 16),
+    "num_scales": (1, 8),
+    "depth": (1, 8),
+    "iteration": (0, 10**12),
+    "epoch": (0, 10**9),
+}
+_INT_BOUNDS = (-(2**31), 2**31 - 1)  # any other integer: a C int
+_FLOAT_BOUNDS = (-1e12, 1e12)  # any other number: finite
+_MAX_LIST = 64
+_MAX_STRING = 256
+_MAX_DEPTH = 6
+_SPEC_SECTIONS = ("kwargs", "codec", "inference", "input")
+
+
+def _check_value(field: str, value, bounds: tuple[float, float] | None, depth: int = 0) -> None:
+    """Raise ValueError naming ``field`` when ``value`` (a decoded JSON value) is out of bounds."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{field} is nested too deeply")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (int, float)):
+        lo, hi = bounds or (_INT_BOUNDS if isinstance(value, int) else _FLOAT_BOUNDS)
+        if not lo <= value <= hi:  # also NaN
+            raise ValueError(f"{field} = {value} is outside [{lo}, {hi}]")
+        return
+    if isinstance(value, str):
+        if len(value) > _MAX_STRING:
+            raise ValueError(f"{field} is a string of {len(value)} characters (max {_MAX_STRING})")
+        return
+    if isinstance(value, list):
+        if len(value) > _MAX_LIST:
+            raise ValueError(f"{field} has {len(value)} items (max {_MAX_LIST})")
+        for i, item in enumerate(value):
+            _check_value(f"{field}[{i}]", item, bounds, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            _check_value(f"{field}.{k}", item, METADATA_BOUNDS.get(k), depth + 1)
+        return
+    raise ValueError(f"{field} has an unsupported type {type(value).__name__}")
+
+
+def _check_builder(builder) -> None:
+    """A checkpoint may only name a builder of a registered spec or one in simplepose.models:
+    importing and calling any other ``module:function`` from a file would run its code."""
+    from simplepose.spec import registered_specs
+
+    if not isinstance(builder, str):
+        raise ValueError(f"spec.builder = {str(builder)[:80]!r} is not a string")  # noqa: TRY004 - reported as CheckpointError
+    if builder in {s.builder for s in registered_specs()}:
+        return
+    module = builder.split(":", 1)[0]
+    if not re.fullmatch(r"simplepose\.models\.[A-Za-z_][A-Za-z0-9_]*", module):
+        raise ValueError(
+            f"spec.builder = {builder[:80]!r} is neither a registered model's builder nor in "
+            f"simplepose.models (register its spec before loading)"
+        )
+
+
+def validate_metadata(meta: Mapping, source: str = "checkpoint", spec: Mapping | None = None) -> None:
+    """Check decoded checkpoint metadata against sane bounds before anything is built.
+
+    Args:
+        meta: :func:`read_metadata`'s dict (``model_kwargs`` decoded, extra fields as strings).
+        source: the file, for messages.
+        spec: the decoded ``simplepose_spec`` JSON (before :class:`PoseModelSpec` is built).
+
+    Checked: numbers named in :data:`METADATA_BOUNDS` (anywhere in ``model_kwargs`` and the spec's
+    ``kwargs``, ``codec``, ``inference``, ``input``), every other number (finite, integers within
+    a C int), lists of at most 64 items, strings of at most 256 characters, nesting of at most 6
+    levels; the spec's builder (a registered spec's, or in ``simplepose.models``); the numeric
+    extra fields ``iteration`` and ``epoch``.
+
+    Raises:
+        CheckpointError: ``"<source>: metadata field model_kwargs.input_size[0] = 8192 is outside
+        [16, 1024]"``.
+    """
+    try:
+        for key, value in meta["model_kwargs"].items():
+            _check_value(f"model_kwargs.{key}", value, METADATA_BOUNDS.get(key))
+        if spec is not None:
+            if not isinstance(spec, Mapping):
+                raise ValueError(f"simplepose_spec is a {type(spec).__name__}, not an object")
+            _check_builder(spec.get("builder"))
+            for key, value in spec.items():
+                where = f"spec.{key}"
+                if key in _SPEC_SECTIONS and not isinstance(value, Mapping):
+                    raise ValueError(f"{where} is a {type(value).__name__}, not an object")
+                _check_value(where, value, METADATA_BOUNDS.get(key))
+        for key in ("iteration", "epoch"):
+            if key in meta:
+                raw = meta[key]
+                try:
+                    value = json.loads(raw) if isinstance(raw, str) else raw
+                except json.JSONDecodeError:
+                    raise ValueError(f"{key} = {str(raw)[:40]!r} is not a number") from None
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{key} = {str(raw)[:40]!r} is not a number")
+                _check_value(key, value, METADATA_BOUNDS[key])
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: metadata field {exc}") from None
 
 
 def _encode_meta(value) -> str:
@@ -176,7 +325,9 @@ def spec_from_legacy_metadata(model_name: str, model_kwargs: dict) -> PoseModelS
     try:
         return get_spec(model_name).with_kwargs(**model_kwargs)
     except InputError as exc:
-        raise CheckpointError(f"cannot rebuild the spec of an old {model_name!r} checkpoint: {exc}") from None
+        raise CheckpointError(
+            f"cannot rebuild the spec of an old {model_name!r} checkpoint: {exc}"
+        ) from None
 
 
 def read_metadata(path) -> dict:
@@ -206,14 +357,19 @@ def read_metadata(path) -> dict:
         )
     meta = dict(raw)
     try:
-        meta["model_kwargs"] = json.loads(raw["model_kwargs"])
+        meta["model_kwargs"] = loads_json(raw["model_kwargs"], "model_kwargs metadata")
+        spec_dict = (loads_json(raw["simplepose_spec"], "simplepose_spec metadata")
+                     if "simplepose_spec" in raw else None)
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: model_kwargs metadata is not JSON ({exc})") from None
+        raise CheckpointError(f"{path}: metadata is not JSON ({exc})") from None
+    except ValueError as exc:  # nested too deeply
+        raise CheckpointError(f"{path}: {exc}") from None
     if not isinstance(meta["model_kwargs"], dict):
         raise CheckpointError(f"{path}: model_kwargs metadata is not a JSON object")
-    if "simplepose_spec" in raw:
+    validate_metadata(meta, str(path), spec_dict)
+    if spec_dict is not None:
         try:
-            meta["spec"] = PoseModelSpec.from_json(raw["simplepose_spec"])
+            meta["spec"] = PoseModelSpec.from_dict(spec_dict)
         except InputError as exc:
             raise CheckpointError(f"{path}: invalid simplepose_spec metadata ({exc})") from None
     else:
@@ -293,10 +449,23 @@ def torch_load_safe(path, what: str):
     try:
         return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
             f"{path}: refusing to unpickle objects other than tensors and plain "
-            f"containers (weights_only=True): {first}"
+            f"containers: {_unpickling_reason(exc)}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable {what} ({exc})") from None
+        first = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0] or type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable {what} ({first})") from None
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """What torch's weights_only unpickler refused, without its advice to load the file
+    unsafely (the caller refuses the file; it must not suggest executing it)."""
+    text = str(exc)
+    m = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\s+Please use|\s*$)", text, re.DOTALL)
+    reason = m.group(1) if m else ""
+    if not reason:  # another message: keep the lines that do not advise unsafe loading
+        lines = [ln.strip() for ln in text.splitlines()
+                 if ln.strip() and "weights_only" not in ln and "can still be loaded" not in ln]
+        reason = lines[0] if lines else type(exc).__name__
+    return re.sub(r"\s+", " ", reason).strip().rstrip(".")

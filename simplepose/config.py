@@ -13,7 +13,8 @@ Schema (defaults in the dataclasses below)::
             input_size (bottom-up square side), input_hw (top-down [H, W]), codec (top-down
             codec name, e.g. rsn_256x192), augment, workers, batch_size (per process), seed
             (augmentation seed: per-sample RNG = (seed, epoch, index)), image_ids (subset),
-            crop (bottom-up: person | image), padding (top-down crop padding [x, y])
+            crop (bottom-up: person | image), padding (top-down crop padding [x, y]),
+            layout (keypoint layout of the files: coco17 | mpii16 | crowdpose14)
     loss:   name (auto | focal_l2 | cpn | coarse_to_fine), gamma, batch_normalizer,
             scale_weights, stack_weights (focal L2); top_k, global_level_mean (CPN);
             use_ohkm, coarse_weight (MSPN / RSN)
@@ -23,7 +24,7 @@ Schema (defaults in the dataclasses below)::
             late_step_epoch, late_step_epochs, milestones, epochs, max_iters
     train:  output_dir, grad_accum_steps, amp (off | bf16 | fp16), sync_bn,
             checkpoint_every_iters, checkpoint_every_epochs, log_every, max_iters_per_epoch,
-            skip_loss_above, device, progress
+            skip_loss_above, device, progress, dist_timeout_s
 
 Rules:
 
@@ -42,10 +43,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 
@@ -102,12 +105,15 @@ class DataConfig:
     workers: int = 2  # DataLoader workers per process
     batch_size: int = 4  # per process (per GPU)
     seed: int = 0  # augmentation seed; every sample's RNG is seeded by (seed, epoch, index)
-    image_ids: Optional[list[int]] = None  # train on these images only (None: all)
+    image_ids: list[int] | None = None  # train on these images only (None: all)
     # bottom-up samples: "person" (SPEC 3.2 crops around each main person) or "image" (the
     # whole image at the inference geometry, no augmentation: memorisation / sanity runs)
     crop: Literal["person", "image"] = "person"
     # top-down crop padding [x, y] around the box (None: the dataset's MSPN training padding)
-    padding: Optional[list[float]] = None
+    padding: list[float] | None = None
+    # keypoint layout of the annotation files (simplepose.skeleton.get_layout): the codec's flip
+    # permutation and the bottom-up limb graph follow it; the model's output must match it
+    layout: str = "coco17"
 
 
 @dataclass
@@ -117,9 +123,9 @@ class LossConfig:
     name: Literal["auto", "focal_l2", "cpn", "coarse_to_fine"] = "auto"
     # focal L2 (SPEC 3.6)
     gamma: float = 2.0  # 2 = README/paper, 1 = released code
-    batch_normalizer: Optional[float] = None  # None = actual per-process batch; 4 = reference
-    scale_weights: Optional[list[float]] = None  # None = (0.1, 0.2, 0.4, 1.6, 6.4)[:scales]
-    stack_weights: Optional[list[float]] = None  # None = all ones
+    batch_normalizer: float | None = None  # None = actual per-process batch; 4 = reference
+    scale_weights: list[float] | None = None  # None = (0.1, 0.2, 0.4, 1.6, 6.4)[:scales]
+    stack_weights: list[float] | None = None  # None = all ones
     # top-down (SPEC 4.4 / 5.4)
     top_k: int = 8  # OHKM keypoints per sample
     global_level_mean: bool = False  # CPN: divide L_G by the number of levels (TF-CPN)
@@ -166,9 +172,12 @@ class TrainConfig:
     checkpoint_every_epochs: int = 1  # also at the end of every N-th epoch (0 = never)
     log_every: int = 20  # iterations between metrics.csv rows
     max_iters_per_epoch: int = 0  # 0 = full epochs; > 0 caps them (smoke runs)
-    skip_loss_above: Optional[float] = 2e5  # skip a batch whose loss exceeds this; null = never
+    skip_loss_above: float | None = 2e5  # skip a batch whose loss exceeds this; null = never
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True  # tqdm bar on rank 0
+    # torch.distributed collective timeout (s): a stopped or hung rank is reported (by number)
+    # and the run ends after this long; torch's own default is 1800 s
+    dist_timeout_s: float = 300.0
 
 
 @dataclass
@@ -199,7 +208,7 @@ def _coerce(value, tp, key: str):
     """Check ``value`` against the annotation ``tp``; return the (converted) value."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin is typing.Union:  # Optional[X]
+    if origin in (typing.Union, types.UnionType):  # Optional[X] / X | None
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
@@ -314,6 +323,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be >= 0, got {value}")
     if cfg.optim.lr < 0:
         raise ConfigError(f"optim.lr must be >= 0, got {cfg.optim.lr}")
+    if not (math.isfinite(cfg.train.dist_timeout_s) and cfg.train.dist_timeout_s > 0):
+        raise ConfigError(f"train.dist_timeout_s must be > 0, got {cfg.train.dist_timeout_s}")
     if len(cfg.data.input_hw) != 2:
         raise ConfigError(f"data.input_hw must be [H, W], got {cfg.data.input_hw}")
     if len(cfg.optim.betas) != 2:
@@ -337,11 +348,13 @@ def validate_model(cfg: Config) -> None:
     except InputError as exc:
         raise ConfigError(f"model.name: {exc}") from None
     if cfg.data.task != spec.paradigm:
-        raise ConfigError(f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}")
+        raise ConfigError(
+            f"data.task is {cfg.data.task!r} but model {spec.name} is {spec.paradigm}"
+        )
     topdown = spec.paradigm == "topdown"
     try:
-        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, cfg.data.input_hw if topdown else None,
-                            cfg.data.codec or None)  # fmt: skip
+        hw = cfg.data.input_hw if topdown else None
+        spec = resolve_spec(cfg.model.name, cfg.model.kwargs, hw, cfg.data.codec or None)
     except InputError as exc:
         raise ConfigError(f"model / data.input_hw / data.codec disagree: {exc}") from None
     multiple = int(spec.inference.get("pad_multiple", 1))
@@ -392,6 +405,8 @@ def apply_opts(data: dict, opts: list[str] | None) -> dict:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {key}: cannot parse {raw!r} ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"override {key}: the value is nested too deeply") from None
         parts = _resolve_key(key)
         node, cls = data, Config
         for depth, part in enumerate(parts[:-1]):
@@ -434,6 +449,8 @@ def load_config(path=None, opts: list[str] | None = None) -> Config:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a config") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
     data = apply_opts(data, opts)

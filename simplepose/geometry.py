@@ -122,6 +122,11 @@ class BottomUpGeometry:
         return self.pad_h // self.stride, self.pad_w // self.stride
 
     @property
+    def valid_heatmap_hw(self) -> tuple[int, int]:
+        """(H, W) of the heatmap cells that overlap the resized image (the rest is padding)."""
+        return -(-self.in_h // self.stride), -(-self.in_w // self.stride)
+
+    @property
     def heatmap_to_original_scale(self) -> tuple[float, float]:
         """Original px per heatmap px along x and y (for limb lengths)."""
         return self.stride / self.scale_x, self.stride / self.scale_y

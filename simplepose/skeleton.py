@@ -360,6 +360,9 @@ class KeypointLayout:
         plan: the body plan of the limb graph.
         oks_area_from_box: ``None`` when the OKS scale is the annotation's ``area`` (COCO);
             a factor f when the benchmark uses ``f * box w * box h`` instead (CrowdPose 0.53).
+        upper_body: the keypoints of the upper half for top-down half-body augmentation
+            (COCO 0..12: the hips count as upper body, SPEC 5.1; MPII thorax, neck, head and
+            arms; CrowdPose arms, head and neck).
 
     Derived (read-only): ``flip_index`` (K,) permutation; ``graph_keypoints`` (the names
     with the synthetic root appended, if any); ``limbs`` (``(from, to)`` indices into
@@ -373,6 +376,7 @@ class KeypointLayout:
     sigmas: tuple[float, ...] | None
     plan: BodyPlan
     oks_area_from_box: float | None = None
+    upper_body: tuple[int, ...] = ()
     flip_index: tuple[int, ...] = field(init=False)
     graph_keypoints: tuple[str, ...] = field(init=False)
     limbs: tuple[tuple[int, int], ...] = field(init=False)
@@ -431,6 +435,7 @@ COCO17 = KeypointLayout(
     sigmas=tuple(float(s) for s in COCO_SIGMAS),
     plan=BodyPlan(root=(5, 6), centre=(0, 2, 1, 4, 3),
                   chains=((6, 8, 10), (5, 7, 9), (12, 14, 16), (11, 13, 15))),
+    upper_body=tuple(range(13)),
 )  # fmt: skip
 
 # MPII Human Pose joint order (the converted JSON and gt_valid.mat agree).
@@ -450,6 +455,7 @@ MPII16 = KeypointLayout(
     sigmas=None,
     plan=BodyPlan(root=7, centre=(8, 9, 6),
                   chains=((12, 11, 10), (13, 14, 15), (2, 1, 0), (3, 4, 5))),
+    upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
 )
 
 # CrowdPose: 12 COCO body joints (left before right) then head (top) and neck. Sigmas of the
@@ -473,6 +479,7 @@ CROWDPOSE14 = KeypointLayout(
     plan=BodyPlan(root=13, centre=(12,),
                   chains=((1, 3, 5), (0, 2, 4), (7, 9, 11), (6, 8, 10))),
     oks_area_from_box=0.53,
+    upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
 )
 
 LAYOUTS: dict[str, KeypointLayout] = {lay.name: lay for lay in (COCO17, MPII16, CROWDPOSE14)}

@@ -96,11 +96,15 @@ class InputNorm:
 
     def __post_init__(self):
         if self.channel_order not in ("bgr", "rgb"):
-            raise InputError(f"InputNorm.channel_order must be 'bgr' or 'rgb', got {self.channel_order!r}")
+            raise InputError(
+                f"InputNorm.channel_order must be 'bgr' or 'rgb', got {self.channel_order!r}"
+            )
         for name in ("mean", "std", "fill"):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != 3:
-                raise InputError(f"InputNorm.{name} must have 3 values, got {getattr(self, name)!r}")
+                raise InputError(
+                    f"InputNorm.{name} must have 3 values, got {getattr(self, name)!r}"
+                )
             object.__setattr__(self, name, value)
         if not all(s > 0 for s in self.std):
             raise InputError(f"InputNorm.std must be positive, got {self.std}")
@@ -177,7 +181,8 @@ OUTPUT_ADAPTERS: dict[str, Callable] = {
 
 # ---------------------------------------------------------------------- keypoint layouts
 def keypoint_names(layout: str) -> tuple[str, ...]:
-    """The keypoint names of the layout called ``layout`` (:func:`simplepose.skeleton.get_layout`)."""
+    """The keypoint names of the layout called ``layout``
+    (:func:`simplepose.skeleton.get_layout`)."""
     from .skeleton import get_layout
 
     return tuple(get_layout(layout).keypoints)
@@ -186,16 +191,19 @@ def keypoint_names(layout: str) -> tuple[str, ...]:
 def _bottomup_layout(name: str):
     """The :class:`~simplepose.skeleton.BottomUpLayout` called ``name``: a module-level one of
     :mod:`simplepose.skeleton` (``simplepose18``, ``openpose18``) or the SimplePose-style
-    layout of a keypoint layout (``simplepose_<layout>``, :func:`~simplepose.skeleton.bottomup_layout`)."""
+    layout of a keypoint layout (``simplepose_<layout>``,
+    :func:`~simplepose.skeleton.bottomup_layout`)."""
     from . import skeleton
 
     layouts = {v.name: v for v in vars(skeleton).values() if isinstance(v, skeleton.BottomUpLayout)}
     if name in layouts:
         return layouts[name]
     if name.startswith("simplepose_"):
-        return skeleton.bottomup_layout(name[len("simplepose_"):])
-    raise InputError(f"unknown bottom-up layout {name!r}; known: {sorted(layouts)} or "
-                     "simplepose_<keypoint layout>")
+        return skeleton.bottomup_layout(name[len("simplepose_") :])
+    raise InputError(
+        f"unknown bottom-up layout {name!r}; known: {sorted(layouts)} or "
+        "simplepose_<keypoint layout>"
+    )
 
 
 # ----------------------------------------------------------------------------- codecs
@@ -230,7 +238,9 @@ def codec_to_dict(codec) -> dict:
     types = _codec_types()
     kind = next((k for k, t in types.items() if type(codec) is t), None)
     if kind is None:
-        raise InputError(f"cannot describe codec of type {type(codec).__name__}; known: {sorted(types)}")
+        raise InputError(
+            f"cannot describe codec of type {type(codec).__name__}; known: {sorted(types)}"
+        )
     out = {"type": kind}
     for f in dataclasses.fields(codec):
         value = getattr(codec, f.name)
@@ -306,36 +316,54 @@ class PoseModelSpec:
             if not isinstance(value, Mapping):
                 raise InputError(f"spec {self.name!r}: {name} must be a mapping, got {value!r}")
             try:  # plain JSON values only: the spec is stored in checkpoints
-                object.__setattr__(self, name, json.loads(json.dumps(_jsonable(value), sort_keys=True)))
+                object.__setattr__(
+                    self, name, json.loads(json.dumps(_jsonable(value), sort_keys=True))
+                )
             except (TypeError, ValueError) as exc:
-                raise InputError(f"spec {self.name!r}: {name} is not JSON-serialisable ({exc})") from None
+                raise InputError(
+                    f"spec {self.name!r}: {name} is not JSON-serialisable ({exc})"
+                ) from None
         if isinstance(self.input, Mapping):
             object.__setattr__(self, "input", InputNorm(**self.input))
         if not isinstance(self.name, str) or not self.name:
             raise InputError(f"spec name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.builder, str) or self.builder.count(":") != 1:
-            raise InputError(f"spec {self.name!r}: builder must be 'module:function', got {self.builder!r}")
+            raise InputError(
+                f"spec {self.name!r}: builder must be 'module:function', got {self.builder!r}"
+            )
         if self.paradigm not in PARADIGMS:
-            raise InputError(f"spec {self.name!r}: paradigm must be one of {PARADIGMS}, got {self.paradigm!r}")
+            raise InputError(
+                f"spec {self.name!r}: paradigm must be one of {PARADIGMS}, got {self.paradigm!r}"
+            )
         if self.output_adapter not in OUTPUT_ADAPTERS:
-            raise InputError(f"spec {self.name!r}: unknown output adapter {self.output_adapter!r}; "
-                             f"known: {sorted(OUTPUT_ADAPTERS)}")
+            raise InputError(
+                f"spec {self.name!r}: unknown output adapter {self.output_adapter!r}; "
+                f"known: {sorted(OUTPUT_ADAPTERS)}"
+            )
         if self.loss not in LOSSES:
             raise InputError(f"spec {self.name!r}: loss must be one of {LOSSES}, got {self.loss!r}")
         kind = self.codec.get("type")
-        expected = ("topdown_heatmap",) if self.paradigm == "topdown" else ("simplepose", "openpose_paf")
+        expected = (
+            ("topdown_heatmap",) if self.paradigm == "topdown" else ("simplepose", "openpose_paf")
+        )
         if kind not in expected:
-            raise InputError(f"spec {self.name!r}: a {self.paradigm} model needs a codec of type "
-                             f"{' or '.join(expected)}, got {kind!r}")
+            raise InputError(
+                f"spec {self.name!r}: a {self.paradigm} model needs a codec of type "
+                f"{' or '.join(expected)}, got {kind!r}"
+            )
         num_keypoints = len(keypoint_names(self.keypoints))
         if self.paradigm == "topdown" and len(self.codec.get("flip_index", ())) != num_keypoints:
-            raise InputError(f"spec {self.name!r}: codec flip_index has {len(self.codec.get('flip_index', ()))} "
-                             f"entries for the {num_keypoints} keypoints of {self.keypoints}")
+            raise InputError(
+                f"spec {self.name!r}: codec flip_index has {len(self.codec.get('flip_index', ()))} "
+                f"entries for the {num_keypoints} keypoints of {self.keypoints}"
+            )
         if self.paradigm == "topdown":
             hw = self.kwargs.get("input_size")
             if hw is not None and [int(v) for v in hw] != [int(v) for v in self.codec["input_hw"]]:
-                raise InputError(f"spec {self.name!r}: model input_size {list(hw)} and codec "
-                                 f"{self.codec.get('name')} input {self.codec['input_hw']} disagree")
+                raise InputError(
+                    f"spec {self.name!r}: model input_size {list(hw)} and codec "
+                    f"{self.codec.get('name')} input {self.codec['input_hw']} disagree"
+                )
 
     # ------------------------------------------------------------------ building
     def build_model(self, **overrides):
@@ -344,7 +372,9 @@ class PoseModelSpec:
         try:
             builder = getattr(importlib.import_module(module_name), func_name)
         except (ImportError, AttributeError) as exc:
-            raise InputError(f"spec {self.name!r}: cannot import builder {self.builder!r} ({exc})") from None
+            raise InputError(
+                f"spec {self.name!r}: cannot import builder {self.builder!r} ({exc})"
+            ) from None
         return builder(**{**self.kwargs, **overrides})
 
     @cached_property
@@ -418,6 +448,42 @@ class PoseModelSpec:
         derived = ("name", "input_hw", "heatmap_hw", "kernels", "decode_kernel")
         return {**self.codec, **{k: fresh[k] for k in derived}}
 
+    def with_layout(self, layout) -> PoseModelSpec:
+        """The same model for another keypoint layout (a :class:`~simplepose.skeleton.KeypointLayout`
+        or its name): ``keypoints`` names it; a top-down codec gets its flip permutation (and
+        its benchmark's decoder blur, :func:`~simplepose.codecs.topdown.layout_codec_fields`)
+        and the builder ``num_keypoints=K``; a SimplePose codec gets the layout's limb graph
+        (:func:`~simplepose.skeleton.bottomup_layout`) and the builder ``out_dim`` = its channel
+        count.
+
+        Raises:
+            InputError: an unknown layout, a codec that cannot follow another layout (OpenPose's
+                PAF layout is COCO's), or builder kwargs that already fix another output size.
+        """
+        from .skeleton import bottomup_layout, get_layout
+
+        layout = get_layout(layout)
+        if layout.name == self.keypoints:
+            return self
+        if self.paradigm == "topdown":
+            from .codecs.topdown import layout_codec_fields
+
+            codec = {**self.codec, **layout_codec_fields(layout, self.codec_family)}
+            key, value = "num_keypoints", layout.num_keypoints
+        elif self.codec["type"] == "simplepose":
+            bu = bottomup_layout(layout)
+            codec = {**self.codec, "layout": bu.name}
+            key, value = "out_dim", bu.extra["num_channels"]
+        else:
+            raise InputError(f"model {self.name}: its {self.codec['type']} codec has COCO's layout "
+                             f"only, not {layout.name}")
+        given = self.kwargs.get(key)
+        default = _REGISTRY[self.name].kwargs.get(key) if self.name in _REGISTRY else None
+        if given is not None and given not in (value, default):
+            raise InputError(f"model {self.name}: {key}={given} in the model kwargs, but the "
+                             f"{layout.name} layout needs {value}")
+        return self.replace(keypoints=layout.name, codec=codec, kwargs={**self.kwargs, key: value})
+
     def with_codec(self, codec) -> PoseModelSpec:
         """A copy with another codec (an object or its :func:`codec_to_dict`)."""
         data = dict(codec) if isinstance(codec, Mapping) else codec_to_dict(codec)
@@ -447,13 +513,17 @@ class PoseModelSpec:
         data = dict(data)
         version = data.pop("spec_version", SPEC_VERSION)
         if version != SPEC_VERSION:
-            raise InputError(f"model spec version {version!r}; this simplepose reads {SPEC_VERSION}")
+            raise InputError(
+                f"model spec version {version!r}; this simplepose reads {SPEC_VERSION}"
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names))
         missing = [k for k in _FIELDS_REQUIRED if k not in data]
         if unknown or missing:
-            raise InputError(f"model spec {data.get('name')!r}: unknown fields {unknown}, "
-                             f"missing fields {missing}")
+            raise InputError(
+                f"model spec {data.get('name')!r}: unknown fields {unknown}, "
+                f"missing fields {missing}"
+            )
         if not isinstance(data["input"], Mapping):
             raise InputError(f"model spec {data.get('name')!r}: input must be a mapping")
         try:
@@ -527,10 +597,12 @@ def build_model(name: str, **overrides):
     return get_spec(name).build_model(**overrides)
 
 
-def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=None) -> PoseModelSpec:
+def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=None,
+                 layout=None) -> PoseModelSpec:
     """The spec a training config asks for: ``get_spec(name)`` with builder ``kwargs``; top-down
     at crop size ``input_hw`` (H, W) and, when given, with the codec called ``codec``
-    (:func:`simplepose.codecs.topdown.build_codec`).
+    (:func:`simplepose.codecs.topdown.build_codec`); for the keypoint ``layout`` of the data
+    (default: the spec's own, :meth:`PoseModelSpec.with_layout`).
 
     Raises:
         InputError: unknown model; a codec of another family or size than the model's.
@@ -539,9 +611,15 @@ def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=
     kwargs = dict(kwargs or {})
     if spec.paradigm == "topdown":
         hw = kwargs.get("input_size") or input_hw
-        if input_hw is not None and hw is not None and [int(v) for v in hw] != [int(v) for v in input_hw]:
-            raise InputError(f"model {name}: model.kwargs.input_size {list(hw)} and input size "
-                             f"{list(input_hw)} disagree")
+        if (
+            input_hw is not None
+            and hw is not None
+            and [int(v) for v in hw] != [int(v) for v in input_hw]
+        ):
+            raise InputError(
+                f"model {name}: model.kwargs.input_size {list(hw)} and input size "
+                f"{list(input_hw)} disagree"
+            )
         spec = spec.with_kwargs(**kwargs)
         if hw is not None and "input_size" not in kwargs:
             spec = spec.with_input_hw(hw)
@@ -551,16 +629,21 @@ def resolve_spec(name: str, kwargs: Mapping | None = None, input_hw=None, codec=
             obj = build_codec(codec)
             family = obj.name.split("_", 1)[0]
             if family != spec.codec_family:
-                raise InputError(f"codec {codec} is a {family} codec; model {name} uses "
-                                 f"{spec.codec_family} codecs")
+                raise InputError(
+                    f"codec {codec} is a {family} codec; model {name} uses "
+                    f"{spec.codec_family} codecs"
+                )
             if tuple(obj.input_hw) != spec.input_hw:
-                raise InputError(f"codec {codec} is for input {list(obj.input_hw)}, the model's "
-                                 f"input is {list(spec.input_hw)}")
+                raise InputError(
+                    f"codec {codec} is for input {list(obj.input_hw)}, the model's "
+                    f"input is {list(spec.input_hw)}"
+                )
             spec = spec.with_codec(obj)
-        return spec
+        return spec.with_layout(layout) if layout else spec
     if codec:
         raise InputError(f"model {name} is bottom-up: a top-down codec ({codec}) does not apply")
-    return spec.with_kwargs(**kwargs)
+    spec = spec.with_kwargs(**kwargs)
+    return spec.with_layout(layout) if layout else spec
 
 
 def _ensure_builtins() -> None:
@@ -582,39 +665,103 @@ def _register_builtins() -> None:
         _REGISTRY[spec.name] = spec
 
     # ---- bottom-up: IMHN (SPEC 3): BGR / 255, padded with 128 to multiples of 64.
-    add(name="imhn", builder="simplepose.models.imhn:build_imhn", paradigm="bottomup",
+    add(
+        name="imhn",
+        builder="simplepose.models.imhn:build_imhn",
+        paradigm="bottomup",
         convert_from=("simplepose",),
         codec=codec_to_dict(SimplePoseCodec()),
         input=InputNorm("bgr", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), (128.0, 128.0, 128.0)),
-        output_adapter="last_stack_finest", loss="focal_l2",
-        inference={"box_size": 512, "pad_multiple": 64, "params": GroupingParams().to_dict()})
+        output_adapter="last_stack_finest",
+        loss="focal_l2",
+        inference={"box_size": 512, "pad_multiple": 64, "params": GroupingParams().to_dict()},
+    )
     # OpenPose mobilenet_thin (bundled weights): raw BGR, zero padding to multiples of 8.
     # Grouping tuned on the shared val subset with bench/tune_openpose.py (AP 0.299 -> 0.364;
-    # 0.320 at input 368).
-    openpose_params = GroupingParams(peak_threshold=0.03, limb_sample_threshold=0.02,
-                                     limb_pass_ratio=0.6, min_parts=4, min_mean_score=0.3)
-    add(name="openpose_mobilenet_thin",
-        builder="simplepose.models.openpose:build_openpose_mobilenet_thin", paradigm="bottomup",
-        codec=codec_to_dict(OpenPosePafCodec()), input=InputNorm(),
-        output_adapter="identity", loss="focal_l2", pretrained=True,
-        inference={"box_size": 432, "pad_multiple": 8, "params": openpose_params.to_dict()})
+    # 0.320 at input 368; then 0.364 -> 0.366 with limb length outliers removed, cross-person
+    # limbs 19 -> 14, persons mixing two people 14 -> 8). Priors: median length of each
+    # OpenPose-18 limb over the subset's labelled people, relative to the median limb,
+    # left/right averaged (bench/tune_openpose.py --fit-priors).
+    openpose_params = GroupingParams(
+        peak_threshold=0.03,
+        limb_sample_threshold=0.01,
+        limb_pass_ratio=0.6,
+        min_parts=4,
+        min_mean_score=0.4,
+        limb_length_outlier=2.25,
+        limb_length_priors=(0.76, 0.76, 1.32, 0.98, 1.32, 0.98, 2.41, 1.62, 1.74, 2.41, 1.62, 1.74,
+                            0.97, 0.29, 0.39, 0.29, 0.39, 1.02, 1.02),
+    )
+    add(
+        name="openpose_mobilenet_thin",
+        builder="simplepose.models.openpose:build_openpose_mobilenet_thin",
+        paradigm="bottomup",
+        codec=codec_to_dict(OpenPosePafCodec()),
+        input=InputNorm(),
+        output_adapter="identity",
+        loss="focal_l2",
+        pretrained=True,
+        inference={"box_size": 432, "pad_multiple": 8, "params": openpose_params.to_dict()},
+    )
 
     # ---- top-down (SPEC 4-6) at 256x192; other sizes via PoseModelSpec.with_input_hw.
     # Test padding: TOPDOWN_TEST_PADDING for every family; ``padding="reference"`` selects the
     # family's reference extension.
     for name, builder, family, norm, loss, ref_pad, source in (
-        ("cpn50", "simplepose.models.cpn:build_cpn50", "cpn", CPN_INPUT, "cpn", CPN_TEST_PADDING,
-         "pytorch-cpn"),
-        ("cpn101", "simplepose.models.cpn:build_cpn101", "cpn", CPN_INPUT, "cpn", CPN_TEST_PADDING,
-         "pytorch-cpn"),
-        ("mspn", "simplepose.models.mspn:build_mspn", "mspn", MSPN_INPUT, "coarse_to_fine",
-         MSPN_TEST_PADDING, "mspn"),
-        ("rsn18", "simplepose.models.rsn:build_rsn18", "rsn", MSPN_INPUT, "coarse_to_fine",
-         MSPN_TEST_PADDING, "rsn"),
-        ("rsn50", "simplepose.models.rsn:build_rsn50", "rsn", MSPN_INPUT, "coarse_to_fine",
-         MSPN_TEST_PADDING, "rsn"),
+        (
+            "cpn50",
+            "simplepose.models.cpn:build_cpn50",
+            "cpn",
+            CPN_INPUT,
+            "cpn",
+            CPN_TEST_PADDING,
+            "pytorch-cpn",
+        ),
+        (
+            "cpn101",
+            "simplepose.models.cpn:build_cpn101",
+            "cpn",
+            CPN_INPUT,
+            "cpn",
+            CPN_TEST_PADDING,
+            "pytorch-cpn",
+        ),
+        (
+            "mspn",
+            "simplepose.models.mspn:build_mspn",
+            "mspn",
+            MSPN_INPUT,
+            "coarse_to_fine",
+            MSPN_TEST_PADDING,
+            "mspn",
+        ),
+        (
+            "rsn18",
+            "simplepose.models.rsn:build_rsn18",
+            "rsn",
+            MSPN_INPUT,
+            "coarse_to_fine",
+            MSPN_TEST_PADDING,
+            "rsn",
+        ),
+        (
+            "rsn50",
+            "simplepose.models.rsn:build_rsn50",
+            "rsn",
+            MSPN_INPUT,
+            "coarse_to_fine",
+            MSPN_TEST_PADDING,
+            "rsn",
+        ),
     ):
-        add(name=name, builder=builder, paradigm="topdown", convert_from=(source,),
-            codec=codec_to_dict(build_codec(f"{family}_256x192")), input=norm,
-            output_adapter="topdown_heatmap", loss=loss,
-            inference={"padding": list(TOPDOWN_TEST_PADDING), "reference_padding": list(ref_pad)})
+        add(
+            name=name,
+            builder=builder,
+            paradigm="topdown",
+            convert_from=(source,),
+            codec=codec_to_dict(build_codec(f"{family}_256x192")),
+            input=norm,
+            output_adapter="topdown_heatmap",
+            loss=loss,
+            inference={"padding": list(TOPDOWN_TEST_PADDING), "reference_padding": list(ref_pad)},
+        )

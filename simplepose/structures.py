@@ -10,19 +10,39 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["Person"]
+__all__ = ["Person", "clip_keypoints"]
+
+
+def clip_keypoints(keypoints: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Keep decoded keypoints inside the image: x, y (columns 0 and 1, original px) clipped to
+    ``[0, width - 1] x [0, height - 1]`` (the outermost pixel centres); other columns unchanged.
+
+    Args:
+        keypoints: (..., C >= 2) array, original px.
+        width, height: image size in px.
+
+    Returns:
+        a clipped float64 copy.
+    """
+    out = np.array(keypoints, dtype=np.float64, copy=True)
+    out[..., 0] = np.clip(out[..., 0], 0.0, max(float(width) - 1.0, 0.0))
+    out[..., 1] = np.clip(out[..., 1], 0.0, max(float(height) - 1.0, 0.0))
+    return out
 
 
 @dataclass
 class Person:
-    """One detected person in original-image px.
+    """One detected person in original-image px (x right, y down; the README's "Coordinates and
+    formats" lists every format in one table).
 
     Attributes:
-        keypoints: (17, 3) float COCO-17 keypoints: x, y (original px), score; a missing
-            keypoint is (0, 0, 0).
-        score: person confidence used for ranking (COCO result ``score``).
-        box: (4,) x1, y1, x2, y2 (original px) around the present keypoints (bottom-up) or
-            the detector box (top-down).
+        keypoints: (17, 3) float COCO-17 keypoints: x, y (original px), score (the heatmap peak,
+            about 0-1); a missing keypoint is (0, 0, 0).
+        score: the person's ranking score (COCO result ``score``), not a probability. Bottom-up:
+            (sum of its keypoint scores + sum of the scores of the limbs that joined them) /
+            number of keypoints, 0 to about 2; top-down: box score x mean keypoint score, 0 to 1.
+        box: (4,) x1, y1, x2, y2 (original px; "xyxy") around the present keypoints (bottom-up)
+            or the person box the keypoints were found in (top-down).
     """
 
     keypoints: np.ndarray
@@ -30,7 +50,7 @@ class Person:
     box: np.ndarray
 
     @classmethod
-    def from_keypoints(cls, keypoints: np.ndarray, score: float) -> "Person":
+    def from_keypoints(cls, keypoints: np.ndarray, score: float) -> Person:
         present = keypoints[:, 2] > 0
         if present.any():
             xy = keypoints[present, :2]

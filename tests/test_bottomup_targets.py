@@ -106,12 +106,12 @@ def test_openpose_paf_round_trip_synthetic_people():
 
 
 def test_simplepose_round_trip_real_people(sample_ann):
-    from simplepose.oracle.bottomup import decode_oracle_sample, render_oracle_sample
+    from simplepose.oracle.bottomup import oracle_people, oracle_pipeline
     from simplepose.skeleton import COCO_SIGMAS
 
+    pipeline = oracle_pipeline()
     for image_id in sample_ann.image_ids:
-        sample = render_oracle_sample(sample_ann, image_id)
-        decoded = decode_oracle_sample(sample)
+        decoded = oracle_people(sample_ann, image_id, pipeline)
         gts = [a for a in sample_ann.annotations_by_image[image_id] if not a["iscrowd"] and a["num_keypoints"] >= 5]
         for g in gts:  # every well-labelled person comes back (a keypoint no limb reaches can be lost)
             t = np.asarray(g["keypoints"], float).reshape(17, 3)

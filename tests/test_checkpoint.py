@@ -275,7 +275,7 @@ def test_convert_script_end_to_end(tmp_path, tiny, capsys):
     src = tmp_path / "released.pth"
     torch.save(_reference_layout(tiny), src)
     out = tmp_path / "imhn_tiny.safetensors"
-    assert _script().main(["--from", "simplepose", str(src), str(out)]) == 0
+    assert _script().main(["--from", "simplepose", "--input", str(src), "--output", str(out)]) == 0
     assert f"wrote {out}: model imhn" in capsys.readouterr().out
     model, meta = load_model(out, expected_model="imhn")
     assert meta["converted_from"] == "simplepose" and meta["source_file"] == "released.pth"
@@ -292,7 +292,7 @@ def test_convert_script_errors(tmp_path, tiny, capsys):
         script.main(
             ["--from", "simplepose", str(tmp_path / "missing.pth"), str(tmp_path / "o.safetensors")]
         )
-        == 1
+        == 2
     )
     assert "does not exist" in capsys.readouterr().err
     src = tmp_path / "released.pth"
@@ -308,12 +308,12 @@ def test_convert_script_errors(tmp_path, tiny, capsys):
         ]
     )
     err = capsys.readouterr().err
-    assert rc == 1 and "shape mismatch" in err and err.count("\n") == 1
+    assert rc == 2 and "shape mismatch" in err and err.count("\n") == 1
     assert (
         script.main(
             ["--from", "simplepose", "--model", "cpn50", str(src), str(tmp_path / "o.safetensors")]
         )
-        == 1
+        == 2
     )
     assert "does not fit --from simplepose" in capsys.readouterr().err
     assert not (tmp_path / "o.safetensors").exists()

@@ -73,7 +73,7 @@ def check_records(records, frames):
     assert [r["frame"] for r in records] == list(range(frames))
     for r in records:
         for p in r["people"]:
-            assert len(p["keypoints"]) == 51 and len(p["box"]) == 4
+            assert len(p["keypoints"]) == 51 and len(p["box_xyxy"]) == 4
             assert isinstance(p["score"], float)
 
 
@@ -154,9 +154,9 @@ def test_real_video_first_frames(tmp_path):
         (["--input", "{img}", "--json", "/nonexistent_dir/p.json"], "/nonexistent_dir"),
         (["--input", "{video}", "--output", "/nonexistent_dir/out.mp4"], "/nonexistent_dir"),
         (["--input", "{bad_video}"], "cannot be opened"),
-        (["--input", "{bad_image}"], "cannot be decoded"),
-        (["--input", "{img}", "--mode", "topdown"], "--checkpoint"),
-        (["--input", "{img}", "--checkpoint", "/nonexistent.safetensors"], "does not exist"),
+        (["--input", "{bad_image}", "--json", "{json}"], "cannot be decoded"),
+        (["--input", "{img}", "--mode", "topdown", "--json", "{json}"], "--checkpoint"),
+        (["--input", "{img}", "--checkpoint", "/nonexistent.safetensors", "--json", "{json}"], "does not exist"),
     ],
 )
 def test_errors_are_one_line_and_nonzero(tmp_path, args, needle):
@@ -167,7 +167,7 @@ def test_errors_are_one_line_and_nonzero(tmp_path, args, needle):
     bad_video.write_bytes(b"\x00" * 1000)
     bad_image = tmp_path / "bad.png"
     bad_image.write_bytes(b"garbage")
-    names = dict(img=img, video=video, bad_video=bad_video, bad_image=bad_image)
+    names = dict(img=img, video=video, bad_video=bad_video, bad_image=bad_image, json=tmp_path / "p.json")
     proc = run_demo_cli(*[a.format(**names) for a in args], timeout=120)
     assert_one_line_error(proc, 2, needle)
 
@@ -287,11 +287,12 @@ def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint):
     frames = json.loads(js.read_text())
     people = frames[0]["people"]
     assert len(people) >= 3  # one per detected person in the group photo
-    assert all(len(p["keypoints"]) == 51 and len(p["box"]) == 4 for p in people)
+    assert all(len(p["keypoints"]) == 51 and len(p["box_xyxy"]) == 4 for p in people)
 
 
 def test_topdown_checkpoint_refused_as_bottomup(tmp_path, tiny_rsn_checkpoint):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), synthetic_image())
-    proc = run_demo_cli("--input", str(img), "--mode", "bottomup", "--checkpoint", str(tiny_rsn_checkpoint))
+    proc = run_demo_cli("--input", str(img), "--mode", "bottomup", "--checkpoint", str(tiny_rsn_checkpoint),
+                        "--json", str(tmp_path / "p.json"))
     assert_one_line_error(proc, 2, "is a topdown model")

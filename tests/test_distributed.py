@@ -333,18 +333,35 @@ def test_topdown_training_iteration(tmp_path, model, codec, kernels):
 
 
 # ---------------------------------------------------------------------- mixed precision
-def test_bf16_autocast_on_cpu_and_fp16_refused(tmp_path):
-    from simplepose.engine.loop import Trainer
-    from simplepose.errors import InputError
+def test_amp_is_ignored_on_cpu_with_a_log_line(tmp_path, caplog):
+    """bf16 autocast is several times slower on CPU and fp16 needs CUDA: CPU trains in float32."""
+    import logging
 
+    from simplepose.engine.loop import Trainer, resolve_amp
+
+    assert resolve_amp("bf16", "cuda") == "bf16" and resolve_amp("fp16", "cuda") == "fp16"
     torch.set_num_threads(1)
-    trainer = Trainer(tiny_cfg(tmp_path / "bf16", amp="bf16"), dataset=SyntheticBottomUp(4))
+    for amp in ("bf16", "fp16"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="simplepose.engine.loop"):
+            trainer = Trainer(tiny_cfg(tmp_path / amp, amp=amp), dataset=SyntheticBottomUp(4))
+        assert trainer.amp == "off" and trainer.amp_dtype is None and trainer.scaler is None
+        assert f"train.amp={amp} ignored on cpu" in caplog.text
     trainer.max_iters = 1
     trainer.fit()
-    assert trainer.skipped == 0
-    assert all(p.dtype == torch.float32 for p in trainer.raw_model.parameters())
-    with pytest.raises(InputError, match="fp16 needs CUDA"):
-        Trainer(tiny_cfg(tmp_path / "fp16", amp="fp16"), dataset=SyntheticBottomUp(4))
+    assert trainer.skipped == 0 and trainer.cfg.train.amp == "fp16"  # the config keeps its setting
+
+
+def test_loader_workers_are_sized_to_the_machine(monkeypatch):
+    import os
+
+    from simplepose.engine.loop import loader_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert loader_workers(4, 1, log=False) == 2
+    assert loader_workers(4, 2, log=False) == 1
+    assert loader_workers(1, 1, log=False) == 1
+    assert loader_workers(2, 4, log=False) == 0  # fewer cores than processes: load in the main process
 
 
 @pytest.mark.gpu

@@ -75,3 +75,11 @@ def test_results_with_the_wrong_keypoint_count(tmp_path, capsys):
     assert code == 2
     assert "o_results.json: record 0: 'keypoints' must hold 42 numbers" in err and "crowdpose14" in err
     assert "Traceback" not in err
+
+
+def test_mpii_results_with_the_wrong_keypoint_count(tmp_path, capsys):
+    code, _, err = run(capsys, "--oracle", "topdown", "--gt-boxes", "--ann", OCHUMAN, "--metrics", tmp_path / "o.json")
+    assert code == 0, err
+    code, _, err = run(capsys, "--results", tmp_path / "o_results.json", "--ann", MPII, "--head-boxes", MPII_GT,
+                       "--metrics", tmp_path / "x.json")
+    assert code == 2 and "'keypoints' must hold 48 numbers" in err and "Traceback" not in err

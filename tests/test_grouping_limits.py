@@ -177,3 +177,46 @@ def test_cpp_core_has_no_undefined_behaviour_on_unbounded_values(tmp_path):
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr
     assert "60 cases clean" in run.stdout
+
+
+# ------------------------------------------------------------------ limb length outliers
+CHAIN5 = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
+
+
+def chain_maps(xs, h=8, w=64):
+    """Five parts with one peak each on row 4 at ``xs`` (heatmap px); limb maps of ones, so
+    every candidate passes and the assembly gives one person with all five parts."""
+    heat = np.zeros((5, h, w), np.float32)
+    for part, x in enumerate(xs):
+        heat[part, 4, x] = 1.0
+    return heat, np.ones((4, h, w), np.float32)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "reference"])
+def test_a_limb_far_longer_than_the_person_is_cut_with_its_subtree(backend):
+    base = GroupingParams(length_prior=False, min_parts=1, min_mean_score=0.0)
+    heat, limb_maps = chain_maps([2, 6, 10, 14, 50])  # lengths 4, 4, 4, 36
+    whole = group(heat, limb_maps, CHAIN5, base, backend=backend)
+    assert len(whole) == 1 and whole.counts[0] == 5
+    cut = group(heat, limb_maps, CHAIN5, base.replace(limb_length_outlier=2.0), backend=backend)
+    assert cut.counts[0] == 4 and cut.part_ids[0, 4] == -1
+    assert cut.totals[0] == pytest.approx(whole.totals[0] - 1.0 - 1.0)  # its peak and limb score
+    # the long limb in the middle: the parts beyond it go too
+    heat, limb_maps = chain_maps([2, 6, 10, 46, 50])  # lengths 4, 4, 36, 4
+    cut = group(heat, limb_maps, CHAIN5, base.replace(limb_length_outlier=2.0), backend=backend)
+    assert cut.part_ids[0].tolist()[3:] == [-1, -1] and cut.counts[0] == 3
+    # a prior saying that limb is 9 times as long as the others keeps it
+    priors = (1.0, 1.0, 9.0, 1.0)
+    kept = group(heat, limb_maps, CHAIN5, base.replace(limb_length_outlier=2.0, limb_length_priors=priors),
+                 backend=backend)
+    assert kept.counts[0] == 5
+
+
+@pytest.mark.parametrize("backend", ["cpp", "reference"])
+def test_limb_length_priors_must_match_the_limbs(backend):
+    heat, limb_maps = chain_maps([2, 6, 10, 14, 18])
+    params = GroupingParams(limb_length_outlier=2.0, limb_length_priors=(1.0, 1.0))
+    with pytest.raises(InputError, match=re.escape("params['limb_length_priors'] has 2 values but limbs has 4 rows")):
+        group(heat, limb_maps, CHAIN5, params, backend=backend)
+    with pytest.raises(InputError, match=re.escape("GroupingParams.limb_length_priors[1] must be a finite number in")):
+        GroupingParams(limb_length_priors=(1.0, 0.0, 1.0, 1.0))

@@ -35,7 +35,7 @@ def _oracle_parity(ann, image_ids):
         s = render_oracle_sample(ann, image_id, codec)
         k, l = codec.split(s.maps)
         sx, sy = s.geometry.heatmap_to_original_scale
-        for params in (GroupingParams(), REFERENCE_SIMPLEPOSE):
+        for params in (GroupingParams(), REFERENCE_SIMPLEPOSE, GroupingParams(limb_length_outlier=1.5)):
             a, b = both(k, l, SIMPLEPOSE18.limbs_array, params, scale_x=sx, scale_y=sy, image_height=s.geometry.orig_h)
             assert_same(a, b)
             people += len(a)
@@ -84,6 +84,8 @@ def test_cpp_equals_reference_on_seeded_random_cases(seed):
         person_score=str(rng.choice(["mean", "one_minus_inv_total"])),
         attach_from_end=bool(rng.integers(0, 2)),
         length_prior=bool(rng.integers(0, 2)),
+        limb_length_outlier=float(rng.choice([0.0, 1.5, 2.5])),
+        limb_length_priors=tuple(rng.uniform(0.3, 2.5, len(layout.limbs))) if seed % 3 else (),
     )
     sx, sy = float(rng.uniform(0.5, 8)), float(rng.uniform(0.5, 8))
     a, b = both(heat, limbs, layout.limbs_array, params, scale_x=sx, scale_y=sy, image_height=float(rng.uniform(20, 900)))

@@ -50,8 +50,13 @@ def _same_people(a, b):
 
 def _check_folder(predictor, folder):
     seen = {}
-    report = sdemo.run_demo(predictor, sdemo.open_source(str(folder)), progress=False,
-                            channels_last=False, on_frame=lambda i, f, p: seen.update({i: p}))
+    report = sdemo.run_demo(
+        predictor,
+        sdemo.open_source(str(folder)),
+        progress=False,
+        channels_last=False,
+        on_frame=lambda i, f, p: seen.update({i: p}),
+    )
     assert report.frames == len(seen) > 0
     paths = sorted(folder.iterdir())
     total = 0
@@ -71,8 +76,14 @@ def _check_video(predictor, image_path, tmp_path):
         writer.write(frame)
     writer.release()
     frames = {}
-    sdemo.run_demo(predictor, sdemo.open_source(str(video)), progress=False, workers=2,
-                   channels_last=False, on_frame=lambda i, f, p: frames.update({i: (f.copy(), p)}))
+    sdemo.run_demo(
+        predictor,
+        sdemo.open_source(str(video)),
+        progress=False,
+        workers=2,
+        channels_last=False,
+        on_frame=lambda i, f, p: frames.update({i: (f.copy(), p)}),
+    )
     assert len(frames) == 3 and sum(len(p) for _, p in frames.values()) > 0
     for decoded, people in frames.values():
         _same_people(people, predictor.predict(decoded))
@@ -107,8 +118,9 @@ def test_video_pipeline_equals_predict(tmp_path, tiny_rsn_checkpoint, one_thread
 
 def test_steps_compose_to_predict(tiny_imhn_checkpoint, one_thread):
     image = load_image(IMAGES[0]) if IMAGES[0].exists() else np.zeros((120, 160, 3), np.uint8)
-    predictor = Predictor.from_checkpoint(tiny_imhn_checkpoint, device="cpu", box_size=128,
-                                          scales=(1.0, 0.5), flip=True)
+    predictor = Predictor.from_checkpoint(
+        tiny_imhn_checkpoint, device="cpu", box_size=128, scales=(1.0, 0.5), flip=True
+    )
     inputs = predictor.prepare(image)
     assert len(inputs.inputs) == 2 and inputs.inputs[0].shape[0] == 2  # image + mirror
     people = predictor.decode(inputs, predictor.forward(inputs))

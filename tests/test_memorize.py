@@ -1,49 +1,31 @@
-"""Memorisation on real train images, end to end through train_dist.py and evaluate.py (CPU).
+"""Memorisation on real train images, end to end through ``simplepose train`` and
+``simplepose evaluate`` (CPU), run exactly as the commands in the configs' comments are written.
 
 A tiny network trained on a few images must find their people again: this proves that
 targets, loss, checkpoint, predictor and decoding agree (issue acceptance: AP >= 0.5).
 """
 
 import json
-import os
-import subprocess
-import sys
+import shlex
 
 import pytest
-
 from conftest import REPO, SHARED
+from doc_commands import config_commands, make_clone, run
 
 TRAIN_ANN = SHARED / "data" / "coco" / "annotations" / "person_keypoints_train2017_subset.json"
-TRAIN_IMAGES = SHARED / "data" / "coco" / "train2017"
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not TRAIN_ANN.exists(), reason=f"{TRAIN_ANN} not found")]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _run(script, *args):
-    proc = subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True, text=True, cwd=REPO, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def _image_ids(config) -> list[int]:
-    import yaml
-
-    return yaml.safe_load((REPO / "configs" / config).read_text())["data"]["image_ids"]
-
-
-@pytest.mark.parametrize(
-    "config, eval_args",
-    [("imhn_memorize.yaml", ["--box-size", 256]), ("rsn18_memorize.yaml", ["--gt-boxes"])],
-    ids=["imhn", "rsn18"],
-)
-def test_memorisation_reaches_ap_050(tmp_path, config, eval_args):
-    out = tmp_path / "run"
-    _run("train_dist.py", "--config", REPO / "configs" / config, "--opts", f"train.output_dir={out}", "--log-level", "WARNING")
-    checkpoint = out / "model_final.safetensors"
-    assert checkpoint.exists() and (out / "metrics.csv").exists()
-    metrics = tmp_path / "m.json"
-    _run("evaluate.py", "--checkpoint", checkpoint, *eval_args, "--ann", TRAIN_ANN, "--images", TRAIN_IMAGES,
-         "--image-ids", *_image_ids(config), "--metrics", metrics, "--quiet")
-    record = json.loads(metrics.read_text())
+@pytest.mark.parametrize("config", ["imhn_memorize.yaml", "rsn18_memorize.yaml"], ids=["imhn", "rsn18"])
+def test_memorisation_reaches_ap_050(tmp_path, monkeypatch, config):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    commands = config_commands(REPO / "configs" / config)
+    assert [c.split()[:2] for c in commands] == [["simplepose", "train"], ["simplepose", "evaluate"]]
+    clone = make_clone(tmp_path)
+    for cmd in commands:
+        proc = run(cmd, clone)
+        assert proc.returncode == 0, f"{cmd}\n{proc.stderr[-3000:]}"
+    words = shlex.split(commands[1])
+    record = json.loads((clone / words[words.index("--metrics") + 1]).read_text())
     assert record["AP"] >= 0.5, record

@@ -90,3 +90,12 @@ def test_load_annotations_dispatches_on_the_format():
     assert load_annotations(CROWDPOSE).layout.name == "crowdpose14"
     assert load_annotations(OCHUMAN).layout.name == "coco17"
     assert load_annotations(DATA / "coco_sample" / "annotations.json").layout.name == "coco17"
+
+
+def test_dispatch_keeps_the_crowdpose_error_for_missing_crowd_index(tmp_path):
+    data = json.loads(CROWDPOSE.read_text())
+    del data["images"][0]["crowdIndex"]
+    path = tmp_path / "cp.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=r"cp.json: images\[0\] \(id 106848\) has no 'crowdIndex'"):
+        load_annotations(path)

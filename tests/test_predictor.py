@@ -22,11 +22,17 @@ def test_topdown_predictor_with_explicit_boxes_and_without_detector(tiny_rsn_che
     predictor = Predictor.from_checkpoint(tiny_rsn_checkpoint, device="cpu", detector=None)
     assert predictor.mode == "topdown"
     image = np.full((200, 300, 3), 90, np.uint8)
-    people = predictor.predict(image, boxes=[[20, 30, 60, 120], [150, 40, 50, 100]], box_scores=[0.9, 0.5])
+    xyxy = [[20, 30, 80, 150], [150, 40, 200, 140]]
+    people = predictor.predict(image, boxes_xyxy=xyxy, box_scores=[0.9, 0.5])
     assert len(people) == 2
-    for p, (x, y, w, h) in zip(people, [[20, 30, 60, 120], [150, 40, 50, 100]]):
-        np.testing.assert_allclose(p.box, [x, y, x + w, y + h])
+    for p, box in zip(people, xyxy):
+        np.testing.assert_allclose(p.box, box)  # Person.box is x1, y1, x2, y2 like the input
         assert p.keypoints.shape == (17, 3)
+    with pytest.warns(DeprecationWarning, match="boxes_xyxy"):
+        old = predictor.predict(image, boxes=[[20, 30, 60, 120], [150, 40, 50, 100]], box_scores=[0.9, 0.5])
+    for a, b in zip(old, people):  # the deprecated x, y, w, h spelling finds the same people
+        np.testing.assert_allclose(a.keypoints, b.keypoints)
+        np.testing.assert_allclose(a.box, b.box)
     with pytest.raises(InputError, match="needs boxes or a detector"):
         predictor.predict(image)
 

@@ -27,7 +27,9 @@ BUILTIN = ("cpn101", "cpn50", "imhn", "mspn", "openpose_mobilenet_thin", "rsn18"
 
 def test_registry_lists_the_builtin_models_and_refuses_unknown_names():
     assert tuple(available_specs()) == BUILTIN
-    with pytest.raises(InputError, match=r"unknown model 'rsn34'; known: cpn101, cpn50, imhn, mspn"):
+    with pytest.raises(
+        InputError, match=r"unknown model 'rsn34'; known: cpn101, cpn50, imhn, mspn"
+    ):
         get_spec("rsn34")
     with pytest.raises(InputError, match="already registered"):
         register_spec(get_spec("imhn"))
@@ -62,14 +64,17 @@ def test_input_size_variants_follow_the_codec_family():
         get_spec("imhn").with_input_hw((256, 192))
 
 
-@pytest.mark.parametrize("changes, needle", [
-    ({"paradigm": "sideways"}, "paradigm must be one of"),
-    ({"output_adapter": "nope"}, "unknown output adapter 'nope'"),
-    ({"loss": "l1"}, "loss must be one of"),
-    ({"builder": "no_colon"}, "module:function"),
-    ({"paradigm": "topdown"}, "a topdown model needs a codec of type topdown_heatmap"),
-    ({"kwargs": {"x": object()}}, "not JSON-serialisable"),
-])
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"paradigm": "sideways"}, "paradigm must be one of"),
+        ({"output_adapter": "nope"}, "unknown output adapter 'nope'"),
+        ({"loss": "l1"}, "loss must be one of"),
+        ({"builder": "no_colon"}, "module:function"),
+        ({"paradigm": "topdown"}, "a topdown model needs a codec of type topdown_heatmap"),
+        ({"kwargs": {"x": object()}}, "not JSON-serialisable"),
+    ],
+)
 def test_invalid_specs_are_refused(changes, needle):
     with pytest.raises(InputError, match=needle):
         get_spec("imhn").replace(**changes)
@@ -117,8 +122,11 @@ def _script(name):
 @pytest.fixture
 def tiny_variant():
     """A model variant that exists only in this test: one spec entry."""
-    spec = get_spec("rsn18").replace(name="rsn18_tiny_test").with_kwargs(
-        num_stages=1, input_size=[64, 48])
+    spec = (
+        get_spec("rsn18")
+        .replace(name="rsn18_tiny_test")
+        .with_kwargs(num_stages=1, input_size=[64, 48])
+    )
     register_spec(spec)
     yield spec
     unregister_spec(spec.name)
@@ -135,14 +143,27 @@ def test_a_registered_variant_trains_checkpoints_evaluates_and_demos(tmp_path, t
     from simplepose.engine.state import load_training_checkpoint
 
     torch.set_num_threads(1)
-    cfg = config_from_dict({
-        "model": {"name": tiny_variant.name},
-        "data": {"task": "topdown", "train_ann": str(SAMPLE_ANN), "train_images": str(VAL_IMAGES),
-                 "input_hw": [64, 48], "batch_size": 2, "workers": 0, "augment": False},
-        "optim": {"name": "adam", "lr": 1e-3, "schedule": "constant", "max_iters": 2},
-        "train": {"output_dir": str(tmp_path / "run"), "progress": False, "device": "cpu",
-                  "skip_loss_above": None},
-    })
+    cfg = config_from_dict(
+        {
+            "model": {"name": tiny_variant.name},
+            "data": {
+                "task": "topdown",
+                "train_ann": str(SAMPLE_ANN),
+                "train_images": str(VAL_IMAGES),
+                "input_hw": [64, 48],
+                "batch_size": 2,
+                "workers": 0,
+                "augment": False,
+            },
+            "optim": {"name": "adam", "lr": 1e-3, "schedule": "constant", "max_iters": 2},
+            "train": {
+                "output_dir": str(tmp_path / "run"),
+                "progress": False,
+                "device": "cpu",
+                "skip_loss_above": None,
+            },
+        }
+    )
     trainer = Trainer(cfg)
     assert trainer.spec == tiny_variant
     final = trainer.fit()
@@ -151,16 +172,46 @@ def test_a_registered_variant_trains_checkpoints_evaluates_and_demos(tmp_path, t
     assert read_metadata(final)["spec"] == tiny_variant
 
     metrics = tmp_path / "m.json"
-    assert _script("evaluate").main(["--checkpoint", str(final), "--gt-boxes", "--ann", str(SAMPLE_ANN),
-                                     "--images", str(VAL_IMAGES), "--metrics", str(metrics), "--quiet"]) == 0
+    assert (
+        _script("evaluate").main(
+            [
+                "--checkpoint",
+                str(final),
+                "--gt-boxes",
+                "--ann",
+                str(SAMPLE_ANN),
+                "--images",
+                str(VAL_IMAGES),
+                "--metrics",
+                str(metrics),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     record = json.loads(metrics.read_text())
     assert record["model"] == tiny_variant.name and record["num_images"] == 3
 
     people_json = tmp_path / "people.json"
     image = VAL_IMAGES / "000000040083.jpg"
-    assert _script("demo").main(["--input", str(image), "--checkpoint", str(final), "--mode", "topdown",
-                                 "--output", str(tmp_path / "drawn.jpg"), "--json", str(people_json),
-                                 "--quiet"]) == 0
+    assert (
+        _script("demo").main(
+            [
+                "--input",
+                str(image),
+                "--checkpoint",
+                str(final),
+                "--mode",
+                "topdown",
+                "--output",
+                str(tmp_path / "drawn.jpg"),
+                "--json",
+                str(people_json),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     (frame,) = json.loads(people_json.read_text())
     assert frame["image"] == image.name and len(frame["people"]) >= 1
     assert (tmp_path / "drawn.jpg").stat().st_size > 0
@@ -175,9 +226,42 @@ def test_a_keypoint_layout_is_a_spec_field():
     with pytest.raises(InputError, match="17 entries for the 16 keypoints of mpii16"):
         rsn.replace(keypoints="mpii16")
     mpii = get_layout("mpii16")
-    spec = rsn.replace(name="rsn18_mpii", keypoints="mpii16",
-                       codec={**rsn.codec, "flip_index": list(mpii.flip_index)}).with_kwargs(num_keypoints=16)
+    spec = rsn.replace(
+        name="rsn18_mpii",
+        keypoints="mpii16",
+        codec={**rsn.codec, "flip_index": list(mpii.flip_index)},
+    ).with_kwargs(num_keypoints=16)
     assert spec.layout is mpii and spec.build_codec().num_keypoints == 16
     assert PoseModelSpec.from_json(spec.to_json()) == spec
     with pytest.raises(InputError, match="unknown keypoint layout"):
         rsn.replace(keypoints="coco18")
+
+
+@pytest.mark.parametrize("name", ["cpn50", "rsn18"])
+def test_training_samples_use_the_spec_normalisation(name):
+    """The top-down training crops are normalised as the spec says inference normalises them
+    (CPN: RGB minus the pixel mean; MSPN/RSN: BGR ImageNet statistics)."""
+    import numpy as np
+
+    from simplepose.config import config_from_dict
+    from simplepose.engine.builders import build_train_dataset
+
+    cfg = config_from_dict(
+        {
+            "model": {"name": name},
+            "data": {
+                "task": "topdown",
+                "train_ann": str(SAMPLE_ANN),
+                "train_images": str(VAL_IMAGES),
+            },
+        }
+    )
+    dataset = build_train_dataset(cfg)
+    norm = get_spec(name).input
+    assert dataset.to_rgb == (norm.channel_order == "rgb")
+    # dataset: x * a + b with x in 0..255; spec: (x - mean) / std
+    x = np.array([0.0, 128.0, 255.0])
+    for c in range(3):
+        want = (x - norm.mean[c]) / norm.std[c]
+        got = x * dataset._norm_a[c, 0, 0] + dataset._norm_b[c, 0, 0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -88,3 +88,26 @@ def test_hud_writes_count_and_fps_top_left_in_place():
     assert (wide != 200).sum() > (narrow != 200).sum()  # the fps text takes room
     copy = np.zeros((50, 50, 3), np.uint8)
     assert draw_hud(copy, 1, copy=True) is not copy
+
+
+def test_draw_people_other_layouts():
+    from simplepose.errors import InputError
+    from simplepose.skeleton import CROWDPOSE14, MPII16
+    from simplepose.structures import Person
+    from simplepose.visualize import KEYPOINT_COLORS, draw_people, layout_colors
+
+    assert KEYPOINT_COLORS[:5] == ((0, 220, 0),) * 5 and KEYPOINT_COLORS[5] == (255, 128, 0)
+    for layout in (MPII16, CROWDPOSE14):
+        kp = np.zeros((layout.num_keypoints, 3))
+        kp[:, 0] = np.linspace(10, 90, layout.num_keypoints)
+        kp[:, 1] = np.linspace(10, 90, layout.num_keypoints)
+        kp[:, 2] = 1.0
+        person = Person.from_keypoints(kp, 1.0)
+        out = draw_people(np.zeros((100, 100, 3), np.uint8), [person])
+        assert out.any()
+        limbs, dots = layout_colors(layout)
+        assert len(limbs) == len(layout.skeleton) and len(dots) == layout.num_keypoints
+    with pytest.raises(InputError, match="no keypoint layout has 5 keypoints"):
+        draw_people(np.zeros((10, 10, 3), np.uint8), [Person.from_keypoints(np.ones((5, 3)), 1.0)])
+    with pytest.raises(InputError, match="has 14 keypoints, the mpii16 layout 16"):
+        draw_people(np.zeros((10, 10, 3), np.uint8), [person], layout="mpii16")

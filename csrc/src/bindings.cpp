@@ -58,10 +58,11 @@ struct Bound {
   double lo, hi;
 };
 constexpr Bound kFloatParams[] = {
-    {"peak_threshold", -1e6, 1e6},   {"limb_sample_threshold", -1e6, 1e6},
-    {"limb_pass_ratio", 0.0, 1.0},   {"limb_length_rate", 0.0, 1e6},
-    {"merge_tolerance", 0.0, 1e6},   {"min_mean_score", -1e6, 1e6},
-    {"priority_weights", -1e6, 1e6},  // each of the three
+    {"peak_threshold", -1e6, 1e6},     {"limb_sample_threshold", -1e6, 1e6},
+    {"limb_pass_ratio", 0.0, 1.0},     {"limb_length_rate", 0.0, 1e6},
+    {"merge_tolerance", 0.0, 1e6},     {"min_mean_score", -1e6, 1e6},
+    {"priority_weights", -1e6, 1e6},                                       // each of the three
+    {"limb_length_outlier", 0.0, 1e6}, {"limb_length_priors", 1e-3, 1e3},  // each
 };
 constexpr Bound kIntParams[] = {
     {"max_peaks_per_part", 1, 1e6},  {"limb_max_samples", 2, 1e4},       {"min_parts", 1, 1e6},
@@ -135,7 +136,7 @@ bool bool_param(const py::dict& d, const char* name) {
 GroupingParams params_from_dict(const py::dict& d) {
   for (auto item : d) {
     const std::string key = py::str(item.first);
-    bool known = key == "priority_weights" || key == "person_score";
+    bool known = key == "person_score";
     for (const Bound& b : kFloatParams) known = known || key == b.name;
     for (const Bound& b : kIntParams) known = known || key == b.name;
     for (const char* b : kBoolParams) known = known || key == b;
@@ -148,6 +149,7 @@ GroupingParams params_from_dict(const py::dict& d) {
   p.limb_length_rate = float_param(d, "limb_length_rate");
   p.merge_tolerance = float_param(d, "merge_tolerance");
   p.min_mean_score = float_param(d, "min_mean_score");
+  p.limb_length_outlier = float_param(d, "limb_length_outlier");
   p.max_peaks_per_part = int_param(d, "max_peaks_per_part");
   p.limb_max_samples = int_param(d, "limb_max_samples");
   p.min_parts = int_param(d, "min_parts");
@@ -164,6 +166,17 @@ GroupingParams params_from_dict(const py::dict& d) {
     const std::string item = what + "[" + std::to_string(i) + "]";
     p.priority_weights[i] =
         checked_double(item, as_double(w[py::int_(i)], item), "priority_weights");
+  }
+
+  py::handle priors = param(d, "limb_length_priors");
+  const std::string pwhat = "params['limb_length_priors']";
+  if (!(PyTuple_Check(priors.ptr()) || PyList_Check(priors.ptr())))
+    throw py::value_error(pwhat + " must be a tuple of numbers (one per limb, or empty), got " +
+                          std::string(py::repr(priors)));
+  for (size_t i = 0; i < py::len(priors); ++i) {
+    const std::string item = pwhat + "[" + std::to_string(i) + "]";
+    p.limb_length_priors.push_back(
+        checked_double(item, as_double(priors[py::int_(i)], item), "limb_length_priors"));
   }
 
   py::handle mode = param(d, "person_score");
@@ -351,6 +364,11 @@ py::dict group_py(const py::array& heatmaps, const py::array& limb_maps, const p
   checked_double("scale_y", scale_y, "scale_y");
   checked_double("image_height", image_height, "image_height");
   const GroupingParams p = params_from_dict(params);
+  if (!p.limb_length_priors.empty() &&
+      static_cast<int64_t>(p.limb_length_priors.size()) != num_limbs)
+    throw py::value_error("params['limb_length_priors'] has " +
+                          std::to_string(p.limb_length_priors.size()) + " values but limbs has " +
+                          std::to_string(num_limbs) + " rows");
 
   simplepose::GroupingOutput out = run_interruptible([&](const simplepose::StopCallback& stop) {
     return simplepose::group(hm, lm, paf, limb_vec, p, scale_x, scale_y, image_height, stop);

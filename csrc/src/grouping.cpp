@@ -273,6 +273,71 @@ std::vector<Person> assemble(const std::vector<Peak>& peaks, const std::vector<i
   return people;
 }
 
+// Limb length outliers of one assembled person (GroupingParams::limb_length_outlier).
+// The person's parts are spanned by a tree grown from the first endpoint of the first limb
+// (processing order) that joins two of its parts: passes over the limbs in order attach
+// each unreached endpoint of a limb whose other endpoint is reached, until none is left.
+// Tree-limb lengths (original px) divided by their priors estimate the person's scale; a
+// part whose normalised length exceeds outlier x their median is removed with its subtree.
+// Mirrors reference_grouping._remove_long_limbs.
+void remove_long_limbs(Person& q, const std::vector<Peak>& peaks, const std::vector<int64_t>& limbs,
+                       const GroupingParams& p, double scale_x, double scale_y) {
+  const size_t num_limbs = limbs.size() / 2;
+  const size_t num_parts = q.ids.size();
+  std::vector<int64_t> parent(num_parts, -1);
+  std::vector<double> norm(num_parts, 0.0);
+  std::vector<bool> reached(num_parts, false);
+  std::vector<double> values;
+  for (size_t k = 0; k < num_limbs; ++k) {
+    const auto a = static_cast<size_t>(limbs[2 * k]), b = static_cast<size_t>(limbs[2 * k + 1]);
+    if (q.ids[a] != -1 && q.ids[b] != -1 && a != b) {
+      reached[a] = true;  // the root
+      break;
+    }
+  }
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (size_t k = 0; k < num_limbs; ++k) {
+      const auto a = static_cast<size_t>(limbs[2 * k]), b = static_cast<size_t>(limbs[2 * k + 1]);
+      if (q.ids[a] == -1 || q.ids[b] == -1 || reached[a] == reached[b]) continue;
+      const size_t from = reached[a] ? a : b, to = reached[a] ? b : a;
+      const Peak& pa = peaks[q.ids[from]];
+      const Peak& pb = peaks[q.ids[to]];
+      const double dx = (pb.x - pa.x) * scale_x, dy = (pb.y - pa.y) * scale_y;
+      const double prior = p.limb_length_priors.empty() ? 1.0 : p.limb_length_priors[k];
+      reached[to] = true;
+      parent[to] = static_cast<int64_t>(from);
+      norm[to] = std::sqrt(dx * dx + dy * dy) / prior;
+      values.push_back(norm[to]);
+      grew = true;
+    }
+  }
+  if (values.size() < 3) return;
+  std::sort(values.begin(), values.end());
+  const size_t m = values.size();
+  const double median = 0.5 * (values[(m - 1) / 2] + values[m / 2]);
+  if (!(median > 0.0)) return;  // coincident peaks: no scale
+  std::vector<bool> removed(num_parts, false);
+  for (size_t i = 0; i < num_parts; ++i)
+    removed[i] = parent[i] != -1 && norm[i] > p.limb_length_outlier * median;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < num_parts; ++i) {
+      if (!removed[i] && parent[i] != -1 && removed[static_cast<size_t>(parent[i])]) {
+        removed[i] = true;
+        changed = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < num_parts; ++i) {
+    if (!removed[i]) continue;
+    q.total -= peaks[q.ids[i]].score + q.link[i];
+    q.ids[i] = -1;
+    q.link[i] = 0.0;
+    q.count -= 1;
+  }
+}
+
 // Bit pattern of the smallest float f with (double)f >= threshold (threshold > 0). For
 // non-negative floats the IEEE bit patterns order like the values, so an integer compare
 // against it is a vectorisable prefilter equivalent to `(double)v >= threshold`.
@@ -409,6 +474,9 @@ GroupingOutput group(const MapView& heatmaps, const MapView& limb_maps, bool paf
                                       image_height, params, ticker);
   }
   std::vector<Person> people = assemble(out.peaks, limbs, connections, num_parts, params, ticker);
+  if (params.limb_length_outlier > 0.0) {
+    for (Person& q : people) remove_long_limbs(q, out.peaks, limbs, params, scale_x, scale_y);
+  }
   for (Person& q : people) {
     if (q.count < params.min_parts) continue;
     if (q.total / static_cast<double>(q.count) < params.min_mean_score) continue;

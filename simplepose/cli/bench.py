@@ -1,7 +1,8 @@
 """End-to-end demo speed on a video: the same threaded pipeline as ``demo.py`` (read | preprocess
 + network | assignment | draw + write an mp4 into a temp dir), with a per-stage breakdown.
 
-  python bench/demo.py --input ../shared/data/demo/vtest.avi --json OUT.json [--box-size N] [--frames N]
+  simplepose bench --input ../shared/data/demo/vtest.avi --json bench_demo.json [--box-size N] [--max-frames N]
+  python bench/demo.py ...   # the same, from a clone
 
 First, a side-by-side network micro-benchmark on one frame of the video: NCHW vs
 channels-last layout x ``torch.set_num_threads`` choices, all under ``torch.inference_mode()``,
@@ -16,26 +17,32 @@ machine compare ratios measured in one run, not absolute numbers across runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from simplepose.cli.common import add_alias, int_at_least, run_reporting_errors, setup_logging
+from simplepose.errors import InputError
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="video file")
     p.add_argument("--json", required=True, help="output JSON (key 'fps' = end-to-end frames per second)")
-    p.add_argument("--box-size", type=int, default=None, help="input height (default: the model's)")
-    p.add_argument("--frames", type=int, default=200, help="frames of the end-to-end pass (0: all)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads for the end-to-end pass (0: fastest measured)")
+    p.add_argument("--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)")
+    p.add_argument("--max-frames", type=int_at_least(1), default=200, metavar="N",
+                   help="frames of each end-to-end pass (0: all); no frame beyond them is read")
+    add_alias(p, "--frames", dest="max_frames", type=int_at_least(1))
+    p.add_argument("--threads", type=int_at_least(0, "0: fastest measured"), default=0, help="torch threads for the end-to-end pass (0: fastest measured)")
     p.add_argument("--no-channels-last", action="store_true", help="force NCHW in the end-to-end pass")
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2],
-                   help="network worker counts to run end to end (workers > 1 use 1 torch thread each)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0], metavar="N",
+                   help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "
+                        "choice; workers > 1 use 1 torch thread each)")
+    p.add_argument("--compare-workers", type=int, nargs="+", default=None, metavar="N",
+                   help="run one end-to-end pass per worker count, side by side (e.g. 1 2)")
     p.add_argument("--micro-repeats", type=int, default=10, help="network timings per variant (0: skip)")
     p.add_argument("--warmup", type=int, default=5, help="frames run before timing (not counted)")
     return p
@@ -71,11 +78,23 @@ def micro_benchmark(box_size, frame, repeats: int) -> list[dict]:
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    setup_logging()
+    return run_reporting_errors(parser.prog, lambda: run(args))
+
+
+def run(args) -> int:
     import cv2
     import torch
 
     from simplepose import demo as demo_lib
+    from simplepose.utils.io import atomic_write_json
 
+    if args.compare_workers is None and len(args.workers) > 1:  # old spelling: --workers 1 2
+        args.compare_workers = args.workers
+    worker_counts = args.compare_workers or args.workers[:1]
+    json_folder = Path(args.json).resolve().parent
+    if not json_folder.is_dir():
+        raise InputError(f"--json {args.json}: folder {json_folder} does not exist")
     load_before = os.getloadavg()
     predictor = demo_lib.build_predictor(box_size=args.box_size, device="cpu")
     pipe = predictor.pipeline
@@ -83,8 +102,7 @@ def main(argv=None, prog: str | None = None) -> int:
     ok, frame = cap.read()
     cap.release()
     if not ok:
-        print(f"{parser.prog}: error: cannot read a frame of {args.input}", file=sys.stderr)
-        return 2
+        raise InputError(f"--input {args.input}: cannot read a frame (not a video?)")
     geometry = pipe.geometry(frame.shape[1], frame.shape[0])
     print(f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input {geometry.pad_w}x{geometry.pad_h} "
           f"(box_size {pipe.box_size}); torch {torch.__version__}, {os.cpu_count()} cores, load {load_before}")
@@ -103,15 +121,17 @@ def main(argv=None, prog: str | None = None) -> int:
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in args.workers:
-            n_threads = 1 if workers > 1 else threads
+        for requested in worker_counts:
+            workers, n_threads = demo_lib.auto_workers(predictor, requested, args.threads)
+            n_threads = n_threads or threads
             if args.warmup:
                 src = demo_lib.open_source(args.input, max_frames=args.warmup)
                 demo_lib.run_demo(predictor, src, output=str(Path(tmp) / "warm.mp4"), progress=False,
-                                     channels_last=channels_last, threads=n_threads, workers=workers)
-            source = demo_lib.open_source(args.input, max_frames=args.frames or None)
+                                     max_frames=args.warmup, channels_last=channels_last, threads=n_threads,
+                                     workers=workers)
+            source = demo_lib.open_source(args.input, max_frames=args.max_frames or None)
             out = Path(tmp) / f"bench_{workers}.mp4"
-            report = demo_lib.run_demo(predictor, source, output=str(out), max_frames=args.frames or None,
+            report = demo_lib.run_demo(predictor, source, output=str(out), max_frames=args.max_frames or None,
                                           channels_last=channels_last, threads=n_threads, workers=workers)
             written = out.stat().st_size if out.exists() else 0
             per_frame = report.per_frame_ms()
@@ -147,7 +167,7 @@ def main(argv=None, prog: str | None = None) -> int:
         "python": platform.python_version(),
         "input": args.input,
     }
-    Path(args.json).write_text(json.dumps(record, indent=2))
+    atomic_write_json(args.json, record)
     print(f"-> {args.json}")
     return 0
 

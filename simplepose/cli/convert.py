@@ -1,18 +1,18 @@
 """Convert a released checkpoint (SimplePose, pytorch-cpn, MSPN, RSN) to simplepose safetensors.
 
-Usage (from the repository root, with simplepose importable: ``pip install -e .``, or prefix the
-command with ``PYTHONPATH=.``)::
+Usage (IN: a released checkpoint you downloaded; ``python data_prep/convert_checkpoint.py``
+takes the same options)::
 
-    python data_prep/convert_checkpoint.py --from simplepose IN.pth OUT.safetensors
-    python data_prep/convert_checkpoint.py --from pytorch-cpn --model cpn101 IN.pth.tar OUT.st
-    python data_prep/convert_checkpoint.py --from rsn IN.pth OUT.st --model-kwargs '{"stages": 4}'
+    simplepose convert --from simplepose --input IN.pth --output imhn.safetensors
+    simplepose convert --from pytorch-cpn --model cpn101 --input IN.pth.tar --output cpn101.safetensors
+    simplepose convert --from rsn --input IN.pth --output rsn.safetensors --model-kwargs '{"stages": 4}'
 
 Steps: read IN without unpickling code (``torch.load(weights_only=True)`` or safetensors), map its
 keys with ``simplepose.convert.convert_state_dict(source, ...)``, build the target model and load
 the result with ``strict=True``, then write OUT atomically with ``simplepose.checkpoint.save_model``
 (metadata: model name, kwargs, source). Model kwargs are the source's defaults, updated by what the
 converted weights imply (IMHN: stacks, widths), updated by ``--model-kwargs``. Errors are one line
-on stderr with exit status 1.
+on stderr with exit status 2.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 from pathlib import Path
 
+from simplepose.cli.common import run_reporting_errors
 from simplepose.convert import CONVERTERS
 from simplepose.errors import SimplePoseError
 
@@ -51,9 +51,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="layout of the input checkpoint",
     )
     p.add_argument(
-        "input", type=Path, help="released checkpoint (.pth/.pt/.pkl/.tar or .safetensors)"
+        "--input", type=Path, help="released checkpoint (.pth/.pt/.pkl/.tar or .safetensors)"
     )
-    p.add_argument("output", type=Path, help="simplepose checkpoint to write (.safetensors)")
+    p.add_argument("--output", type=Path, help="simplepose checkpoint to write (.safetensors)")
+    # the positional spelling of earlier releases: convert --from SRC IN OUT
+    p.add_argument("old_input", nargs="?", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("old_output", nargs="?", type=Path, help=argparse.SUPPRESS)
     p.add_argument(
         "--model",
         default=None,
@@ -100,11 +103,15 @@ def resolve_model(
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    args.input = args.input or args.old_input
+    args.output = args.output or args.old_output
+    if args.input is None or args.output is None:
+        parser.error("--input and --output are required")
     from simplepose.checkpoint import build_and_load, load_state_dict_any, save_model
     from simplepose.convert import CONVERTERS, convert_state_dict
     from simplepose.spec import get_spec
 
-    try:
+    def convert():
         if args.source not in CONVERTERS:
             raise SimplePoseError(f"no converter registered for {args.source!r}")
         raw = load_state_dict_any(args.input)
@@ -120,9 +127,12 @@ def main(argv=None, prog: str | None = None) -> int:
             verify=False,
             extra_meta={"converted_from": args.source, "source_file": args.input.name},
         )
-    except (SimplePoseError, ValueError, FileNotFoundError, KeyError, ImportError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 1
+        return name, kwargs, converted, n_params
+
+    result = run_reporting_errors(parser.prog, convert)
+    if isinstance(result, int):
+        return result
+    name, kwargs, converted, n_params = result
     print(
         f"wrote {args.output}: model {name} {json.dumps(kwargs, sort_keys=True)}, "
         f"{len(converted)} tensors, {n_params:,} trainable parameters "

@@ -1,18 +1,23 @@
 """Run a pose model on an image, a folder of images, a video or a webcam and draw the people.
 
-  python demo.py --input photo.jpg --output photo_pose.jpg
-  python demo.py --input photos/ --output photos_pose/ --json people.json
-  python demo.py --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320   # ~13 fps on 2 cores
-  python demo.py --input webcam:0 --output cam.mp4 --max-frames 300
-  python demo.py --input clip.mp4 --checkpoint imhn.safetensors                   # bottom-up checkpoint
-  python demo.py --input clip.mp4 --mode topdown --checkpoint rsn18.safetensors \\
-      --detector ../shared/models/rtmdet_nano_person/end2end.onnx                 # top-down
+  simplepose demo --input assets/sample_group.jpg --output pose.jpg
+  simplepose demo --input assets/ --output assets_pose/ --json people.json
+  simplepose demo --input ../shared/data/demo/vtest.avi --output vtest_pose.mp4 --box-size 320
+  simplepose demo --input webcam:0 --max-frames 300                     # shows a window
+  simplepose demo --input VIDEO --checkpoint CKPT.safetensors --json people.json
+  simplepose demo --input VIDEO --checkpoint CKPT.safetensors --output out.mp4  # top-down CKPT:
+                                        # the bundled person detector finds the boxes
+
+(VIDEO: a video of yours; CKPT: a checkpoint written by ``simplepose train`` or
+``simplepose convert``. ``python demo.py`` takes the same options.)
 
 Default model: the bundled ``openpose_mobilenet_thin``. Videos run as a threaded pipeline
 (read | preprocess + network | assignment | draw + write); see :mod:`simplepose.demo`.
+Without ``--output`` or ``--json`` the result is shown in a window, when there is a display.
 
 Exit codes: 0 every frame processed; 1 some images of a folder could not be read (the rest
-were processed and written; the bad ones are listed); 2 an error stopped the run (bad
+were processed and written; the bad ones are listed), or a video ended before the frame count
+of its header (truncated; the frames decoded were processed and written); 2 an error stopped the run (bad
 arguments, missing input, unopenable video or webcam, missing output folder, ...); 130
 interrupted with Ctrl-C.
 """
@@ -20,8 +25,17 @@ interrupted with Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+
+from simplepose.cli.common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_max_frames,
+    float_in,
+    int_at_least,
+    run_reporting_errors,
+    setup_logging,
+)
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -29,6 +43,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="image file, folder of images, video file, or webcam:N")
     p.add_argument("--output", help="annotated image / folder / video (.mp4) to write")
     p.add_argument("--json", help="per-frame people JSON to write")
+    p.add_argument("--show", action="store_true",
+                   help="show the result in a window (the default when neither --output nor --json is given)")
     m = p.add_mutually_exclusive_group()
     m.add_argument("--model", help="bundled model (default: openpose_mobilenet_thin) or an ONNX file "
                                    "written by 'simplepose export'")
@@ -39,13 +55,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["torch", "onnxruntime"], default=None,
                    help="inference backend (default: onnxruntime for a .onnx file, else torch; "
                         "onnxruntime with a model name or checkpoint exports it first)")
-    p.add_argument("--box-size", type=int, default=None, help="bottom-up input height (default: the model's)")
-    p.add_argument("--kpt-threshold", type=float, default=0.2, help="hide keypoints scored below this")
+    p.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height (default: the model's)")
+    p.add_argument("--kpt-threshold", type=float_in(0.0, 1.0), default=0.2,
+                   help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
     p.add_argument("--no-hud", action="store_true", help="no people count / fps overlay")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--workers", type=int, default=0,
+    add_max_frames(p, "frames (images of a folder)")
+    p.add_argument("--threads", type=int_at_least(0, "0: torch default"), default=0,
+                   help="torch CPU threads (0: torch default)")
+    p.add_argument("--workers", type=int_at_least(0, "0: auto"), default=0,
                    help="video: concurrent network workers, 1 torch thread each (0: auto = 1; try 2 on a busy CPU)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the network in NCHW layout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,26 +74,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv=None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from simplepose.errors import SimplePoseError
-
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    except (SimplePoseError, OSError, ValueError, KeyError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging()
+    return run_reporting_errors(parser.prog, lambda: run(args))
 
 
 def run(args) -> int:
     from simplepose import demo as demo_lib
 
-    if args.box_size is not None and args.box_size < 8:
-        raise ValueError(f"--box-size must be >= 8, got {args.box_size}")
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
+        args.show = decide_window(args)
         demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
         predictor = demo_lib.build_predictor(args.model, args.checkpoint, args.mode, args.detector, args.device,
                                              args.box_size, backend=args.backend)
@@ -85,14 +94,43 @@ def run(args) -> int:
         predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
         draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
         channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,
+        show=args.show,
     )  # fmt: skip
-    print(f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps; wrote {len(report.outputs)} file(s)")
-    for path in report.outputs[:3] if len(report.outputs) > 4 else report.outputs:
-        print(f"  -> {path}")
+    print(summary(report))
+    if report.truncated:
+        print(f"warning: {report.truncated} (frames from {report.frames} on are missing)",
+              file=sys.stderr)
+        return EXIT_PARTIAL
     if report.bad:
         print(f"{len(report.bad)} unreadable image(s) skipped:", file=sys.stderr)
         for line in report.bad:
             print(f"  {line}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def decide_window(args) -> bool:
+    """``--show``, or no ``--output``/``--json``: a window, where one can be shown."""
+    if not args.show and (args.output or args.json):
+        return False
+    from simplepose.demo.sinks import display_problem
+    from simplepose.errors import InputError
+
+    problem = display_problem()
+    if problem and args.show:
+        raise InputError(f"--show: cannot show a window: {problem}")
+    if problem:
+        raise InputError(f"nothing to do: give --output FILE and/or --json FILE (a window needs a display: {problem})")
+    return True
+
+
+def summary(report, shown: int = 3) -> str:
+    """What the run did, and where it wrote: every file, or the first ``shown`` and a count."""
+    head = f"{report.frames} frame(s), {report.people} people, {report.fps:.1f} fps"
+    lines = [f"{head}; wrote {len(report.outputs)} file(s)"]
+    listed = report.outputs if len(report.outputs) <= shown + 1 else report.outputs[:shown]
+    lines += [f"  -> {path}" for path in listed]
+    if len(listed) < len(report.outputs):
+        lines.append(f"  ... and {len(report.outputs) - len(listed)} more")
+    return "\n".join(lines)
 

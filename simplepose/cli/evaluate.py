@@ -1,37 +1,49 @@
 """Evaluate person keypoints: COCO and OCHuman (COCO metric), CrowdPose (AP easy/medium/hard),
 MPII (PCKh, needs --head-boxes); the annotation format is recognised from the file.
 
-  # a trained or converted checkpoint on a COCO split (bottom-up or top-down)
-  python evaluate.py --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json [--flip] [--scales 1 0.5]
-  # top-down with detector boxes, ground-truth boxes or the bundled RTMDet-nano person detector
-  python evaluate.py --checkpoint CKPT --boxes det.json --ann ANN.json --images DIR --metrics m.json
-  python evaluate.py --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
+  V=../shared/data/coco  # the shared val subset; use your own COCO split the same way
   # the bundled pretrained model
-  python evaluate.py --model openpose_mobilenet_thin --ann ANN.json --images DIR --metrics m.json
+  simplepose evaluate --model openpose_mobilenet_thin --ann $V/annotations/person_keypoints_val2017_subset.json \\
+      --images $V/val2017 --metrics m.json [--flip] [--scales 1 0.5] [--max-frames 20]
+  # a trained or converted checkpoint CKPT (bottom-up or top-down)
+  simplepose evaluate --checkpoint CKPT --ann ANN.json --images DIR --metrics m.json
+  # top-down boxes: the bundled person detector (default), a COCO detection file, or ground truth
+  simplepose evaluate --checkpoint CKPT --boxes DET.json --ann ANN.json --images DIR --metrics m.json
+  simplepose evaluate --checkpoint CKPT --gt-boxes --ann ANN.json --images DIR --metrics m.json
   # an ONNX export (simplepose export) on ONNX Runtime; or any model/checkpoint with --backend onnxruntime
-  python evaluate.py --model op.onnx --backend onnxruntime --ann ANN.json --images DIR --metrics m.json
+  simplepose evaluate --model op.onnx --backend onnxruntime --ann ANN.json --images DIR --metrics m.json
   # test-dev: no ground truth; writes person_keypoints_test-dev2017_<name>_results.json + .zip
-  python evaluate.py --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR --name mine
+  simplepose evaluate --checkpoint CKPT --image-info image_info_test-dev2017.json --images DIR --name mine
   # what the representation + decoding lose with perfect maps (no network)
-  python evaluate.py --oracle bottomup --ann ANN.json --metrics oracle.json
-  python evaluate.py --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
+  simplepose evaluate --oracle bottomup --ann ANN.json --metrics oracle.json
+  simplepose evaluate --oracle topdown --gt-boxes --ann ANN.json --metrics oracle_td.json
   # score an existing COCO results file (any producer's)
-  python evaluate.py --results R.json --ann ANN.json --metrics OUT.json
-  # MPII: the converted JSON for boxes, the benchmark's gt_valid.mat for PCKh's head boxes
-  python evaluate.py --oracle topdown --gt-boxes --ann valid.json --head-boxes gt_valid.mat --metrics m.json
-  python evaluate.py --results pred.mat --ann valid.json --head-boxes gt_valid.mat --metrics m.json
+  simplepose evaluate --results R.json --ann ANN.json --metrics OUT.json
+  # MPII (VALID.json: the converted annotations; GT_VALID.mat: the benchmark's head boxes for PCKh)
+  simplepose evaluate --oracle topdown --gt-boxes --ann VALID.json --head-boxes GT_VALID.mat --metrics m.json
+  simplepose evaluate --results PRED.mat --ann VALID.json --head-boxes GT_VALID.mat --metrics m.json
 
-Sharded across processes under torchrun (``torchrun --nproc_per_node=4 evaluate.py ...``):
-each rank predicts its share of the images and rank 0 gathers, writes and scores.
+(CKPT: a checkpoint of ``simplepose train`` or ``simplepose convert``; ANN.json / DIR: a COCO
+person-keypoint annotation file and its image folder; DET.json: COCO detection results.)
+``python evaluate.py`` takes the same options. Sharded across processes under torchrun
+(``torchrun --nproc_per_node=4 evaluate.py ...``): each rank predicts its share of the images
+and rank 0 gathers, writes and scores.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from pathlib import Path
+
+from simplepose.cli.common import (
+    add_max_frames,
+    int_at_least,
+    is_quiet_rank,
+    run_reporting_errors,
+    setup_logging,
+)
+from simplepose.errors import InputError
 
 #: --backend values: inference backends of a model, grouping implementations of the oracle
 MODEL_BACKENDS = ("torch", "onnxruntime")
@@ -54,13 +66,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="where to write the metrics JSON (required with --ann)")
     p.add_argument("--results-out", help="where to write results JSON (default: <metrics>_results.json)")
     p.add_argument("--image-ids", type=int, nargs="+", help="evaluate only these images of the file")
+    add_max_frames(p, "images of the file (after --image-ids)")
     p.add_argument("--name", default="simplepose", help="test-dev: the <name> in the submission file name")
     p.add_argument("--out-dir", default=".", help="test-dev: folder of the submission files")
     g = p.add_argument_group("inference")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     g.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    g.add_argument("--scales", type=float, nargs="+", default=None, help="bottom-up scale factors (SPEC 3.8)")
-    g.add_argument("--box-size", type=int, default=None, help="bottom-up input height at scale 1")
+    g.add_argument("--scales", type=float, nargs="+", default=None,
+                   help="bottom-up multi-scale test: factors of --box-size, heatmaps averaged (e.g. 1 0.5)")
+    g.add_argument("--box-size", type=int_at_least(8), default=None,
+                   help="bottom-up input height at scale 1")
     g.add_argument("--skip-bad", action="store_true", help="skip unreadable images (reported) instead of failing")
     g.add_argument("--backend", choices=list(MODEL_BACKENDS + GROUPING_BACKENDS), default=None,
                    help="a model: torch or onnxruntime (default: onnxruntime for a .onnx file, else torch); "
@@ -70,7 +85,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     boxes.add_argument("--boxes", help="COCO detection results JSON with person boxes")
     boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
     boxes.add_argument("--detector", nargs="?", const="bundled",
-                       help="run a person detector on each image: the bundled RTMDet-nano (no value) or an ONNX file of that format")
+                       help="run a person detector on each image: the bundled RTMDet-nano (no value; the default "
+                            "for a top-down model without --boxes/--gt-boxes) or an ONNX file of that format")
     t.add_argument("--box-threshold", type=float, default=0.0, help="minimum box score")
     o = p.add_argument_group("oracle")
     o.add_argument("--reference-params", action="store_true", help="the original SimplePose grouping options")
@@ -100,15 +116,8 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
 
 def main(argv=None, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
-    prog = prog or "evaluate.py"
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from simplepose.errors import SimplePoseError
-
-    try:
-        return run(args)
-    except (SimplePoseError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging()
+    return run_reporting_errors(prog or "evaluate.py", lambda: run(args))
 
 
 def check_output_folders(args) -> None:
@@ -118,7 +127,7 @@ def check_output_folders(args) -> None:
             continue
         folder = Path(path) if flag == "--out-dir" else (Path(path).parent if str(Path(path).parent) else Path("."))
         if not folder.is_dir():
-            raise FileNotFoundError(f"{flag} {path}: folder {folder} does not exist")
+            raise InputError(f"{flag} {path}: folder {folder} does not exist")
 
 
 def run(args) -> int:
@@ -180,7 +189,7 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
         meta = {"box_size": options["box_size"], "backend": args.backend, "grouping": params.to_dict()}
     else:
         if args.boxes or args.detector:
-            raise ValueError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
+            raise InputError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
         options = {"flip": args.flip}
         meta = {"boxes": "gt", "flip": args.flip}
     results, metrics, seconds = runner.run_oracle(args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options)
@@ -192,12 +201,14 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
 
 
 def selected_image_ids(args, ann) -> list[int]:
-    if not args.image_ids:
-        return ann.image_ids
-    unknown = sorted(set(args.image_ids) - set(ann.image_ids))
-    if unknown:
-        raise ValueError(f"--image-ids {unknown[:5]} are not images of the annotation file")
-    return sorted(set(args.image_ids))
+    """``--image-ids`` (all when not given), then the first ``--max-frames`` of them."""
+    ids = ann.image_ids
+    if args.image_ids:
+        unknown = sorted(set(args.image_ids) - set(ann.image_ids))
+        if unknown:
+            raise InputError(f"--image-ids {unknown[:5]} are not images of the annotation file")
+        ids = sorted(set(args.image_ids))
+    return ids[: args.max_frames] if args.max_frames else ids
 
 
 def build_predictor(args, local_rank: int | None = None):
@@ -217,10 +228,14 @@ def build_predictor(args, local_rank: int | None = None):
     if args.model and not args.model.lower().endswith(".onnx"):
         backend = args.backend or "torch"
         return Predictor.from_pretrained(args.model, device=args.device, backend=backend, **options)
+    detector = args.detector or (None if args.boxes or args.gt_boxes else "bundled")
     predictor = Predictor.from_checkpoint(args.checkpoint or args.model, device=args.device,
-                                          detector=args.detector, backend=args.backend, **options)
+                                          detector=detector, backend=args.backend, **options)
     if predictor.mode == "topdown" and not (args.boxes or args.gt_boxes or args.detector):
-        raise ValueError("a top-down checkpoint needs --boxes, --gt-boxes or --detector")
+        args.detector = "bundled"
+        if not is_quiet_rank():
+            print("top-down model: person boxes from the bundled RTMDet-nano detector "
+                  "(--boxes FILE or --gt-boxes to use others)")
     return predictor
 
 

@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import BottomUpGeometry
 from ..decode.grouping import group
 from ..decode.params import GroupingParams
 from ..errors import InputError
+from ..geometry import BottomUpGeometry
 from ..skeleton import OPENPOSE18, SIMPLEPOSE18, BottomUpLayout
-from ..structures import Person
+from ..structures import Person, clip_keypoints
 from .render import render_keypoint_gaussians, render_limb_gaussians, render_pafs
 
 __all__ = [
-    "VISIBLE",
-    "OCCLUDED",
     "ABSENT",
+    "OCCLUDED",
+    "VISIBLE",
+    "OpenPosePafCodec",
+    "SimplePoseCodec",
     "coco_to_internal",
     "people_from_grouping",
-    "SimplePoseCodec",
-    "OpenPosePafCodec",
 ]
 
 # Internal visibility codes (SPEC 3.1); "labelled" means code < ABSENT.
@@ -79,7 +79,9 @@ def people_from_grouping(result, geometry: BottomUpGeometry, layout: BottomUpLay
     parts = np.flatnonzero(to_coco >= 0)
     k = len(parts)
     kpts = np.zeros((num, k, 3), dtype=np.float64)
-    kpts[:, to_coco[parts], :2] = geometry.heatmap_to_original(result.people[:, parts, :2])
+    kpts[:, to_coco[parts], :2] = clip_keypoints(
+        geometry.heatmap_to_original(result.people[:, parts, :2]), geometry.orig_w, geometry.orig_h
+    )
     kpts[:, to_coco[parts], 2] = result.people[:, parts, 2]
     missing = np.ones((num, k), dtype=bool)
     missing[:, to_coco[parts]] = result.part_ids[:, parts] < 0
@@ -104,8 +106,18 @@ class _GroupingDecoder:
         params: GroupingParams = GroupingParams(),
         backend: str = "cpp",
     ) -> list[Person]:
-        """(C, H, W) maps on the geometry's heatmap grid -> people in original px."""
+        """(C, H, W) maps on the geometry's heatmap grid -> people in original px.
+
+        Keypoint peaks in the padding (cells beyond :attr:`BottomUpGeometry.valid_heatmap_hw`)
+        are ignored, and decoded keypoints are clipped to the image
+        (:func:`~simplepose.structures.clip_keypoints`).
+        """
         keypoint_maps, limb_maps = self.split(maps)
+        vh, vw = geometry.valid_heatmap_hw
+        if keypoint_maps.ndim == 3 and (vh < keypoint_maps.shape[1] or vw < keypoint_maps.shape[2]):
+            keypoint_maps = keypoint_maps.copy()  # never write into the caller's maps
+            keypoint_maps[:, vh:, :] = 0.0
+            keypoint_maps[:, :, vw:] = 0.0
         sx, sy = geometry.heatmap_to_original_scale
         limbs = self.layout.limbs_array
         result = group(keypoint_maps, limb_maps, limbs, params, sx, sy, geometry.orig_h, backend)
@@ -166,7 +178,7 @@ class SimplePoseCodec(_GroupingDecoder):
         _check_maps(maps, self.num_channels, "SimplePose maps")
         k0, k1 = self.layout.extra["keypoint_channels"]
         l0, l1 = self.layout.extra["limb_channels"]
-        as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+        as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
         return as32(maps[k0:k1]), as32(maps[l0:l1])
 
 

@@ -77,6 +77,8 @@ __all__ = [
     "rsn_codec",
     "build_codec",
     "CODECS",
+    "layout_codec",
+    "layout_codec_fields",
 ]
 
 # 3 x 3 neighbourhood offsets (dy, dx) without the centre, used by the clean refinement.
@@ -535,3 +537,36 @@ def build_codec(name: str, **options) -> TopDownHeatmapCodec:
     except ValueError:
         raise InputError(f"unknown top-down codec {name!r}; use <cpn|mspn|rsn>_<H>x<W>, e.g. {sorted(CODECS)}") from None
     return _FAMILIES[family](hw, **options)
+
+
+# Top-down settings of each layout's benchmark: the default input (COCO-style boxes 256x192,
+# MPII's square 256x256 crop) and MSPN's MPII decoder blur (TEST.GAUSSIAN_KERNEL = 9, SPEC 5.6).
+_LAYOUT_CODECS = {"mpii16": ("mspn_256x256", {"decode_kernel": 9})}
+
+
+def layout_codec(layout, name: str | None = None, **options) -> TopDownHeatmapCodec:
+    """The top-down codec ``name`` (default: the layout's benchmark input, ``mspn_256x192``, or
+    ``mspn_256x256`` for MPII) with the layout's flip permutation and, for MSPN / RSN codecs,
+    the layout's decoder blur (9 on MPII); ``options`` override any field.
+
+    Args:
+        layout: a :class:`~simplepose.skeleton.KeypointLayout` or its registry name.
+    """
+    from simplepose.skeleton import get_layout
+
+    layout = get_layout(layout)
+    name = name or _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))[0]
+    fields = layout_codec_fields(layout, name.split("_")[0])
+    fields.update(options)
+    return build_codec(name, **fields)
+
+
+def layout_codec_fields(layout, family: str) -> dict:
+    """The codec fields a keypoint layout sets on a ``family`` (``cpn``, ``mspn``, ``rsn``)
+    codec: its ``flip_index`` and, for MSPN / RSN, its benchmark's decoder blur (9 on MPII)."""
+    from simplepose.skeleton import get_layout
+
+    layout = get_layout(layout)
+    fields = dict(_LAYOUT_CODECS.get(layout.name, ("", {}))[1]) if family in ("mspn", "rsn") else {}
+    fields["flip_index"] = tuple(layout.flip_index)
+    return fields

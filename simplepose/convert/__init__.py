@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import InputError
+
 __all__ = ["CONVERTERS", "convert_state_dict"]
 
 CONVERTERS: dict[str, str] = {
@@ -22,6 +24,6 @@ CONVERTERS: dict[str, str] = {
 def convert_state_dict(source: str, state_dict):
     """Map a released checkpoint's ``state_dict`` (layout ``source``) onto ours."""
     if source not in CONVERTERS:
-        raise KeyError(f"unknown checkpoint source {source!r}; available: {', '.join(sorted(CONVERTERS))}")
+        raise InputError(f"unknown checkpoint source {source!r}; available: {', '.join(sorted(CONVERTERS))}")
     module_name, func_name = CONVERTERS[source].split(":")
     return getattr(importlib.import_module(module_name), func_name)(state_dict)

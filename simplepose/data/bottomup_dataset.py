@@ -46,7 +46,6 @@ import numpy as np
 
 from simplepose.codecs.bottomup import ABSENT, SimplePoseCodec, coco_to_internal
 from simplepose.codecs.render_numba import HAVE_NUMBA, encode_simplepose
-from simplepose.data.coco import load_image
 from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
 from simplepose.data.masks import person_masks
 from simplepose.errors import InputError
@@ -298,6 +297,13 @@ class BottomUpDataset(EpochSeeded):
         if codec.stride != stride:
             raise InputError(f"codec stride {codec.stride} != dataset stride {stride}")
         self.coco = as_coco(ann_file_or_coco)
+        dataset_k = int((codec.layout.to_coco_array >= 0).sum())
+        if dataset_k != self.coco.layout.num_keypoints:
+            raise InputError(
+                f"{self.coco.source} has the {self.coco.layout.name} layout "
+                f"({self.coco.layout.num_keypoints} keypoints) but the codec's layout "
+                f"{codec.layout.name} takes {dataset_k}"
+            )
         self.images_dir = Path(images_dir)
         self.input_size = int(input_size)
         self.stride = int(stride)
@@ -377,7 +383,8 @@ class BottomUpDataset(EpochSeeded):
         x, y in original px, internal visibility code (SPEC 3.1)."""
         anns = [a for a in self.coco.annotations_by_image[image_id]
                 if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]  # fmt: skip
-        kps = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, 17, 3)
+        kps = np.asarray([a["keypoints"] for a in anns], dtype=np.float64)
+        kps = kps.reshape(-1, self.coco.layout.num_keypoints, 3)
         return coco_to_internal(kps, self.codec.layout)
 
     def joints_in_input(self, index: int, matrix: np.ndarray, flip: bool) -> np.ndarray:
@@ -400,7 +407,7 @@ class BottomUpDataset(EpochSeeded):
         packed = self._image_cache.get(image_id)
         if packed is None:
             with self._stage("decode"):
-                img = load_image(self.coco.image_path(image_id, self.images_dir))
+                img = self.coco.read_image(image_id, self.images_dir)
             rle_all, _ = self._mask_rles(image_id, img.shape[0], img.shape[1])
             mask_all = self._decode_mask(rle_all)
             with self._stage("masks"):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,27 @@ class CocoKeypoints:
         if record is None:
             raise InputError(f"image id {image_id!r} is not in {self.source}")
         return Path(images_dir) / record["file_name"]
+
+    def read_image(self, image_id: int, images_dir) -> np.ndarray:
+        """Decode an image (:func:`load_image`) and check it against its record.
+
+        Returns:
+            (H, W, 3) BGR uint8, original px.
+
+        Raises:
+            InputError: unknown image id, unreadable file, or a decoded size that differs from
+                the record's ``width`` x ``height`` (its keypoints would be scored in another
+                frame).
+        """
+        path = self.image_path(image_id, images_dir)
+        image = load_image(path)
+        h, w = self.image_size(image_id)
+        if image.shape[:2] != (h, w):
+            raise InputError(
+                f"image file {path} is {image.shape[1]}x{image.shape[0]} but {self.source} "
+                f"says {w}x{h} (image id {image_id})"
+            )
+        return image
 
     def image_size(self, image_id: int) -> tuple[int, int]:
         """``(height, width)`` of an image as recorded in the file."""
@@ -216,6 +238,18 @@ def _find_person_category(
     )
 
 
+def _unsafe_file_name(file_name: str) -> str | None:
+    """Why ``file_name`` could name a file outside the image folder (None when it cannot)."""
+    if "\x00" in file_name:
+        return "contains a NUL character"
+    posix = file_name.replace("\\", "/")
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+        return "is absolute"
+    if ".." in posix.split("/"):
+        return "contains '..'"
+    return None
+
+
 def _index_images(images: list, name: str) -> dict[int, dict]:
     by_id: dict[int, dict] = {}
     for i, img in enumerate(images):
@@ -234,6 +268,17 @@ def _index_images(images: list, name: str) -> dict[int, dict]:
         if not isinstance(img.get("file_name"), str) or not img["file_name"]:
             raise AnnotationError(
                 f"annotation file {name}: images[{i}] (id {img['id']}) has no 'file_name'"
+            )
+        problem = _unsafe_file_name(img["file_name"])
+        if problem:
+            raise AnnotationError(
+                f"annotation file {name}: images[{i}] (id {img['id']}) file_name "
+                f"{img['file_name'][:200]!r} {problem}; it must be a path inside the image folder"
+            )
+        if img["width"] < 1 or img["height"] < 1:
+            raise AnnotationError(
+                f"annotation file {name}: images[{i}] (id {img['id']}) has size "
+                f"{img['width']}x{img['height']}; width and height must be >= 1"
             )
         if img["id"] in by_id:
             raise AnnotationError(
@@ -398,8 +443,18 @@ def load_coco_keypoints(path, layout="coco17") -> CocoKeypoints:
             image record, or an annotation with a missing or malformed field or an
             unknown image id.
     """
-    layout = get_layout(layout)
     path, data = _read_json_object(path)
+    return _load_parsed(path, data, layout)
+
+
+def _load_parsed(path: Path, data, layout="coco17") -> CocoKeypoints:
+    """:func:`load_coco_keypoints` of an already parsed file."""
+    layout = get_layout(layout)
+    if not isinstance(data, dict):
+        raise AnnotationError(
+            f"annotation file {path}: top level must be a JSON object with 'images', "
+            f"'annotations' and 'categories', got a JSON {type(data).__name__}"
+        )
     _require_keys(data, ("images", "annotations", "categories"), str(path))
     person = _find_person_category(data["categories"], str(path), required=True, layout=layout)
     return _build(path, data, data["annotations"], person, layout)

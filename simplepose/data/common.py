@@ -47,9 +47,13 @@ class LRUCache:
 
 
 def as_coco(ann_file_or_coco) -> CocoKeypoints:
+    """A loaded annotation file as is, or a path loaded by
+    :func:`~simplepose.data.datasets.load_annotations` (COCO, OCHuman, CrowdPose, MPII)."""
     if isinstance(ann_file_or_coco, CocoKeypoints):
         return ann_file_or_coco
-    return load_coco_keypoints(ann_file_or_coco)
+    from .datasets import load_annotations
+
+    return load_annotations(ann_file_or_coco)
 
 
 class BadImageLog:

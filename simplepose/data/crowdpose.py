@@ -72,6 +72,11 @@ def load_crowdpose(path) -> CocoKeypoints:
             problem :func:`~simplepose.data.coco.load_coco_keypoints` reports.
     """
     path, data = _read_json_object(path)
+    return _load_parsed(path, data)
+
+
+def _load_parsed(path, data) -> CocoKeypoints:
+    """:func:`load_crowdpose` of an already parsed file."""
     name = str(path)
     _require_keys(data, ("images", "annotations", "categories"), name)
     for i, img in enumerate(data["images"]):

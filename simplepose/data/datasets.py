@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simplepose.data.coco import CocoKeypoints, load_coco_keypoints
+from simplepose.data import coco
+from simplepose.data.coco import CocoKeypoints
 from simplepose.skeleton import layout_from_keypoint_names
 from simplepose.utils.io import read_json
 
@@ -38,18 +39,18 @@ def load_annotations(path, images_dir=None) -> CocoKeypoints:
         AnnotationError: naming the file, record and field, from the reader.
     """
     path = Path(path)
-    data = read_json(path, "annotation")
+    data = read_json(path, "annotation")  # parsed once, handed to the reader
     if isinstance(data, list):
-        from simplepose.data.mpii import load_mpii_json, mpii_to_coco
+        from simplepose.data import mpii
 
-        records, sizes = load_mpii_json(path, images_dir)
-        return mpii_to_coco(records, sizes, path)
+        records, sizes = mpii._load_parsed(path, data, images_dir)
+        return mpii.mpii_to_coco(records, sizes, path)
     if isinstance(data, dict) and isinstance(data.get("categories"), list):
         for cat in data["categories"]:
             names = cat.get("keypoints") if isinstance(cat, dict) else None
             layout = layout_from_keypoint_names(names) if isinstance(names, list) else None
             if layout is not None and layout.name == "crowdpose14":
-                from simplepose.data.crowdpose import load_crowdpose
+                from simplepose.data import crowdpose
 
-                return load_crowdpose(path)
-    return load_coco_keypoints(path)
+                return crowdpose._load_parsed(path, data)
+    return coco._load_parsed(path, data)

@@ -91,14 +91,20 @@ def _number(v) -> bool:
 
 
 def image_size(path) -> tuple[int, int] | None:
-    """``(height, width)`` from the image file's header, or None when it cannot be read."""
+    """``(height, width)`` from the image file's header (Pillow; OpenCV decodes the whole
+    image when Pillow is missing), or None when it cannot be read."""
     try:
         from PIL import Image
+    except ImportError:
+        import cv2
 
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return None if image is None else (int(image.shape[0]), int(image.shape[1]))
+    try:
         with Image.open(path) as im:
             w, h = im.size
         return int(h), int(w)
-    except (OSError, ValueError, ImportError):
+    except (OSError, ValueError):
         return None
 
 
@@ -164,7 +170,11 @@ def load_mpii_json(path, images_dir=None) -> tuple[list[MpiiRecord], dict[str, t
         AnnotationError: naming the file, record and field (see the module docstring).
     """
     path = Path(path)
-    data = read_json(path, "MPII annotation")
+    return _load_parsed(path, read_json(path, "MPII annotation"), images_dir)
+
+
+def _load_parsed(path: Path, data, images_dir=None):
+    """:func:`load_mpii_json` of an already parsed file."""
     if not isinstance(data, list):
         raise AnnotationError(
             f"MPII file {path}: top level must be a list of person records, got a JSON "

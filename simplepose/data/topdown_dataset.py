@@ -38,7 +38,6 @@ import numpy as np
 
 from simplepose.codecs.topdown import TopDownHeatmapCodec
 from simplepose.data.common import BadImageLog, EpochSeeded, LRUCache, as_coco
-from simplepose.data.coco import load_image
 from simplepose.data.topdown_transforms import (
     MSPN_TRAIN_PADDING,
     TopDownAugParams,
@@ -137,6 +136,13 @@ class TopDownDataset(EpochSeeded):
         self.coco = as_coco(ann_file_or_coco)
         self.images_dir = Path(images_dir)
         self.codec = codec
+        layout = self.coco.layout
+        if codec.flip_index != layout.flip_index:
+            raise InputError(
+                f"{self.coco.source} has the {layout.name} layout ({layout.num_keypoints} "
+                f"keypoints) but the codec {codec.name} flips {codec.num_keypoints} keypoints as "
+                f"{codec.flip_index}: build the codec with flip_index=layout.flip_index"
+            )
         self.augment = bool(augment)
         self.seed = int(seed)
         self.epoch = 0
@@ -174,8 +180,9 @@ class TopDownDataset(EpochSeeded):
         return len(self.instances)
 
     def keypoints(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(keypoints (17, 2) original px, visible (17,) COCO v)`` of instance ``index``."""
-        kps = np.asarray(self.instances[index][1]["keypoints"], dtype=np.float64).reshape(17, 3)
+        """``(keypoints (K, 2) original px, visible (K,) COCO v)`` of instance ``index``."""
+        k = self.coco.layout.num_keypoints
+        kps = np.asarray(self.instances[index][1]["keypoints"], dtype=np.float64).reshape(k, 3)
         return kps[:, :2].copy(), kps[:, 2].copy()
 
     def sample_params(self, index: int, epoch: int | None = None) -> TopDownSampleParams:
@@ -196,6 +203,7 @@ class TopDownDataset(EpochSeeded):
         kp, vis = self.keypoints(index)
         if (vis > 0).sum() > 3 and rng.random() < self.half_body_prob:
             hb = half_body_center_scale(kp, vis, aspect, rng, upper_prob=self.upper_body_prob,
+                                        upper_ids=self.coco.layout.upper_body,
                                         x_ext=self.x_ext, y_ext=self.y_ext)  # fmt: skip
             if hb is not None:
                 center, scale = hb
@@ -206,7 +214,7 @@ class TopDownDataset(EpochSeeded):
     def _image(self, image_id: int) -> np.ndarray:
         img = self._image_cache.get(image_id)
         if img is None:
-            img = load_image(self.coco.image_path(image_id, self.images_dir))
+            img = self.coco.read_image(image_id, self.images_dir)
             self._image_cache.put(image_id, img)
         return img
 

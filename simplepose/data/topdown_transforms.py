@@ -24,6 +24,7 @@ import numpy as np
 
 from simplepose.errors import InputError
 from simplepose.geometry import apply_affine, compose_affine, float_array, hflip_matrix, invert_affine
+from simplepose.skeleton import COCO17
 
 LOG = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ __all__ = [
 MSPN_TEST_PADDING = (1.09, 1.135)  # SPEC 5.1 test extension (w, h)
 MSPN_TRAIN_PADDING = (1.05, 1.05)  # SPEC 5.1 BASIC_EXTENTION before the random extension
 CPN_TEST_PADDING = (1.2, 1.3)  # SPEC 4.1: 0.1 / 0.15 of the box added on every side
-UPPER_BODY_IDS = tuple(range(13))  # COCO 0..12; hips count as upper body (SPEC 5.1)
+UPPER_BODY_IDS = COCO17.upper_body  # COCO 0..12; hips count as upper body (SPEC 5.1)
 
 
 def fix_aspect_ratio(scale: np.ndarray, aspect_ratio: float) -> np.ndarray:
@@ -287,17 +288,24 @@ def sanitize_boxes(
     boxes_xywh,
     scores=None,
     image_size=None,
+    clip: bool = False,
+    min_size: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Drop unusable detector / annotation boxes instead of crashing on them later.
 
     Dropped: boxes with a non-finite coordinate or score, width or height <= 0, or (when
-    ``image_size`` is given) no overlap with the image ``[0, W) x [0, H)``. Logs one warning with
-    the count when anything is dropped.
+    ``image_size`` is given) no overlap with the image ``[0, W) x [0, H)``. With ``clip`` (needs
+    ``image_size``) the kept boxes are clipped to ``[0, W] x [0, H]`` and those narrower or
+    shorter than ``min_size`` px afterwards are dropped too. Logs one warning with the count
+    when anything is dropped.
 
     Args:
         boxes_xywh: (N, 4) ``(x, y, w, h)`` in original px (an empty list is fine).
         scores: optional (N,) scores.
         image_size: optional ``(W, H)`` of the image, width first.
+        clip: clip the boxes to the image (inference: a box far beyond the image would give a
+            crop of mostly padding and keypoints outside the image).
+        min_size: smallest kept side after clipping (px).
 
     Returns:
         ``(boxes (M, 4) float64, scores (M,) float64 or None, n_dropped)``.
@@ -321,6 +329,17 @@ def sanitize_boxes(
             w, h = (float(v) for v in image_size)
             keep &= (b[:, 0] < w) & (b[:, 1] < h)
             keep &= (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0)
+    if clip:
+        if image_size is None:
+            raise InputError("sanitize_boxes: clip=True needs image_size")
+        b = b.copy()
+        x1 = np.clip(b[:, 0], 0.0, w)
+        y1 = np.clip(b[:, 1], 0.0, h)
+        with np.errstate(invalid="ignore"):
+            b[:, 2] = np.clip(b[:, 0] + b[:, 2], 0.0, w) - x1
+            b[:, 3] = np.clip(b[:, 1] + b[:, 3], 0.0, h) - y1
+            b[:, 0], b[:, 1] = x1, y1
+            keep &= (b[:, 2] >= min_size) & (b[:, 3] >= min_size)
     n_dropped = int((~keep).sum())
     if n_dropped:
         LOG.warning(

@@ -102,6 +102,10 @@ def group(
         image_height = float(np.shape(heatmaps)[1]) * scale_y
     for name, value in (("scale_x", scale_x), ("scale_y", scale_y), ("image_height", image_height)):
         check_bound(value, name, name)
+    if params.limb_length_priors and limbs.ndim == 2 and len(params.limb_length_priors) != len(limbs):
+        raise InputError(
+            f"params['limb_length_priors'] has {len(params.limb_length_priors)} values but limbs has {len(limbs)} rows"
+        )
     if backend == "reference":
         _check_reference_inputs(heatmaps, limb_maps, limbs)
         out = reference_group(heatmaps, limb_maps, limbs, params, scale_x, scale_y, image_height)

@@ -29,6 +29,8 @@ BOUNDS: dict[str, tuple] = {
     "merge_tolerance": (0.0, 1e6),
     "min_mean_score": (-1e6, 1e6),
     "priority_weights": (-1e6, 1e6),
+    "limb_length_outlier": (0.0, 1e6),
+    "limb_length_priors": (1e-3, 1e3),
     "max_peaks_per_part": (1, 1_000_000),
     "limb_max_samples": (2, 10_000),
     "min_parts": (1, 1_000_000),
@@ -84,6 +86,15 @@ class GroupingParams:
             A memory bound (about 40 bytes a pair); real images need a few thousand.
         max_candidate_samples: likewise for pairs x ``limb_max_samples`` (a time bound:
             1e8 samples take about a second).
+        limb_length_outlier: 0 (off) or R: after assembly, each part is given its *via*
+            limb, the first limb (processing order) joining it to another part of the same
+            person. Via-limb lengths (original px) divided by ``limb_length_priors`` estimate
+            the person's scale; a part whose normalised length is > R x their median is
+            removed with every part hanging from it (persons with < 3 via limbs are left
+            alone). It cuts limbs borrowed from a person of another size, e.g. a small
+            background skeleton reaching into a foreground arm.
+        limb_length_priors: one per limb of the layout (same order), the limb's typical
+            length relative to the others (dimensionless); empty means all 1.
     """
 
     peak_threshold: float = 0.1
@@ -101,6 +112,8 @@ class GroupingParams:
     attach_from_end: bool = True
     max_candidate_pairs: int = 1_000_000
     max_candidate_samples: int = 100_000_000
+    limb_length_outlier: float = 0.0
+    limb_length_priors: tuple[float, ...] = ()
 
     def __post_init__(self):
         for f in fields(self):
@@ -111,9 +124,9 @@ class GroupingParams:
         """Raise InputError naming the first invalid field."""
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "priority_weights":
+            if f.name in ("priority_weights", "limb_length_priors"):
                 for i, w in enumerate(v):
-                    check_bound(w, f.name, f"GroupingParams.priority_weights[{i}]")
+                    check_bound(w, f.name, f"GroupingParams.{f.name}[{i}]")
             elif f.name in BOUNDS:
                 check_bound(v, f.name, f"GroupingParams.{f.name}")
         if self.person_score not in PERSON_SCORE_MODES:
@@ -149,9 +162,13 @@ def _coerce(name: str, kind: str, value):
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             return float(value)
         raise InputError(f"{what} must be a number, got {value!r}")
-    # priority_weights: three numbers
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
-        raise InputError(f"{what} must be 3 numbers (limb, from-peak, to-peak weights), got {value!r}")
+    # priority_weights (three numbers) or limb_length_priors (one per limb, or none)
+    if name == "priority_weights":
+        ok, expected = hasattr(value, "__len__") and len(value) == 3, "3 numbers (limb, from-peak, to-peak weights)"
+    else:
+        ok, expected = hasattr(value, "__len__"), "a tuple of numbers, one per limb (or empty)"
+    if isinstance(value, (str, bytes)) or not ok:
+        raise InputError(f"{what} must be {expected}, got {value!r}")
     return tuple(_coerce(f"{name}[{i}]", "float", w) for i, w in enumerate(value))
 
 

@@ -285,8 +285,62 @@ def reference_group(
             _limb_connections(peaks, ids_a, ids_b, limb_maps[k], scale_x, scale_y, image_height, params)
         )
     people = _assemble(peaks, limbs.tolist(), connections, num_parts, params)
+    if params.limb_length_outlier > 0.0:
+        for q in people:
+            _remove_long_limbs(q, peaks, limbs.tolist(), params, scale_x, scale_y)
     people = [q for q in people if q.count >= params.min_parts and q.total / q.count >= params.min_mean_score]
     return _to_result(peaks, people, num_parts, params)
+
+
+def _remove_long_limbs(q: _Person, peaks, limbs, p: GroupingParams, scale_x, scale_y) -> None:
+    """Limb length outliers of one assembled person (``GroupingParams.limb_length_outlier``).
+
+    The person's parts are spanned by a tree grown from the first endpoint of the first limb
+    (processing order) that joins two of its parts: passes over the limbs in order attach
+    each unreached endpoint of a limb whose other endpoint is reached, until none is left.
+    Tree-limb lengths (original px) divided by their priors estimate the person's scale; a
+    part whose normalised length exceeds ``outlier x`` their median is removed with its
+    subtree."""
+    num_parts = len(q.ids)
+    parent, norm, reached, values = [-1] * num_parts, [0.0] * num_parts, [False] * num_parts, []
+    for a, b in limbs:
+        if q.ids[a] != -1 and q.ids[b] != -1 and a != b:
+            reached[a] = True  # the root
+            break
+    grew = True
+    while grew:
+        grew = False
+        for k, (a, b) in enumerate(limbs):
+            if q.ids[a] == -1 or q.ids[b] == -1 or reached[a] == reached[b]:
+                continue
+            src, dst = (a, b) if reached[a] else (b, a)
+            pa, pb = peaks[q.ids[src]], peaks[q.ids[dst]]
+            dx, dy = (pb[0] - pa[0]) * scale_x, (pb[1] - pa[1]) * scale_y
+            prior = p.limb_length_priors[k] if p.limb_length_priors else 1.0
+            reached[dst] = True
+            parent[dst] = src
+            norm[dst] = math.sqrt(dx * dx + dy * dy) / prior
+            values.append(norm[dst])
+            grew = True
+    if len(values) < 3:
+        return
+    values.sort()
+    m = len(values)
+    median = 0.5 * (values[(m - 1) // 2] + values[m // 2])
+    if not median > 0.0:  # coincident peaks: no scale
+        return
+    removed = [parent[i] != -1 and norm[i] > p.limb_length_outlier * median for i in range(num_parts)]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(num_parts):
+            if not removed[i] and parent[i] != -1 and removed[parent[i]]:
+                removed[i] = changed = True
+    for i in range(num_parts):
+        if removed[i]:
+            q.total -= peaks[q.ids[i]][2] + q.link[i]
+            q.ids[i], q.link[i] = -1, 0.0
+            q.count -= 1
 
 
 def _check_limits(ids_by_part, limbs, p: GroupingParams) -> None:

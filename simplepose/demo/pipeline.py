@@ -4,8 +4,8 @@ drawn output + JSON (:mod:`simplepose.demo.sinks`).
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
 (``cv2.VideoWriter``, mp4v), plus optional per-frame JSON
-``[{"frame": i, "image": name, "people": [{"keypoints": 51 floats, "score", "box": xyxy}]}]``
-written atomically at the end.
+``[{"frame": i, "image": name, "people": [{"keypoints": 51 floats, "score", "box_xyxy"}]}]``
+written atomically at the end; and/or a window (:class:`~simplepose.demo.sinks.Window`).
 
 Videos and webcams run as a 4-stage pipeline of threads joined by bounded queues, so that
 decoding, inference, grouping and drawing overlap and memory stays bounded::
@@ -39,7 +39,14 @@ import numpy as np
 from ..errors import InputError
 from ..structures import Person
 from ..utils.io import atomic_write_json
-from .sinks import open_video_writer, people_to_json, plan_outputs, render_frame, write_image
+from .sinks import (
+    Window,
+    open_video_writer,
+    people_to_json,
+    plan_outputs,
+    render_frame,
+    write_image,
+)
 from .sources import FrameSource
 
 __all__ = [
@@ -70,6 +77,8 @@ class DemoReport:
             pipeline the stages overlap, so their sum exceeds the wall time.
         outputs: files written.
         people: people found over all frames.
+        truncated: for a video that decoded fewer frames than its header announces, what was
+            missing (``"... decoding stopped at frame 6"``); None otherwise.
     """
 
     frames: int = 0
@@ -78,6 +87,7 @@ class DemoReport:
     stage_ms: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     outputs: list[str] = field(default_factory=list)
     people: int = 0
+    truncated: str | None = None
 
     @property
     def fps(self) -> float:
@@ -170,7 +180,8 @@ class InferenceStages:
 def run_demo(predictor, source: FrameSource, output: str | None = None, json_path: str | None = None,
              kpt_threshold: float = 0.2, draw_boxes: bool = False, hud: bool = True, max_frames: int | None = None,
              progress: bool = True, channels_last: bool | None = None, threads: int = 0,
-             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None) -> DemoReport:
+             queue_size: int = 4, workers: int = 0, on_frame: Callable | None = None,
+             show: bool = False) -> DemoReport:
     """Run ``predictor`` over ``source``, draw the people, write the outputs.
 
     Args:
@@ -179,7 +190,8 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
         output: image file / folder / video file for the drawn frames (None: no drawing).
         json_path: per-frame people JSON, written atomically when the run ends (also after an
             error, with the frames done so far).
-        max_frames: stop after this many frames.
+        max_frames: stop after this many frames (the source's own ``limit`` applies too: the
+            smaller wins); no frame beyond the limit is read.
         queue_size: bound of each inter-stage queue (video pipeline).
         workers: preprocess + network threads of the video pipeline. Several workers run
             frames concurrently (single-threaded each unless ``threads`` is given; can help
@@ -187,11 +199,16 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
             frame order. Frames in flight stay bounded by ``3 * queue_size + workers``.
             0 (auto): one worker (see :func:`auto_workers`).
         on_frame: optional ``callback(index, frame_bgr, people)`` after each frame is drawn.
+        show: show each drawn frame in a window (see :func:`~simplepose.demo.sinks.display_problem`);
+            a key press moves past an image, q or Esc stops the run.
 
     Returns:
         :class:`DemoReport`.
     """
     out = plan_outputs(source, output, json_path)
+    limits = [int(n) for n in (max_frames, source.limit) if n]
+    max_frames = min(limits) if limits else None
+    window = Window(source.name) if show else None
     workers, threads = auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
     records: list[dict] = []
@@ -199,18 +216,22 @@ def run_demo(predictor, source: FrameSource, output: str | None = None, json_pat
     try:
         if source.is_stream:
             _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames,
-                        progress, queue_size, on_frame, max(1, int(workers)))
+                        progress, queue_size, on_frame, max(1, int(workers)), window)
         else:
-            _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame)
+            _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
+                        window)
     finally:
         source.close()
+        if window is not None:
+            window.close()
         if json_path and (records or report.frames):
             atomic_write_json(json_path, records)
             report.outputs.append(str(json_path))
     return report
 
 
-def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame):
+def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, progress, on_frame,
+                window=None):
     from tqdm import tqdm
 
     from ..data.coco import load_image
@@ -223,16 +244,19 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
         except InputError as exc:
             if source.kind != "folder":
                 raise
-            LOG.warning("skipping %s", exc)
+            LOG.info("skipping %s", exc)  # listed once, by whoever reads report.bad
             report.bad.append(str(exc))
             continue
         t1 = time.perf_counter()
         payload, pre_ms, net_ms = stages.infer(frame)
         people, assign_ms = stages.assign(payload)
         t2 = time.perf_counter()
+        canvas = None
+        if out is not None or window is not None:
+            canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, None)
         if out is not None:
             target = out / path.name if source.kind == "folder" else out
-            write_image(target, render_frame(frame, people, kpt_threshold, draw_boxes, hud, None))
+            write_image(target, canvas)
             report.outputs.append(str(target))
         if on_frame:
             on_frame(index, frame, people)
@@ -241,9 +265,11 @@ def _run_images(stages, source, out, records, report, kpt_threshold, draw_boxes,
         records.append({"frame": index, "image": path.name, "people": people_to_json(people)})
         report.frames += 1
         report.people += len(people)
+        if window is not None and not window.show(canvas, wait=True):
+            break
     report.seconds = time.perf_counter() - start
     if report.bad:
-        LOG.warning("%d of %d image(s) could not be read", len(report.bad), len(source.paths))
+        LOG.info("%d of %d image(s) could not be read", len(report.bad), len(source.paths))
 
 
 class _Stop(Exception):
@@ -272,7 +298,7 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes, hud, max_frames, progress,
-                queue_size, on_frame, workers=1):
+                queue_size, on_frame, workers=1, window=None):
     from tqdm import tqdm
 
     stop = threading.Event()
@@ -304,6 +330,11 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
             if not ok or frame is None:
                 if index == 0:
                     raise InputError(f"{source.kind} {source.name} yields no frames (corrupt or empty?)")
+                expected = source.header_frames
+                if expected and index < min(expected, max_frames or expected):
+                    report.truncated = (f"video {source.name} is truncated: its header announces "
+                                        f"{expected} frames but decoding stopped at frame {index}")
+                    LOG.info("%s", report.truncated)  # reported once, by whoever reads the report
                 return
             yield index, frame
             index += 1
@@ -370,8 +401,10 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
                 inst = 1.0 / max(now - last, 1e-6)
                 fps = inst if fps is None else 0.9 * fps + 0.1 * inst
             last = now
-            if out is not None:
+            canvas = None
+            if out is not None or window is not None:
                 canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps)
+            if out is not None:
                 if writer is None:
                     writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
                 writer.write(canvas)
@@ -382,6 +415,8 @@ def _run_stream(stages, source, out, records, report, kpt_threshold, draw_boxes,
             report.frames += 1
             report.people += len(people)
             bar.update(1)
+            if window is not None and not window.show(canvas):
+                break
         if errors:
             raise errors[0]
     finally:

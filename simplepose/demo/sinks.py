@@ -1,10 +1,17 @@
 """Demo outputs: the drawn frame (:func:`render_frame`), an annotated image file
 (:func:`write_image`), a folder of them, or an annotated video (:func:`open_video_writer`,
-``cv2.VideoWriter`` mp4v), and the per-frame people JSON records (:func:`people_to_json`).
-:func:`plan_outputs` checks every output location before any work."""
+``cv2.VideoWriter`` mp4v), the per-frame people JSON records (:func:`people_to_json`), and a
+window on the screen (:class:`Window`, where :func:`display_problem` finds none).
+:func:`plan_outputs` checks every output location before any work, and refuses an output that
+is an input or lies inside an input folder. Every file is written atomically: a video goes to a
+temp file in the same folder, renamed onto the output when the writer is released, so a killed
+run leaves the previous file intact (and its temp file is removed by the next run)."""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,19 +19,30 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, commit_temp_file, temp_file_for
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
-__all__ = ["open_video_writer", "people_to_json", "plan_outputs", "render_frame", "write_image"]
+__all__ = [
+    "AtomicVideoWriter",
+    "Window",
+    "display_problem",
+    "open_video_writer",
+    "people_to_json",
+    "plan_outputs",
+    "refuse_input_overwrite",
+    "render_frame",
+    "write_image",
+]
 
 
 def people_to_json(people: list[Person]) -> list[dict]:
-    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box": xyxy}]``."""
+    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box_xyxy"}]``
+    (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats")."""
     return [
         {
             "keypoints": [round(float(v), 2) for v in np.asarray(p.keypoints).reshape(-1)],
             "score": round(float(p.score), 4),
-            "box": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
+            "box_xyxy": [round(float(v), 2) for v in np.asarray(p.box).reshape(-1)],
         }
         for p in people
     ]
@@ -44,10 +62,48 @@ def write_image(path: Path, image: np.ndarray) -> None:
         Path(tmp).write_bytes(buf.tobytes())
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved, base = path.resolve(), folder.resolve()
+    return resolved == base or base in resolved.parents
+
+
+def refuse_input_overwrite(source: FrameSource, path: Path, what: str) -> None:
+    """InputError when writing ``path`` could destroy the input: it is the input file (also
+    through a link), one of the input images, or lies inside the input folder."""
+    if source.kind == "webcam":
+        return
+    where = Path(source.name)
+    if source.kind == "folder":
+        if _inside(path, where):
+            raise InputError(f"{what} {path} lies inside the input folder {where}: "
+                             f"write it elsewhere")
+        inputs = source.paths
+    else:
+        inputs = [where]
+    for item in inputs:
+        if _same_file(path, Path(item)):
+            raise InputError(f"{what} {path} is the input {item}: it would be overwritten")
+
+
 def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
-    """Validate the output paths before any work; returns the resolved image/video output."""
+    """Validate the output paths before any work; returns the resolved image/video output.
+
+    Raises:
+        InputError: a missing folder, a wrong kind of output, or an output that is an input or
+            lies inside the input folder (:func:`refuse_input_overwrite`).
+    """
     if json_path:
         _check_parent(Path(json_path), "JSON")
+        refuse_input_overwrite(source, Path(json_path), "JSON output")
     if not output:
         return None
     out = Path(output)
@@ -55,12 +111,16 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
         if out.exists() and not out.is_dir():
             raise InputError(f"output {out} must be a folder for a folder input")
         _check_parent(out, "output folder")
+        refuse_input_overwrite(source, out, "output folder")
         out.mkdir(exist_ok=True)
         return out
     if out.is_dir():
         stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
-        return out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        out = out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
+        refuse_input_overwrite(source, out, "output")
+        return out
     _check_parent(out, "output")
+    refuse_input_overwrite(source, out, "output")
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(f"output {out} of a video must be a video file ({', '.join(VIDEO_EXTENSIONS[:4])}) or a folder")
     if not source.is_stream and out.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -77,8 +137,77 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
     return canvas
 
 
-def open_video_writer(path: Path, fps: float, width: int, height: int):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
-    if not writer.isOpened():
-        raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} @ {fps:.1f} fps)")
-    return writer
+class AtomicVideoWriter:
+    """``cv2.VideoWriter`` (mp4v) into a temp file next to ``path``; :meth:`release` closes it
+    and renames it onto ``path``, :meth:`discard` deletes it. Until then ``path`` is untouched."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int):
+        self.path = Path(path)
+        self.tmp = temp_file_for(self.path, keep_extension=True)
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), (int(width), int(height)))
+        if not self.writer.isOpened():
+            self.discard()
+            raise InputError(f"cannot open video writer for {path} (mp4v codec, {width}x{height} "
+                             f"@ {fps:.1f} fps)")
+
+    def write(self, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+
+    def release(self) -> None:
+        """Finish the file and move it onto the output path."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        commit_temp_file(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """Drop the temp file; the output path keeps what it held."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def open_video_writer(path: Path, fps: float, width: int, height: int) -> AtomicVideoWriter:
+    """An :class:`AtomicVideoWriter`: ``path`` changes only when it is released."""
+    return AtomicVideoWriter(path, fps, width, height)
+
+
+def display_problem() -> str | None:
+    """Why no window can be shown here, or None when one can.
+
+    A window needs OpenCV built with a GUI backend (``opencv-python-headless``, which simplepose
+    installs, has none) and, on Linux, a display (``DISPLAY`` or ``WAYLAND_DISPLAY``).
+    """
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    if gui is None or gui.group(1).upper() == "NONE":
+        return "this OpenCV has no GUI support (opencv-python-headless)"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set)"
+    return None
+
+
+class Window:
+    """An OpenCV window showing drawn frames; q or Esc (or closing it) asks the run to stop."""
+
+    def __init__(self, title: str):
+        problem = display_problem()
+        if problem:
+            raise InputError(f"cannot show a window: {problem}")
+        self.title = f"simplepose: {title}"
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+
+    def show(self, canvas: np.ndarray, wait: bool = False) -> bool:
+        """Show ``canvas``; ``wait``: until a key is pressed. False when the user asked to stop."""
+        cv2.imshow(self.title, canvas)
+        key = cv2.waitKey(0 if wait else 1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        return key not in (ord("q"), 27) and not closed
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+        except cv2.error:  # already closed by the user
+            pass

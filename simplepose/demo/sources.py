@@ -29,7 +29,11 @@ class FrameSource:
         paths: image files (image / folder kinds).
         capture: the opened ``cv2.VideoCapture`` (video / webcam kinds).
         fps: the video's frame rate (25 when unknown).
-        total: number of frames when known (None for webcams).
+        total: number of frames that will be processed, when known (None for an unlimited webcam).
+        limit: the ``max_frames`` the source was opened with: no frame beyond it is ever read
+            (None: no limit).
+        header_frames: the frame count a video's header announces (None when it has none);
+            a video that decodes fewer frames is reported as truncated.
     """
 
     kind: str
@@ -38,6 +42,8 @@ class FrameSource:
     capture: object = None
     fps: float = 25.0
     total: int | None = None
+    limit: int | None = None
+    header_frames: int | None = None
 
     @property
     def is_stream(self) -> bool:
@@ -80,6 +86,9 @@ def _native_stderr_silenced():
 def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
     """Open an image file, a folder of images, a video file or ``webcam:N``.
 
+    ``max_frames`` (None or 0: all) bounds what is read: the first N images of a folder, the first
+    N frames of a video or webcam; :func:`~simplepose.demo.run_demo` reads no frame beyond it.
+
     Raises:
         InputError: the path does not exist, the folder has no images, the video or webcam
             cannot be opened or yields no frame.
@@ -96,7 +105,7 @@ def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
             cap.release()
             raise InputError(f"webcam {index} cannot be opened (no such camera, or it is busy)")
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        return FrameSource("webcam", spec, capture=cap, fps=fps, total=max_frames)
+        return FrameSource("webcam", spec, capture=cap, fps=fps, total=max_frames, limit=max_frames)
     path = Path(spec)
     if not path.exists():
         raise InputError(f"input {path} does not exist")
@@ -105,7 +114,7 @@ def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
         if not paths:
             raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         paths = paths[:max_frames] if max_frames else paths
-        return FrameSource("folder", spec, paths=paths, total=len(paths))
+        return FrameSource("folder", spec, paths=paths, total=len(paths), limit=max_frames)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return FrameSource("image", spec, paths=[path], total=1)
     with _native_stderr_silenced():
@@ -119,4 +128,5 @@ def open_source(spec: str, max_frames: int | None = None) -> FrameSource:
     total = count if count > 0 else None
     if max_frames:
         total = min(total, max_frames) if total else max_frames
-    return FrameSource("video", spec, capture=cap, fps=fps, total=total)
+    return FrameSource("video", spec, capture=cap, fps=fps, total=total, limit=max_frames,
+                       header_frames=count if count > 0 else None)

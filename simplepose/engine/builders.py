@@ -26,15 +26,22 @@ def _require_path(value: str, key: str, kind: str) -> str:
 
 def build_spec(cfg: Config) -> PoseModelSpec:
     """The model spec ``cfg`` trains: the registered spec of ``model.name`` with
-    ``model.kwargs``, top-down at ``data.input_hw`` with ``data.codec`` when set
-    (:func:`simplepose.spec.resolve_spec`).
+    ``model.kwargs``, top-down at ``data.input_hw`` with ``data.codec`` when set, for the
+    keypoint layout ``data.layout`` (:func:`simplepose.spec.resolve_spec`).
 
     Raises:
-        InputError: unknown model, or a codec / input size that disagrees with the model.
+        InputError: unknown model or layout, or a codec / input size / output size that
+            disagrees with the model.
     """
     td = cfg.data.task == "topdown"
+    from simplepose.skeleton import get_layout
+
+    try:
+        layout = get_layout(cfg.data.layout)
+    except InputError as exc:
+        raise InputError(f"data.layout: {exc}") from None
     return resolve_spec(cfg.model.name, cfg.model.kwargs, input_hw=cfg.data.input_hw if td else None,
-                        codec=cfg.data.codec or None)  # fmt: skip
+                        codec=cfg.data.codec or None, layout=layout)  # fmt: skip
 
 
 def build_train_dataset(cfg: Config, spec: PoseModelSpec | None = None):
@@ -53,10 +60,11 @@ def build_train_dataset(cfg: Config, spec: PoseModelSpec | None = None):
     if spec.paradigm == "bottomup":
         from simplepose.data.bottomup_dataset import BottomUpDataset
 
+        codec = spec.build_codec()
         return BottomUpDataset(
-            ann, images, input_size=cfg.data.input_size, stride=spec.build_codec().stride,
+            ann, images, input_size=cfg.data.input_size, stride=codec.stride,
             augment=cfg.data.augment, seed=cfg.data.seed, image_ids=cfg.data.image_ids,
-            crop=cfg.data.crop,
+            crop=cfg.data.crop, codec=codec,
         )
     from simplepose.data.topdown_dataset import TopDownDataset
 
@@ -84,11 +92,14 @@ def build_loss(cfg: Config, model: nn.Module, spec: PoseModelSpec | None = None)
 
         num_scales = getattr(model, "num_scales", len(SCALE_WEIGHTS))
         scale_weights = cfg.loss.scale_weights or SCALE_WEIGHTS[:num_scales]
+        extra = spec.build_codec().layout.extra  # the layout's channel ranges (SPEC 3.1)
+        channels = {k: extra[k] for k in ("keypoint_channels", "person_mask_channel") if k in extra}
         return MultiScaleFocalL2Loss(
             gamma=cfg.loss.gamma,
             scale_weights=scale_weights,
             stack_weights=cfg.loss.stack_weights,
             batch_normalizer=cfg.loss.batch_normalizer,
+            **channels,
         )
     from simplepose.losses.topdown import CoarseToFineLoss, CPNLoss
 

@@ -40,6 +40,7 @@ import contextlib
 import csv
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -79,6 +80,36 @@ FINAL_MODEL = "model_final.safetensors"
 METRICS_FIELDS = ["iteration", "epoch", "loss", "lr", "samples_per_s", "skipped", "time_s"]
 
 
+def resolve_amp(amp: str, device_type: str, log: bool = True) -> str:
+    """The mixed precision actually used: ``train.amp`` on CUDA, ``"off"`` elsewhere.
+
+    On CPU, bf16 autocast trains several times slower than float32 (RSN-18, 3 iterations: 83.8 s
+    against 11.5 s) and fp16 needs CUDA's GradScaler, so the setting is ignored there, with a log
+    line; the config keeps it for the GPU runs it is written for.
+    """
+    if amp == "off" or device_type == "cuda":
+        return amp
+    if log:
+        LOG.info("train.amp=%s ignored on %s: mixed precision is used on CUDA only; training in float32",
+                 amp, device_type)
+    return "off"
+
+
+def loader_workers(requested: int, world_size: int, log: bool = True) -> int:
+    """``data.workers`` capped to the CPU cores available to each of ``world_size`` processes."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    cap = max(cores // max(world_size, 1), 0)
+    if requested > cap:
+        if log:
+            LOG.info("data.workers=%d capped to %d: %d CPU core(s) for %d process(es)", requested, cap, cores,
+                     world_size)
+        return cap
+    return requested
+
+
 class _IndexSampler(Sampler):
     """Yields a fixed list of dataset indices (this rank's, minus those already consumed)."""
 
@@ -110,15 +141,16 @@ class Trainer:
     def __init__(self, cfg: Config, dataset=None, dist_info: sdist.DistInfo | None = None):
         self.cfg = cfg
         self.spec = build_spec(cfg)
-        self.info = dist_info or sdist.init_distributed(cfg.train.device)
+        self.info = dist_info or sdist.init_distributed(cfg.train.device,
+                                                        timeout_s=cfg.train.dist_timeout_s)
         self.device = self.info.device
         self.world = self.info.world_size
         self.rank = self.info.rank
         self.out_dir = Path(cfg.train.output_dir)
         self.accum = cfg.train.grad_accum_steps
         self.batch_size = cfg.data.batch_size
-        if cfg.train.amp == "fp16" and self.device.type != "cuda":
-            raise InputError("train.amp=fp16 needs CUDA (GradScaler); use bf16 or off on CPU")
+        self.amp = resolve_amp(cfg.train.amp, self.device.type, log=self.rank == 0)
+        self.workers = loader_workers(cfg.data.workers, self.world, log=self.rank == 0)
         self.dataset = dataset if dataset is not None else build_train_dataset(cfg, self.spec)
 
         seed_everything(cfg.seed)  # identical initial weights on every rank
@@ -145,8 +177,8 @@ class Trainer:
         scale = self.world if cfg.optim.lr_scales_with_world_size else 1
         self.base_lr = cfg.optim.lr * scale
         self.optimizer = build_optimizer(cfg, self.raw_model, self.base_lr)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.amp)
-        self.scaler = (torch.amp.GradScaler("cuda") if cfg.train.amp == "fp16" else None)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+        self.scaler = (torch.amp.GradScaler("cuda") if self.amp == "fp16" else None)
 
         self.sampler = DistributedSampler(
             self.dataset, num_replicas=self.world, rank=self.rank, shuffle=True,
@@ -396,7 +428,7 @@ class Trainer:
         indices = indices[consumed:needed]
         gen = torch.Generator()
         gen.manual_seed(self.cfg.data.seed * 1_000_003 + epoch * 1_009 + self.rank)
-        workers = self.cfg.data.workers
+        workers = self.workers
         return DataLoader(
             self.dataset, batch_size=self.batch_size, sampler=_IndexSampler(indices),
             num_workers=workers, drop_last=True, generator=gen,

@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..data.coco import CocoKeypoints
 from ..data.datasets import load_annotations
 from ..utils.io import atomic_write_json
@@ -114,7 +116,6 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
     """
     from tqdm import tqdm
 
-    from ..data.coco import load_image
     from ..errors import InputError
 
     ids = ann.image_ids if image_ids is None else list(image_ids)
@@ -122,7 +123,7 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
     for image_id in tqdm(ids, desc="evaluate", unit="img", disable=not progress):
         path = ann.image_path(image_id, images_dir)
         try:
-            image = load_image(path)
+            image = ann.read_image(image_id, images_dir)
         except InputError as exc:
             if not skip_bad:
                 raise
@@ -133,7 +134,9 @@ def run_predictor(predictor, ann: CocoKeypoints, images_dir, boxes: dict | None 
             xywh, scores = boxes.get(image_id, (None, None))
             if xywh is None or len(xywh) == 0:
                 continue
-            people = predictor.predict(image, xywh, scores)
+            xywh = np.asarray(xywh, dtype=float).reshape(-1, 4)  # COCO detection boxes
+            people = predictor.predict(image, boxes_xyxy=np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]),
+                                       box_scores=scores)
         else:
             people = predictor.predict(image)
         results.extend(p.to_coco(image_id) for p in people)

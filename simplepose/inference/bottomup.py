@@ -232,16 +232,19 @@ class BottomUpPipeline:
         n, base = inputs.n, inputs.base
         if len(outputs) != len(inputs.geometries):
             raise InputError(f"decode: {len(outputs)} outputs for {len(inputs.geometries)} scales")
-        fused = [np.zeros((self.codec.num_channels,) + base.heatmap_hw, np.float32) for _ in range(n)]
+        shape = (self.codec.num_channels,) + base.heatmap_hw
+        fused = [np.zeros(shape, np.float32) for _ in range(n)]
         for maps, geometry in zip(outputs, inputs.geometries):
             if inputs.flip:
-                mirrored = maps[n:, :, :, ::-1][:, self.flip_perm] * self.flip_sign[None, :, None, None]
+                sign = self.flip_sign[None, :, None, None]
+                mirrored = maps[n:, :, :, ::-1][:, self.flip_perm] * sign
                 maps = (maps[:n] + mirrored) / 2.0
             for j in range(n):
                 fused[j] += self._resample(maps[j], geometry, base)
         return [f / len(outputs) for f in fused]
 
-    def decode_batch(self, inputs: BottomUpInputs, outputs: Sequence[np.ndarray]) -> list[list[Person]]:
+    def decode_batch(self, inputs: BottomUpInputs,
+                     outputs: Sequence[np.ndarray]) -> list[list[Person]]:
         """Step 3 for every image of ``inputs``: people in original px."""
         return [self.codec.decode(m, inputs.base, self.params, self.backend)
                 for m in self.fuse(inputs, outputs)]  # fmt: skip

@@ -61,7 +61,7 @@ from ..data.topdown_transforms import box_to_center_scale, warp_image
 from ..errors import InputError
 from ..geometry import invert_affine, xywh_to_xyxy
 from ..spec import TOPDOWN_TEST_PADDING, InputNorm, PoseModelSpec, available_specs, get_spec
-from ..structures import Person
+from ..structures import Person, clip_keypoints
 from ..utils.image import check_image
 
 __all__ = [
@@ -88,7 +88,8 @@ def _family_spec(codec: TopDownHeatmapCodec) -> PoseModelSpec:
                      "pass the input normalisation and padding explicitly")
 
 
-def default_padding(codec: TopDownHeatmapCodec, padding=None, reference=None) -> tuple[float, float]:
+def default_padding(codec: TopDownHeatmapCodec, padding=None,
+                    reference=None) -> tuple[float, float]:
     """Resolve a ``padding`` option into ``(f_w, f_h)``.
 
     ``None``: :data:`~simplepose.spec.TOPDOWN_TEST_PADDING`; ``"reference"``: ``reference``, or
@@ -156,6 +157,7 @@ def heatmaps_to_people(
     boxes_xyxy,
     box_scores,
     flip_heatmaps=None,
+    image_size=None,
 ) -> list[Person]:
     """Decode crop heatmaps into people in original px (the step shared by the pipeline and
     the top-down oracle).
@@ -170,6 +172,8 @@ def heatmaps_to_people(
         flip_heatmaps: optional (N, K, H_out, W_out) maps of the mirrored crops (mirror
             ``x -> W_in - x``, see the module docstring); flipped back and averaged in by the
             codec.
+        image_size: optional ``(W, H)`` of the image: keypoints are clipped to it
+            (:func:`~simplepose.structures.clip_keypoints`).
 
     Returns:
         N :class:`Person` s: ``keypoints`` (K, 3) = (x, y original px, keypoint score
@@ -188,6 +192,8 @@ def heatmaps_to_people(
     if coords.shape[0] != n:
         raise InputError(f"heatmaps_to_people: {n} boxes but {coords.shape[0]} heatmaps")
     person_scores = scores * kp_scores.mean(axis=1)
+    if image_size is not None:
+        coords = clip_keypoints(coords, *image_size)
     kps = np.concatenate([coords, kp_scores[:, :, None]], axis=2)
     return [
         Person(keypoints=kps[i], score=float(person_scores[i]), box=boxes[i].copy())
@@ -224,6 +230,7 @@ class TopDownInputs:
         boxes_xyxy: (N, 4) the kept person boxes, original px.
         scores: (N,) their scores.
         flip: whether the second half of the network outputs are mirrored crops.
+        image_wh: ``(W, H)`` of the image (keypoints are clipped to it); None for a plan.
     """
 
     crops: np.ndarray | None
@@ -232,6 +239,7 @@ class TopDownInputs:
     boxes_xyxy: np.ndarray
     scores: np.ndarray
     flip: bool
+    image_wh: tuple[int, int] | None = None
 
     @property
     def num_boxes(self) -> int:
@@ -363,12 +371,15 @@ class TopDownPipeline:
                 flipped[i] = c[:, w_in:0:-1] if wide else c[:, ::-1]
         return crops, flipped
 
-    def plan(self, boxes_xywh, box_scores=None, sanitize: bool = True) -> TopDownInputs:
+    def plan(self, boxes_xywh, box_scores=None, sanitize: bool = True,
+             image_wh=None) -> TopDownInputs:
         """The crop geometry of ``boxes_xywh`` without pixels (``crops`` None): what
         :meth:`prepare` computes before cutting, and what the top-down oracle decodes.
 
         With ``sanitize``, boxes with non-finite values or non-positive size are dropped
-        (warning); the oracle keeps every ground-truth box.
+        (warning); the oracle keeps every ground-truth box. With ``image_wh`` (``(W, H)``) the
+        boxes are also clipped to the image and those left under 1 px wide or high, or
+        outside it, are dropped; decoded keypoints are then clipped to the image too.
         """
         from ..data.topdown_transforms import sanitize_boxes
 
@@ -376,9 +387,11 @@ class TopDownPipeline:
         s = np.ones(b.shape[0]) if box_scores is None else np.asarray(box_scores, np.float64)
         s = s.reshape(-1)
         if sanitize:
-            b, s, _ = sanitize_boxes(b, s)
+            clip = image_wh is not None
+            b, s, _ = sanitize_boxes(b, s, image_size=image_wh, clip=clip)
         mats, invs = crop_affines(b, self.codec, self.padding)
-        return TopDownInputs(None, invs, mats, xywh_to_xyxy(b), s, self.flip)
+        wh = None if image_wh is None else (int(image_wh[0]), int(image_wh[1]))
+        return TopDownInputs(None, invs, mats, xywh_to_xyxy(b), s, self.flip, wh)
 
     def prepare(self, image_bgr: np.ndarray, boxes_xywh=None, box_scores=None) -> TopDownInputs:
         """Step 1: the crops of one image's person boxes.
@@ -391,7 +404,8 @@ class TopDownPipeline:
         image_bgr = check_image(image_bgr, "TopDownPipeline.predict")
         if boxes_xywh is None:
             raise InputError("TopDownPipeline.prepare needs person boxes (x, y, w, h)")
-        plan = self.plan(boxes_xywh, box_scores)
+        height, width = image_bgr.shape[:2]
+        plan = self.plan(boxes_xywh, box_scores, image_wh=(width, height))
         crops, flipped = self.crop(image_bgr, plan.matrices)
         plan.crops = np.concatenate([crops, flipped]) if self.flip else crops
         return plan
@@ -444,7 +458,7 @@ class TopDownPipeline:
         else:
             heat, heat_flip = heatmaps, None
         people = heatmaps_to_people(self.codec, heat, inputs.inverses, inputs.boxes_xyxy,
-                                    inputs.scores, heat_flip)  # fmt: skip
+                                    inputs.scores, heat_flip, image_size=inputs.image_wh)
         if self.use_oks_nms:
             people = _oks_nms_people(people, self.oks_thresh)
         return people
@@ -455,13 +469,14 @@ class TopDownPipeline:
 
         Args:
             image_bgr: (H, W, 3) uint8 BGR (as ``cv2.imread`` / ``load_image`` return).
-            boxes_xywh: (N, 4) person boxes ``(x, y, w, h)`` in original px; boxes with
-                non-finite values or non-positive size are dropped (warning).
+            boxes_xywh: (N, 4) person boxes ``(x, y, w, h)`` in original px; they are
+                clipped to the image, and boxes with non-finite values, no overlap with the
+                image or a side under 1 px after clipping are dropped (warning).
             box_scores: (N,) box confidences (default 1).
 
         Returns:
             One :class:`Person` per kept box (fewer with ``use_oks_nms``), keypoints in
-            original px, ``box`` = the input box as ``(x1, y1, x2, y2)``.
+            original px, ``box`` = the clipped box as ``(x1, y1, x2, y2)``.
         """
         inputs = self.prepare(image_bgr, boxes_xywh, box_scores)
         if inputs.num_boxes == 0:

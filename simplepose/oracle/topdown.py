@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from ..codecs.topdown import TopDownHeatmapCodec, build_codec
+from ..codecs.topdown import TopDownHeatmapCodec, layout_codec
 from ..data.boxes import gt_boxes, gt_instances
 from ..data.coco import CocoKeypoints
 from ..errors import InputError
@@ -30,26 +30,8 @@ from ..geometry import apply_affine, box_iou, xywh_to_xyxy
 from ..structures import Person
 
 __all__ = [
-    "layout_codec", "match_boxes_to_gt", "oracle_people", "oracle_pipeline", "render_topdown_targets",
-    "run_topdown_oracle",
+    "match_boxes_to_gt", "oracle_people", "oracle_pipeline", "render_topdown_targets", "run_topdown_oracle",
 ]  # fmt: skip
-
-# The top-down input of each layout's benchmark: 256x192 for COCO-style person boxes, the square
-# 256x256 crop of MPII (MSPN's MPII decode blurs with kernel 9, SPEC 5.6).
-_LAYOUT_CODECS = {"mpii16": ("mspn_256x256", {"decode_kernel": 9})}
-
-
-def layout_codec(layout, name: str | None = None) -> TopDownHeatmapCodec:
-    """A top-down codec for a keypoint layout: ``name`` (default: the layout's benchmark
-    setting, ``mspn_256x192``; ``mspn_256x256`` with decode kernel 9 for MPII) with the
-    layout's flip permutation."""
-    from ..skeleton import get_layout
-
-    layout = get_layout(layout)
-    default, options = _LAYOUT_CODECS.get(layout.name, ("mspn_256x192", {}))
-    if name is not None:
-        options = {}
-    return build_codec(name or default, flip_index=layout.flip_index, **options)
 
 LOG = logging.getLogger(__name__)
 

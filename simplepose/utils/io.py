@@ -1,20 +1,95 @@
 """Atomic file writes: a temp file in the destination folder, fsync, then rename, so a crash
-never leaves a half-written checkpoint or results file behind."""
+never leaves a half-written checkpoint or results file behind.
+
+Temp files are named ``.<name>.<pid>@<host>.<random><suffix>.tmp``. A process killed while
+writing leaves its temp file behind; the next write of the same destination removes the temp
+files of that destination whose writer (same host, pid) no longer runs.
+
+JSON is read with a nesting limit (:data:`MAX_JSON_DEPTH`): a deeply nested file is an error
+that names the file, not a ``RecursionError``.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "read_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "commit_temp_file",
+    "loads_json",
+    "read_json",
+    "remove_stale_temps",
+    "temp_file_for",
+]
+
+LOG = logging.getLogger(__name__)
+
+#: Deepest accepted nesting of JSON arrays / objects (COCO files nest 4 deep).
+MAX_JSON_DEPTH = 100
 
 
-@contextmanager
-def atomic_path(path, suffix: str = ""):
-    """Yield a temp path next to ``path``; on success it is renamed onto ``path``.
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path, suffix: str = "") -> list[Path]:
+    """Delete the temp files of ``path`` left by killed writers on this host; return them.
+
+    Only files named like :func:`temp_file_for`'s temps of this destination are considered:
+    those of a pid that no longer runs on this host, and those of the older pid-less naming
+    (``.<name>.<random><suffix>.tmp``).
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    name = re.escape(path.name)
+    tail = rf"(?:{re.escape(suffix)}\.tmp|\.tmp{re.escape(path.suffix)})"
+    ours = re.compile(rf"^\.{name}\.(\d+)@{re.escape(_host())}\.[a-z0-9_]{{8}}{tail}$")
+    legacy = re.compile(rf"^\.{name}\.[a-z0-9_]{{8}}{re.escape(suffix)}\.tmp$")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = ours.match(entry.name)
+        if not (legacy.match(entry.name) or (m and not _pid_alive(int(m.group(1))))):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        LOG.info("removed %d temp file(s) of %s left by killed writes", len(removed), path)
+    return removed
+
+
+def temp_file_for(path, suffix: str = "", keep_extension: bool = False) -> Path:
+    """Create an empty temp file next to ``path`` (after :func:`remove_stale_temps`).
+
+    Named ``.<name>.<pid>@<host>.<random><suffix>.tmp``, or ``...<random>.tmp<ext>`` with
+    ``keep_extension`` (writers that choose the format from the extension: video files).
 
     Raises FileNotFoundError naming the folder when the destination folder does not exist.
     """
@@ -22,14 +97,36 @@ def atomic_path(path, suffix: str = ""):
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=folder)
+    remove_stale_temps(path, suffix)
+    end = f".tmp{path.suffix}" if keep_extension else f"{suffix}.tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host()}.", suffix=end,
+                               dir=folder)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+    return Path(tmp)
+
+
+def commit_temp_file(tmp, path) -> None:
+    """Give ``tmp`` the usual permissions (``0o666 & ~umask``; mkstemp and safetensors create
+    0600), fsync it and rename it onto ``path``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path, suffix: str = "", keep_extension: bool = False):
+    """Yield a temp path next to ``path`` (:func:`temp_file_for`); on success it is renamed
+    onto ``path`` (:func:`commit_temp_file`), on an exception deleted. A killed process leaves
+    its temp file, which the next write of ``path`` removes.
+
+    Raises FileNotFoundError naming the folder when the destination folder does not exist.
+    """
+    path = Path(path)
+    tmp = temp_file_for(path, suffix, keep_extension)
     try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield tmp
+        commit_temp_file(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -55,6 +152,38 @@ def atomic_write_json(path, obj, indent: int | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent))
 
 
+def _json_depth_error(data, max_depth: int) -> str | None:
+    """Where ``data`` (JSON text) nests deeper than ``max_depth``, scanned without recursion."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    # strings may hold brackets: blank them out (escaped quotes first) before counting
+    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', bytes(data))
+    depth = 0
+    for i, c in enumerate(text):
+        if c in b"[{":
+            depth += 1
+            if depth > max_depth:
+                line = text.count(b"\n", 0, i) + 1
+                return f"nested deeper than {max_depth} levels (line {line})"
+        elif c in b"]}":
+            depth -= 1
+    return None
+
+
+def loads_json(data, what: str, max_depth: int = MAX_JSON_DEPTH):
+    """``json.loads(data)`` that refuses nesting deeper than ``max_depth`` with a ValueError
+    naming ``what`` (instead of a RecursionError). ``data`` is str or bytes.
+
+    Raises:
+        json.JSONDecodeError: invalid JSON. ValueError: nested too deeply.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        problem = _json_depth_error(data, max_depth) or "nested too deeply"
+        raise ValueError(f"{what} is {problem}") from None
+
+
 def read_json(path, what: str):
     """Parse a JSON file; AnnotationError naming ``what`` (e.g. "results"), the path and the
     problem for a missing, non-regular, unreadable or invalid file."""
@@ -67,12 +196,14 @@ def read_json(path, what: str):
         raise AnnotationError(f"{what} file {path} is not a regular file")
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            return loads_json(f.read(), f"{what} file {path}")
     except json.JSONDecodeError as exc:
         raise AnnotationError(
             f"{what} file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from exc
     except UnicodeDecodeError as exc:
         raise AnnotationError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    except ValueError as exc:  # nested too deeply (loads_json)
+        raise AnnotationError(str(exc)) from None
     except OSError as exc:
         raise AnnotationError(f"{what} file {path} cannot be read: {exc}") from exc

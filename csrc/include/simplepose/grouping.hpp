@@ -42,6 +42,12 @@ struct GroupingParams {
   bool attach_from_end = false;
   int64_t max_candidate_pairs = 0;    // all limbs together: memory bound
   int64_t max_candidate_samples = 0;  // pairs x limb_max_samples, all limbs: time bound
+  // Limb length outliers (0: off): after assembly, a part whose limb is longer than
+  // limb_length_outlier x the person's median limb, each limb's length divided by its
+  // limb_length_priors entry (typical length relative to the other limbs; empty: all 1),
+  // is removed with the parts hanging from it. Persons with fewer than 3 limbs are kept.
+  double limb_length_outlier = 0.0;
+  std::vector<double> limb_length_priors;
 };
 
 struct Peak {
