@@ -49,7 +49,13 @@ setup(
         "matplotlib>=3.6",
         "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat)
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6.80"]},
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80", "onnx>=1.16", "onnxscript>=0.5"],
+        # `simplepose export` (torch.onnx dynamo exporter); ONNX Runtime inference needs neither
+        "export": ["onnx>=1.16", "onnxscript>=0.5"],
+        # optional backend measured by bench/backends.py
+        "openvino": ["openvino>=2024.0"],
+    },
     entry_points={"console_scripts": ["simplepose = simplepose.cli:main"]},
     zip_safe=False,
 )
