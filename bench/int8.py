@@ -241,7 +241,8 @@ def main(argv=None) -> int:
     }
     atomic_write_json(out_path, record, indent=2)
     print(
-        f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} {'x net':>6s} {'x e2e':>6s} pays"
+        f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} "
+        f"{'x net':>6s} {'x e2e':>6s} pays"
     )
     for k, r in rows.items():
         print(

@@ -242,8 +242,9 @@ def test_pipeline_keeps_frame_order(tmp_path, workers):
     src = _numbered_video(tmp_path / "n.avi", 12)
     seen = []
     report = sdemo.run_demo(
-        FakePredictor(delay=0.002, jitter=0.02), sdemo.open_source(src), output=str(tmp_path / "o.mp4"),
-        json_path=str(tmp_path / "o.json"), progress=False, queue_size=2, workers=workers, track=False,
+        FakePredictor(delay=0.002, jitter=0.02), sdemo.open_source(src),
+        output=str(tmp_path / "o.mp4"), json_path=str(tmp_path / "o.json"), progress=False,
+        queue_size=2, workers=workers, track=False,
         on_frame=lambda i, frame, people: seen.append((i, people[0].keypoints[0, 0])),
     )  # fmt: skip
     assert report.frames == 12 and [i for i, _ in seen] == list(range(12))
