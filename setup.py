@@ -55,8 +55,20 @@ setup(
         "imageio-ffmpeg>=0.4.9",  # its ffmpeg binary writes the demo's H.264 videos
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "trackeval>=1.0", "ruff==0.17.6"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6.80",
+            "trackeval>=1.0",
+            "ruff==0.17.6",
+            "onnx>=1.16",
+            "onnxscript>=0.5",
+        ],
+        # bench/video.py's tracking metrics
         "bench": ["trackeval>=1.0"],
+        # `simplepose export` (torch.onnx dynamo exporter); ONNX Runtime inference needs neither
+        "export": ["onnx>=1.16", "onnxscript>=0.5"],
+        # optional backend measured by bench/backends.py
+        "openvino": ["openvino>=2024.0"],
     },
     entry_points={"console_scripts": ["simplepose = simplepose.cli:main"]},
     zip_safe=False,

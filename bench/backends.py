@@ -10,8 +10,8 @@ the (1, 57, H/8, W/8) maps as a numpy array):
 * ``torch_nchw``: the PyTorch module, default (NCHW) layout, ``torch.inference_mode``;
 * ``torch_channels_last``: the module and input in channels-last layout (conversion timed);
 * ``onnxruntime``: the ``simplepose export`` ONNX file on ONNX Runtime's CPU provider;
-* ``openvino``: the same ONNX file compiled by OpenVINO for CPU (optional extra
-  ``pip install simplepose[openvino]``; skipped when not installed);
+* ``openvino``: the same ONNX file compiled by OpenVINO for CPU at f32 precision (optional
+  extra ``pip install simplepose[openvino]``; skipped when not installed);
 * ``opencv_dnn``: the original TensorFlow graph (``../shared/models/openpose_mobilenet_thin/
   graph_opt.pb``) through ``cv2.dnn.readNetFromTensorflow``, the bundled model's peer (skipped
   when the graph is absent).
@@ -122,7 +122,10 @@ def make_backends(onnx_path: str, wanted) -> tuple[dict, dict]:
         import openvino as ov
 
         core = ov.Core()
-        compiled = core.compile_model(core.read_model(onnx_path), "CPU")
+        # f32 like every other backend: OpenVINO's CPU default on bf16-capable CPUs is bf16,
+        # which moves the maps by ~0.2 (measured here) and would not be a like-for-like timing
+        compiled = core.compile_model(core.read_model(onnx_path), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": "f32"})
         request = compiled.create_infer_request()
         out_port = compiled.outputs[0]
 

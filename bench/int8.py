@@ -89,30 +89,22 @@ class CalibrationReader:
 
 
 def backbone_convs(model_path: str) -> list[str]:
-    """Names of the Conv nodes before the first Concat that feeds a Conv (the feature concat
-    of the backbone): the nodes the "backbone" variant quantises (graph order is topological)."""
+    """Names of the Conv nodes before the backbone's feature concat (the first Concat fed by a
+    Relu / MaxPool / Conv output; Concats of shape arithmetic are skipped): the nodes the
+    "backbone" variant quantises (graph order is topological)."""
     import onnx
 
     nodes = list(onnx.load(model_path, load_external_data=False).graph.node)
-    consumers: dict[str, list] = {}
-    for n in nodes:
-        for t in n.input:
-            consumers.setdefault(t, []).append(n)
-
-    def feeds_conv(node, depth=0) -> bool:
-        nxt = [c for o in node.output for c in consumers.get(o, [])]
-        return any(
-            c.op_type == "Conv" or (c.op_type == "Pad" and depth < 2 and feeds_conv(c, depth + 1))
-            for c in nxt
-        )
-
+    producer = {out: n.op_type for n in nodes for out in n.output}
     names = []
     for n in nodes:
-        if n.op_type == "Concat" and feeds_conv(n):
-            break
+        if n.op_type == "Concat" and any(
+            producer.get(t) in ("Relu", "MaxPool", "Conv") for t in n.input
+        ):
+            return names
         if n.op_type == "Conv":
             names.append(n.name)
-    return names
+    raise ValueError(f"{model_path}: no feature concat found")
 
 
 def quantise(fp32: str, folder: Path, pipeline, calib_paths) -> dict[str, str]:
@@ -132,15 +124,25 @@ def quantise(fp32: str, folder: Path, pipeline, calib_paths) -> dict[str, str]:
     dyn = str(folder / "op_int8_dynamic.onnx")
     quantize_dynamic(pre, dyn, weight_type=QuantType.QInt8, per_channel=True)
     out["int8_dynamic"] = dyn
-    static = {"int8_static": {"op_types_to_quantize": ["Conv"]},
-              "int8_static_backbone": {"nodes_to_quantize": backbone_convs(pre)}}
+    static = {
+        "int8_static": {"op_types_to_quantize": ["Conv"]},
+        "int8_static_backbone": {"nodes_to_quantize": backbone_convs(pre)},
+    }
     for variant, select in static.items():
         path = str(folder / f"op_{variant}.onnx")
         reader = CalibrationReader(pipeline, calib_paths, "input")
-        quantize_static(pre, path, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        **select)
+        quantize_static(
+            pre,
+            path,
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            **select,
+        )
         out[variant] = path
     for variant, path in out.items():
         if variant != "fp32":
@@ -238,11 +240,15 @@ def main(argv=None) -> int:
         "rule": "ship int8 only if e2e speedup >= 1.5 and AP drop <= 0.02",
     }
     atomic_write_json(out_path, record, indent=2)
-    print(f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} "
-          f"{'x net':>6s} {'x e2e':>6s} pays")
+    print(
+        f"{'variant':14s} {'AP':>6s} {'AP50':>6s} {'net ms':>7s} {'e2e ms':>7s} "
+        f"{'x net':>6s} {'x e2e':>6s} pays"
+    )
     for k, r in rows.items():
-        print(f"{k:14s} {r['AP']:6.3f} {r['AP50']:6.3f} {r['net_ms']:7.1f} {r['e2e_ms']:7.1f} "
-              f"{r['net_speedup']:6.2f} {r['e2e_speedup']:6.2f} {r['pays']}")
+        print(
+            f"{k:14s} {r['AP']:6.3f} {r['AP50']:6.3f} {r['net_ms']:7.1f} {r['e2e_ms']:7.1f} "
+            f"{r['net_speedup']:6.2f} {r['e2e_speedup']:6.2f} {r['pays']}"
+        )
     print(f"-> {out_path}")
     tmp.cleanup()
     return 0

@@ -16,8 +16,12 @@ from doc_commands import NOT_RUN, config_commands, make_clone, placeholder, read
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 #: configs whose commands tests/test_memorize.py / test_memorize_layouts.py run as written (and
 #: check the AP / PCKh they reach)
-RUN_ELSEWHERE = {"configs/imhn_memorize.yaml", "configs/rsn18_memorize.yaml",
-                 "configs/rsn18_mpii_memorize.yaml", "configs/imhn_crowdpose_memorize.yaml"}
+RUN_ELSEWHERE = {
+    "configs/imhn_memorize.yaml",
+    "configs/rsn18_memorize.yaml",
+    "configs/rsn18_mpii_memorize.yaml",
+    "configs/imhn_crowdpose_memorize.yaml",
+}
 
 
 def _all_commands():
@@ -74,7 +78,7 @@ def test_command_parses(cmd):
     else:
         script = next(w for w in words if w.endswith(".py"))
         assert (REPO / script).exists(), cmd
-        args = words[words.index(script) + 1:]
+        args = words[words.index(script) + 1 :]
         parser = None
     if parser is not None and "--help" not in args:
         with_values = [a if not placeholder(a) else "x" for a in args]

@@ -72,13 +72,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"simplepose: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"simplepose: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     module_name = COMMANDS[name][0]
     if importlib.util.find_spec(module_name) is None:
-        print(f"simplepose {name}: not available in this version of simplepose "
-              f"({module_name} is not installed)", file=sys.stderr)
+        print(
+            f"simplepose {name}: not available in this version of simplepose "
+            f"({module_name} is not installed)",
+            file=sys.stderr,
+        )
         return 2
     command = importlib.import_module(module_name).main
     if "prog" in inspect.signature(command).parameters:

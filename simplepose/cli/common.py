@@ -78,8 +78,13 @@ def float_in(lo: float, hi: float):
 
 def add_max_frames(parser, what: str = "frames", *old: str) -> None:
     """``--max-frames N``: the frame or image limit of every command (``old``: hidden aliases)."""
-    parser.add_argument("--max-frames", type=int_at_least(1), default=None, metavar="N",
-                        help=f"stop after the first N {what} (none are read beyond them)")
+    parser.add_argument(
+        "--max-frames",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        help=f"stop after the first N {what} (none are read beyond them)",
+    )
     if old:
         add_alias(parser, *old, dest="max_frames", type=int_at_least(1))
 
@@ -126,8 +131,11 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def setup_logging(level: int = logging.WARNING, fmt: str = "%(levelname)s %(name)s: %(message)s",
-                  datefmt: str | None = None) -> None:
+def setup_logging(
+    level: int = logging.WARNING,
+    fmt: str = "%(levelname)s %(name)s: %(message)s",
+    datefmt: str | None = None,
+) -> None:
     """Configure the root logger of a command (no-op when the application already did)."""
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter(fmt, datefmt))

@@ -145,4 +145,3 @@ def main(argv=None, prog: str | None = None) -> int:
         f"(from {args.source} {args.input})"
     )
     return 0
-

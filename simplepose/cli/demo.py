@@ -98,11 +98,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--track", action=argparse.BooleanOptionalAction, default=None,
-                   help="stable track ids, colours and smoothing (default: on for videos and webcams)")
+                   help="stable track ids, colours and smoothing "
+                        "(default: on for videos and webcams)")
     p.add_argument("--realtime", action="store_true",
-                   help="video/webcam: network on keyframes in its own thread, optical flow in between")
+                   help="video/webcam: network on keyframes in its own thread, "
+                        "optical flow in between")
     p.add_argument("--keyframe-interval", type=int, default=None,
-                   help="--realtime on a file: most frames carried by flow per keyframe (default 5)")
+                   help="--realtime on a file: most frames carried by flow per keyframe "
+                        "(default 5)")
     return p
 
 
@@ -120,7 +123,9 @@ def run(args) -> int:
     if args.keyframe_interval is not None and args.keyframe_interval < 1:
         raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
     if args.realtime and args.track is False:
-        raise InputError("--realtime tracks the people between keyframes: it cannot run with --no-track")
+        raise InputError(
+            "--realtime tracks the people between keyframes: it cannot run with --no-track"
+        )
     source = demo_lib.open_source(args.input, max_frames=args.max_frames)
     try:
         args.show = decide_window(args)
@@ -138,18 +143,22 @@ def run(args) -> int:
         source.close()
         raise
     report = demo_lib.run_demo(
-        predictor, source, output=args.output, json_path=args.json, kpt_threshold=args.kpt_threshold,
-        draw_boxes=args.boxes, hud=not args.no_hud, max_frames=args.max_frames, progress=not args.quiet,
-        channels_last=False if args.no_channels_last else None, threads=args.threads, workers=args.workers,
-        show=args.show, track=args.track, realtime=args.realtime, keyframe_interval=args.keyframe_interval,
+        predictor, source, output=args.output, json_path=args.json,
+        kpt_threshold=args.kpt_threshold, draw_boxes=args.boxes, hud=not args.no_hud,
+        max_frames=args.max_frames, progress=not args.quiet,
+        channels_last=False if args.no_channels_last else None, threads=args.threads,
+        workers=args.workers, show=args.show, track=args.track, realtime=args.realtime,
+        keyframe_interval=args.keyframe_interval,
     )  # fmt: skip
     print(summary(report))
     if args.realtime:
-        print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of {report.frames} frames"
-              + (f", {report.dropped} stale frame(s) dropped" if report.dropped else ""))
+        dropped = f", {report.dropped} stale frame(s) dropped" if report.dropped else ""
+        print(f"real time: {report.fps:.1f} fps output, network on {report.keyframes} of "
+              f"{report.frames} frames{dropped}")
     if report.frames and not args.quiet:
         per = report.per_frame_ms()
-        print("per frame (ms, stages overlap): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0))
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in per.items() if v > 0)
+        print(f"per frame (ms, stages overlap): {stages}")
     if report.truncated:
         print(f"warning: {report.truncated} (frames from {report.frames} on are missing)",
               file=sys.stderr)
