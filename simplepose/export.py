@@ -347,11 +347,24 @@ def _validate_paths(model: str, output: Path) -> None:
         raise InputError(f"--output {output} would overwrite the input checkpoint")
 
 
+def require_exporter() -> None:
+    """Raise :class:`InputError` naming the pip packages when the exporter's are missing."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(
+            f"ONNX export needs the package(s) {', '.join(missing)}: "
+            "pip install 'simplepose[export]' (in a clone: pip install -e '.[export]')"
+        )
+
+
 def main(argv=None, prog: str | None = None) -> int:
     """Command line entry point; returns the exit status (0 ok, 1 parity failed, 2 bad input)."""
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        require_exporter()
         output = Path(args.output)
         _validate_paths(args.model, output)
         _check_opset(args.opset)

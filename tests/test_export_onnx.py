@@ -360,3 +360,20 @@ def test_topdown_predictor_onnx_matches_torch(tmp_path):
     assert len(a) == len(b) == 3
     for p, q in zip(a, b):
         np.testing.assert_allclose(p.keypoints[:, :2], q.keypoints[:, :2], atol=1e-2)
+
+
+def test_missing_exporter_packages_are_named(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from simplepose import export
+
+    real = importlib.util.find_spec
+    def find_spec(name, *args):
+        return None if name == "onnxscript" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    code = export.main(["--model", "openpose_mobilenet_thin", "--output", str(tmp_path / "x.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "onnxscript" in err and "[export]" in err
+    assert not (tmp_path / "x.onnx").exists()
