@@ -154,8 +154,11 @@ def test_ctrl_c_interrupts_a_long_cpp_run():
     KeyboardInterrupt: the C++ loop polls for signals without holding the GIL."""
     script = textwrap.dedent(
         """
-        import sys, time
+        import signal, sys, time
         import numpy as np
+        # a parent may start us with SIGINT ignored (a background job of a non-interactive
+        # shell, as some CI runners are); the test is about the C++ polling, so restore it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from simplepose.decode.grouping import group
         from simplepose.decode.params import GroupingParams
         rng = np.random.default_rng(0)
