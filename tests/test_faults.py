@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -46,13 +49,15 @@ _RANK_SCRIPT = textwrap.dedent("""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from simplepose import dist
     info = dist.init_distributed("cpu", timeout_s=float(sys.argv[1]))
-    print("ready", info.rank, os.getpid(), flush=True)
+    # one write per line: two ranks share the pipe, and print() writes the text and the newline
+    # separately, so their lines could interleave
+    sys.stdout.write(f"ready {info.rank} {os.getpid()}\\n")
     try:
         while True:
             dist.reduce_mean(1.0)
             time.sleep(0.05)
     except RuntimeError as exc:
-        print("FAILED", dist.describe_collective_failure(exc), flush=True)
+        sys.stdout.write(f"FAILED {dist.describe_collective_failure(exc)}\\n")
         sys.exit(3)
 """)
 
@@ -68,15 +73,43 @@ def _start_torchrun(tmp_path, timeout_s: float):
     )
     pids, lines = {}, []
     deadline = time.time() + 120
-    while len(pids) < 2:
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, "".join(lines)[-3000:]
-        assert time.time() < deadline, "ranks did not start within 120 s"
-        lines.append(line)
-        if line.startswith("ready"):
-            _, rank, pid = line.split()
-            pids[int(rank)] = int(pid)
+    try:
+        while len(pids) < 2:
+            line = _readline(proc, deadline)
+            assert line is not None, "ranks did not start within 120 s:\n" + "".join(lines)[-3000:]
+            assert line or proc.poll() is None, "".join(lines)[-3000:]
+            lines.append(line)
+            for rank, pid in re.findall(r"ready (\d+) (\d+)", line):
+                pids[int(rank)] = int(pid)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in pids.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        raise
     return proc, pids
+
+
+_LINES: dict[int, queue.Queue] = {}
+
+
+def _readline(proc, deadline: float) -> str | None:
+    """The next line of ``proc.stdout`` ("" at its end), or None once ``deadline`` passes: a
+    reader thread feeds a queue, so a silent process can never block the test."""
+    if proc.pid not in _LINES:
+        lines: queue.Queue = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put("")
+
+        threading.Thread(target=pump, daemon=True).start()
+        _LINES[proc.pid] = lines
+    try:
+        return _LINES[proc.pid].get(timeout=max(0.0, deadline - time.time()))
+    except queue.Empty:
+        return None
 
 
 @pytest.mark.slow
@@ -105,9 +138,8 @@ def test_stopped_rank_is_named_within_the_timeout(tmp_path):
         os.kill(pids[1], signal.SIGSTOP)
         t0 = time.time()
         while not (lines and lines[-1].startswith("FAILED")):
-            line = proc.stdout.readline()
+            line = _readline(proc, t0 + timeout + 60)
             assert line, "".join(lines)[-3000:]
-            assert time.time() - t0 < timeout + 60, "".join(lines)[-3000:]
             lines.append(line)
         elapsed = time.time() - t0
     finally:
