@@ -42,10 +42,11 @@ Reference biases fixed by default (SPEC 11), each behind a flag for bit-parity:
   assigned to the upper/left one. The clean refinement (a) takes the centroid of cells tied for
   the maximum in the 3 x 3 neighbourhood of the peak, and otherwise (b) shifts 0.25 cell along
   the mean direction of all neighbours tied for the largest neighbour value, so symmetric peaks
-  are not shifted at all. Further ratios of ``shift_ratios`` move toward the next-largest cells of
-  the same 3 x 3 neighbourhood (see :func:`_refine_clean`) rather than the map's global maxima
-  (which, on a blurred peak, are those neighbours anyway, picked in raster order among ties).
-  It also searches the first maximum inside the heatmap only (the
+  are not shifted at all. Further ratios of ``shift_ratios`` move toward the next-largest
+  not-yet-visited cells of the same 3 x 3 neighbourhood, all tied ones at once (see
+  :func:`_refine_clean`; on a blurred single-cell peak the reference's next maxima are those
+  neighbours too, taken one at a time in raster order among ties); a plateau's centroid is not
+  moved further. It also searches the first maximum inside the heatmap only (the
   reference can pick a cell of the zero padding when a map is all negative) and does not divide
   by a non-positive channel maximum (the reference then inverts the map or produces NaN).
 * ``reference_border=False``: the reference renders targets with ``cv2.GaussianBlur``'s
