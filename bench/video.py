@@ -56,7 +56,12 @@ def parse_args(argv=None):
     g.add_argument("--sequences", type=int, default=4, help="number of synthetic sequences")
     g.add_argument("--frames", type=int, default=40, help="frames per sequence")
     g.add_argument(
-        "--size", type=int, nargs=2, default=(480, 360), metavar=("W", "H"), help="frame size in px"
+        "--size",
+        type=int,
+        nargs=2,
+        default=(640, 480),
+        metavar=("W", "H"),
+        help="frame size in px (default: COCO's usual 640 x 480)",
     )
     g.add_argument(
         "--min-people", type=int, default=3, help="people (>= 5 keypoints) an image needs"
@@ -70,7 +75,7 @@ def parse_args(argv=None):
         "--checkpoint", help="a simplepose checkpoint instead (top-down uses the bundled detector)"
     )
     g.add_argument(
-        "--box-size", type=int, default=320, help="bottom-up input height (0: the model default)"
+        "--box-size", type=int, default=0, help="bottom-up input height (0: the model default)"
     )
     g.add_argument(
         "--threads",
