@@ -62,7 +62,7 @@ from .sinks import (
     render_frame,
     write_image,
 )
-from .sources import FrameSource
+from .sources import FrameSource, open_source
 
 __all__ = [
     "STAGES",
@@ -70,6 +70,7 @@ __all__ = [
     "InferenceStages",
     "auto_workers",
     "build_predictor",
+    "open_run",
     "run_demo",
 ]
 
@@ -166,6 +167,37 @@ def build_predictor(
     return Predictor.from_checkpoint(
         checkpoint, device=device, detector=detector or "bundled", backend=backend, **options
     )
+
+
+def open_run(
+    spec: str,
+    max_frames: int | None = None,
+    output: str | None = None,
+    json_path: str | None = None,
+    check: Callable[[FrameSource], None] | None = None,
+    **predictor_options,
+):
+    """(source, predictor) of a run, every input and output checked before the model loads.
+
+    Opens ``spec`` (:func:`~simplepose.demo.sources.open_source`, ``max_frames`` as there),
+    runs ``check(source)`` (the caller's own conditions; it raises to refuse), checks
+    ``output`` and ``json_path`` (:func:`~simplepose.demo.sinks.plan_outputs`), then builds the
+    predictor with :func:`build_predictor` (``predictor_options`` are its arguments). The
+    source is closed when any of it fails.
+
+    Raises:
+        InputError: from any of those steps.
+    """
+    source = open_source(spec, max_frames=max_frames)
+    try:
+        if check is not None:
+            check(source)
+        plan_outputs(source, output, json_path)
+        predictor = build_predictor(**predictor_options)
+    except BaseException:
+        source.close()
+        raise
+    return source, predictor
 
 
 class InferenceStages:
