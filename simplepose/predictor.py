@@ -109,7 +109,8 @@ class Predictor:
                 :class:`~simplepose.detect.PersonDetector`, the path of an ONNX file of that
                 format, or ``None`` (boxes must then be passed to :meth:`predict`).
             options: pipeline options (bottom-up: ``box_size``, ``scales``, ``flip``, ``params``;
-                top-down: ``flip``, ``batch_size``, ...).
+                top-down: ``flip``, ``batch_size``, ``shift_ratios``, ...); an option of the
+                other paradigm is an :class:`InputError`.
         """
         from pathlib import Path
 
@@ -179,10 +180,12 @@ class Predictor:
         if spec.paradigm == "topdown":
             from .inference.topdown import TopDownPipeline
 
+            _check_options(spec, TopDownPipeline, options, extra=("codec",))
             pipeline = TopDownPipeline.from_spec(model, spec, device=device, **options)
             return cls(pipeline, spec, detector=_as_detector(detector))
         from .inference.bottomup import BottomUpPipeline
 
+        _check_options(spec, BottomUpPipeline, options)
         return cls(BottomUpPipeline(model, spec, device=device, **options), spec)
 
     # ---------------------------------------------------------------------- steps
@@ -266,6 +269,21 @@ class Predictor:
         if self.mode == "bottomup":
             return self.pipeline.predict_batch(list(images))
         return [self.predict(im) for im in images]
+
+
+def _check_options(spec: PoseModelSpec, pipeline_cls, options: dict, extra=()) -> None:
+    """Refuse pipeline options the model's paradigm does not have (e.g. the top-down decoder's
+    ``shift_ratios`` for a bottom-up model) with one line naming them, not a TypeError."""
+    import inspect
+
+    accepted = set(inspect.signature(pipeline_cls).parameters) - {"model", "spec", "device"}
+    accepted |= set(extra)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InputError(
+            f"{spec.name} is a {spec.paradigm} model: option(s) {', '.join(unknown)} do not apply "
+            f"(its options: {', '.join(sorted(accepted))})"
+        )
 
 
 def _check_backend(backend: str) -> str:

@@ -248,14 +248,25 @@ def codec_to_dict(codec) -> dict:
     return out
 
 
+def _upgraded_codec(data: Mapping) -> dict:
+    """A codec dict with the fields of older versions renamed to today's (the codec class's
+    ``upgrade_fields``, e.g. a top-down codec's single ``shift`` -> ``shift_ratios``); a dict of
+    an unknown type is returned as it is (reported where it is built)."""
+    data = dict(data)
+    cls = _codec_types().get(data.get("type"))
+    upgrade = getattr(cls, "upgrade_fields", None)
+    return upgrade(data) if upgrade is not None else data
+
+
 def codec_from_dict(data: Mapping):
-    """Inverse of :func:`codec_to_dict`.
+    """Inverse of :func:`codec_to_dict` (also reads the fields of older versions, see
+    :func:`_upgraded_codec`).
 
     Raises:
         InputError: unknown codec type, unknown or invalid field.
     """
     types = _codec_types()
-    data = dict(data)
+    data = _upgraded_codec(data)
     kind = data.pop("type", None)
     if kind not in types:
         raise InputError(f"unknown codec type {kind!r}; known: {sorted(types)}")
@@ -323,6 +334,8 @@ class PoseModelSpec:
                 raise InputError(
                     f"spec {self.name!r}: {name} is not JSON-serialisable ({exc})"
                 ) from None
+        # a spec stored by an older version keeps loading, and holds today's codec fields
+        object.__setattr__(self, "codec", _upgraded_codec(self.codec))
         if isinstance(self.input, Mapping):
             object.__setattr__(self, "input", InputNorm(**self.input))
         if not isinstance(self.name, str) or not self.name:

@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_USAGE",
     "add_alias",
     "add_max_frames",
+    "add_shift_ratios",
     "float_in",
     "int_at_least",
     "is_quiet_rank",
@@ -88,6 +89,21 @@ def add_max_frames(parser, what: str = "frames", *old: str) -> None:
     )
     if old:
         add_alias(parser, *old, dest="max_frames", type=int_at_least(1))
+
+
+def add_shift_ratios(parser) -> None:
+    """``--shift-ratios R [R ...]``: the top-down decoder's sub-cell shifts toward the 2nd, 3rd,
+    ... maxima, heatmap px (``TopDownHeatmapCodec.shift_ratios``; default: the model's)."""
+    parser.add_argument(
+        "--shift-ratios",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="R",
+        help="top-down decode: shift R1 heatmap px toward the 2nd maximum, then R2 toward the "
+        "3rd, ... (1 to 8 ratios in [0, 1); default: the model's, 0.25; MSPN's multi-shift "
+        "test: e.g. 0.25 0.1)",
+    )
 
 
 def is_quiet_rank() -> bool:

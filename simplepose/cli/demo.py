@@ -36,6 +36,7 @@ from simplepose.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
     add_max_frames,
+    add_shift_ratios,
     float_in,
     int_at_least,
     parse_and_run,
@@ -78,6 +79,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "onnxruntime with a model name or checkpoint exports it first)")
     p.add_argument("--box-size", type=int_at_least(8), default=None,
                    help="bottom-up input height (default: the model's)")
+    add_shift_ratios(p)
     p.add_argument("--kpt-threshold", type=float_in(0.0, 1.0), default=0.2,
                    help="hide keypoints scored below this")
     p.add_argument("--boxes", action="store_true", help="draw person boxes")
@@ -118,6 +120,10 @@ def run(args) -> int:
 
     if args.keyframe_interval is not None and args.keyframe_interval < 1:
         raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
+    if args.shift_ratios is not None:
+        from simplepose.codecs.topdown import check_shift_ratios
+
+        args.shift_ratios = check_shift_ratios(args.shift_ratios, "--shift-ratios")
     if args.realtime and args.track is False:
         raise InputError(
             "--realtime tracks the people between keyframes: it cannot run with --no-track"
@@ -130,6 +136,7 @@ def run(args) -> int:
         args.input, args.max_frames, args.output, args.json, check=check,
         model=args.model, checkpoint=args.checkpoint, mode=args.mode, detector=args.detector,
         device=args.device, box_size=args.box_size, backend=args.backend,
+        shift_ratios=args.shift_ratios,
     )  # fmt: skip
     report = demo_lib.run_demo(
         predictor, source, output=args.output, json_path=args.json,

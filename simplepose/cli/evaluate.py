@@ -28,6 +28,9 @@ MPII (PCKh, needs --head-boxes); the annotation format is recognised from the fi
   simplepose evaluate --oracle topdown --gt-boxes --ann VALID.json --head-boxes GT_VALID.mat \\
       --metrics m.json
   simplepose evaluate --results PRED.mat --ann VALID.json --head-boxes GT_VALID.mat --metrics m.json
+  # MSPN's multi-shift test on MPII: shift 0.25 toward the 2nd maximum, then 0.1 toward the 3rd
+  simplepose evaluate --checkpoint CKPT --gt-boxes --flip --shift-ratios 0.25 0.1 \\
+      --ann VALID.json --head-boxes GT_VALID.mat --images DIR --metrics m.json
 
 (CKPT: a checkpoint of ``simplepose train`` or ``simplepose convert``; ANN.json / DIR: a COCO
 person-keypoint annotation file and its image folder; DET.json: COCO detection results.)
@@ -44,6 +47,7 @@ from pathlib import Path
 
 from simplepose.cli.common import (
     add_max_frames,
+    add_shift_ratios,
     int_at_least,
     is_quiet_rank,
     run_reporting_errors,
@@ -115,6 +119,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     g.add_argument("--box-size", type=int_at_least(8), default=None,
                    help="bottom-up input height at scale 1")
+    add_shift_ratios(g)
     g.add_argument(
         "--skip-bad",
         action="store_true",
@@ -170,6 +175,16 @@ def parse_args(argv=None, prog: str | None = None) -> argparse.Namespace:
             f"--backend {args.backend} is a grouping choice of --oracle; "
             f"a model takes {' or '.join(MODEL_BACKENDS)}"
         )
+    if args.shift_ratios is not None:
+        from simplepose.codecs.topdown import check_shift_ratios
+
+        if args.results or args.oracle == "bottomup":
+            p.error("--shift-ratios is a top-down decoding option: it needs a top-down "
+                    "--checkpoint/--model or --oracle topdown")
+        try:
+            args.shift_ratios = check_shift_ratios(args.shift_ratios, "--shift-ratios")
+        except InputError as exc:
+            p.error(str(exc))
     return args
 
 
@@ -266,6 +281,7 @@ def run(args) -> int:
         ann=args.ann, images=args.images, model=predictor.model_name,
         checkpoint=args.checkpoint, backend=predictor.backend, flip=args.flip,
         scales=args.scales, bad_images=bad, world_size=world,
+        **({"shift_ratios": list(args.shift_ratios)} if args.shift_ratios else {}),
     )  # fmt: skip
     print(f"{len(results)} people on {metrics.num_images} images ({len(bad)} unreadable); "
           f"results -> {out}")
@@ -288,6 +304,11 @@ def run_oracle(args, ann, runner, format_metrics_table) -> int:
             raise InputError("the top-down oracle runs on ground-truth boxes: use --gt-boxes")
         options = {"flip": args.flip}
         meta = {"boxes": "gt", "flip": args.flip}
+        if args.shift_ratios:
+            from simplepose.codecs.topdown import layout_codec
+
+            options["codec"] = layout_codec(ann.layout, shift_ratios=args.shift_ratios)
+            meta["shift_ratios"] = list(args.shift_ratios)
     results, metrics, seconds = runner.run_oracle(
         args.oracle, ann, progress=not args.quiet, mpii_gt=args.head_boxes, **options
     )
@@ -324,6 +345,8 @@ def build_predictor(args, local_rank: int | None = None):
         options["scales"] = tuple(args.scales)
     if args.box_size:
         options["box_size"] = args.box_size
+    if args.shift_ratios:
+        options["shift_ratios"] = args.shift_ratios
     if args.model and not args.model.lower().endswith(".onnx"):
         backend = args.backend or "torch"
         return Predictor.from_pretrained(args.model, device=args.device, backend=backend, **options)

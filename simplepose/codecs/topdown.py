@@ -28,6 +28,12 @@ maximum, zero-pad by 10, blur (CPN 21 x 21, MSPN/RSN 5 x 5), take the argmax, sh
 toward the second maximum, clamp, map the cell to input px (``4x + 2``) and read the score at the
 rounded location of the unblurred averaged map.
 
+Multi-shift test (MSPN's ``TEST.SHIFT_RATIOS``; ``shift_ratios``, default ``(0.25,)`` = the single
+quarter shift above): after the argmax, for each ratio ``r_j`` in turn the position moves ``r_j``
+heatmap px toward the next maximum not visited yet (the 2nd, 3rd, ... largest value), along the
+unit vector from the *current* (already shifted) position. MSPN's COCO and MPII figures use one
+ratio, 0.25; a longer list such as ``(0.25, 0.1)`` is the "multi-shift" option.
+
 Reference biases fixed by default (SPEC 11), each behind a flag for bit-parity:
 
 * ``reference_refine=False``: the reference takes the first argmax in raster order and one
@@ -36,7 +42,11 @@ Reference biases fixed by default (SPEC 11), each behind a flag for bit-parity:
   assigned to the upper/left one. The clean refinement (a) takes the centroid of cells tied for
   the maximum in the 3 x 3 neighbourhood of the peak, and otherwise (b) shifts 0.25 cell along
   the mean direction of all neighbours tied for the largest neighbour value, so symmetric peaks
-  are not shifted at all. It also searches the first maximum inside the heatmap only (the
+  are not shifted at all. Further ratios of ``shift_ratios`` move toward the next-largest
+  not-yet-visited cells of the same 3 x 3 neighbourhood, all tied ones at once (see
+  :func:`_refine_clean`; on a blurred single-cell peak the reference's next maxima are those
+  neighbours too, taken one at a time in raster order among ties); a plateau's centroid is not
+  moved further. It also searches the first maximum inside the heatmap only (the
   reference can pick a cell of the zero padding when a map is all negative) and does not divide
   by a non-positive channel maximum (the reference then inverts the map or produces NaN).
 * ``reference_border=False``: the reference renders targets with ``cv2.GaussianBlur``'s
@@ -54,6 +64,7 @@ peak inward, by up to about one cell for CPN's 21 x 21 blur (measured on perfect
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -72,14 +83,46 @@ LOG = logging.getLogger(__name__)
 
 __all__ = [
     "CODECS",
+    "MAX_SHIFT_RATIOS",
     "TopDownHeatmapCodec",
     "build_codec",
+    "check_shift_ratios",
     "cpn_codec",
     "layout_codec",
     "layout_codec_fields",
     "mspn_codec",
     "rsn_codec",
 ]
+
+#: most ratios of a multi-shift decode (``TopDownHeatmapCodec.shift_ratios``)
+MAX_SHIFT_RATIOS = 8
+
+
+def check_shift_ratios(ratios, where: str = "shift_ratios") -> tuple[float, ...]:
+    """``ratios`` (a number or a sequence of numbers) as a tuple of 1 to
+    :data:`MAX_SHIFT_RATIOS` floats, each finite and in [0, 1), heatmap px.
+
+    Raises:
+        InputError: naming ``where`` (e.g. ``"--shift-ratios"``) and the bad value.
+    """
+    if isinstance(ratios, (int, float, np.number)) and not isinstance(ratios, bool):
+        ratios = (ratios,)
+    try:
+        values = tuple(ratios)
+        if any(isinstance(r, (bool, str, bytes)) for r in values):
+            raise TypeError
+        out = tuple(float(r) for r in values)
+    except (TypeError, ValueError):
+        raise InputError(f"{where} must be a list of numbers, got {ratios!r}") from None
+    if not 1 <= len(out) <= MAX_SHIFT_RATIOS:
+        raise InputError(
+            f"{where} must hold 1 to {MAX_SHIFT_RATIOS} ratios, got {len(out)}: {list(out)}"
+        )
+    bad = [r for r in out if not 0.0 <= r < 1.0]  # also NaN
+    if bad:
+        raise InputError(f"{where}: every ratio must be finite and in [0, 1), got {bad[0]!r}")
+    return out
+
 
 # 3 x 3 neighbourhood offsets (dy, dx) without the centre, used by the clean refinement.
 _NB_DY = np.array([-1, -1, -1, 0, 0, 1, 1, 1], dtype=np.int64)
@@ -105,7 +148,10 @@ class TopDownHeatmapCodec:
         decode_kernel: blur kernel of the decoder (CPN 21, MSPN/RSN 5).
         normalize_before_blur: divide each channel by its maximum before the blur (CPN).
         pad: zero padding of the decoder, heatmap px.
-        shift: sub-cell shift toward the second maximum, heatmap px.
+        shift_ratios: sub-cell shifts, heatmap px: the first toward the second maximum, each
+            next one toward the next maximum not visited yet (1 to 8 ratios, each in [0, 1);
+            ``(0.25,)``: the single quarter shift of every reference figure). Serialised codecs
+            of older versions store one float ``shift``: :meth:`upgrade_fields` reads it.
         peak_value: target peak (255); the score is ``h / peak_value + score_offset``.
         score_offset: 0.5 in the references.
         flip_index: keypoint permutation under a horizontal flip.
@@ -125,7 +171,7 @@ class TopDownHeatmapCodec:
     decode_kernel: int
     normalize_before_blur: bool
     pad: int = 10
-    shift: float = 0.25
+    shift_ratios: tuple[float, ...] = (0.25,)
     peak_value: float = 255.0
     score_offset: float = 0.5
     flip_index: tuple[int, ...] = COCO_FLIP_INDEX
@@ -150,6 +196,28 @@ class TopDownHeatmapCodec:
             raise InputError(f"{self.name}: target indices {idx} out of range for {n} kernels")
         if sorted(self.flip_index) != list(range(len(self.flip_index))):
             raise InputError(f"{self.name}: flip_index is not a permutation: {self.flip_index}")
+        ratios = check_shift_ratios(self.shift_ratios, f"{self.name}: shift_ratios")
+        object.__setattr__(self, "shift_ratios", ratios)
+
+    @staticmethod
+    def upgrade_fields(fields: Mapping) -> dict:
+        """Serialised fields (:func:`simplepose.spec.codec_to_dict`) of an older simplepose ->
+        today's: the one ratio ``shift: 0.25`` stored before multi-shift decoding becomes
+        ``shift_ratios: [0.25]``. Other fields are returned unchanged.
+
+        Raises:
+            InputError: both ``shift`` and ``shift_ratios`` are given.
+        """
+        out = dict(fields)
+        if "shift" in out:
+            if "shift_ratios" in out:
+                raise InputError(
+                    f"codec {out.get('name', 'topdown_heatmap')}: give shift_ratios, not both it "
+                    f"and the old single shift ({out['shift']!r})"
+                )
+            old = out.pop("shift")
+            out["shift_ratios"] = list(old) if isinstance(old, (list, tuple)) else [old]
+        return out
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -340,12 +408,12 @@ class TopDownHeatmapCodec:
         a_w = blur_matrix(wo, self.decode_kernel, 0.0, self.kernel_convention, pad=b)
         if self.reference_refine:
             blurred = apply_separable(work, a_h, a_w)  # (M, H + 2b, W + 2b)
-            x, y = _refine_reference(blurred, self.shift)
+            x, y = _refine_reference(blurred, self.shift_ratios)
             x, y = x - b, y - b
         else:
             # The clean refinement only reads cells of the heatmap itself.
             blurred = apply_separable(work, a_h[b:b + ho], a_w[b:b + wo])  # (M, H, W)
-            x, y = _refine_clean(blurred, self.shift, self.tie_rtol)
+            x, y = _refine_clean(blurred, self.shift_ratios, self.tie_rtol)
         x = np.clip(x, 0, wo - 1)
         y = np.clip(y, 0, ho - 1)
         if self.reference_refine:  # Python 3 round(): half to even
@@ -360,36 +428,58 @@ class TopDownHeatmapCodec:
         return coords, scores
 
 
-def _refine_reference(blurred: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
-    """Reference argmax + quarter shift on (M, Hp, Wp) padded blurred maps -> padded-frame x, y."""
+def _refine_reference(
+    blurred: np.ndarray, ratios: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's argmax + shifts on (M, Hp, Wp) padded blurred maps -> padded-frame x, y.
+
+    The first argmax (raster order) gives the integer position; it is zeroed, then for each ratio
+    ``r`` the next argmax of the map (every maximum visited so far zeroed) moves the current float
+    position by ``r`` along the unit vector toward it (no move when it is within 1e-3 cell).
+    """
     m, _hp, wp = blurred.shape
     flat = blurred.reshape(m, -1).copy()
     rows = np.arange(m)
     i1 = flat.argmax(axis=1)
     flat[rows, i1] = 0.0
-    i2 = flat.argmax(axis=1)
-    y1, x1 = np.divmod(i1, wp)
-    y2, x2 = np.divmod(i2, wp)
-    dx, dy = (x2 - x1).astype(np.float64), (y2 - y1).astype(np.float64)
-    ln = np.hypot(dx, dy)
-    move = ln > 1e-3
-    safe = np.where(move, ln, 1.0)
-    x = x1 + np.where(move, shift * dx / safe, 0.0)
-    y = y1 + np.where(move, shift * dy / safe, 0.0)
+    y, x = np.divmod(i1, wp)
+    for r in ratios:
+        i2 = flat.argmax(axis=1)
+        flat[rows, i2] = 0.0
+        y2, x2 = np.divmod(i2, wp)
+        dx, dy = (x2 - x).astype(np.float64), (y2 - y).astype(np.float64)
+        ln = np.hypot(dx, dy)
+        move = ln > 1e-3
+        safe = np.where(move, ln, 1.0)
+        x = x + np.where(move, r * dx / safe, 0.0)
+        y = y + np.where(move, r * dy / safe, 0.0)
     return x, y
 
 
-def _refine_clean(blurred: np.ndarray, shift: float, rtol: float) -> tuple[np.ndarray, np.ndarray]:
+def _refine_clean(
+    blurred: np.ndarray, ratios: tuple[float, ...], rtol: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Tie-robust refinement on (M, H, W) blurred maps (the heatmap part of the zero-padded
     blur) -> x, y in heatmap px.
 
     1. The peak is the maximum inside the heatmap (first in raster order).
     2. If in-map cells of its 3 x 3 neighbourhood tie with it (a peak split over 2 or 4 cells,
-       e.g. by flip averaging), the result is the centroid of the tied cells, unshifted.
-    3. Otherwise it moves ``shift`` along the mean unit direction of the neighbours tied for the
-       largest neighbour value; symmetric neighbourhoods cancel out and give no shift. A
-       neighbour outside the heatmap reads its mirror cell, so a peak on the map border is not
-       pushed into the zero padding (where the clamp would undo only part of the move).
+       e.g. by flip averaging), the first step gives the centroid of the tied cells, unshifted.
+    3. Otherwise the first step moves ``ratios[0]`` along the mean unit direction of the
+       neighbours tied for the largest neighbour value; symmetric neighbourhoods cancel out and
+       give no shift. A neighbour outside the heatmap reads its mirror cell, so a peak on the map
+       border is not pushed into the zero padding (where the clamp would undo only part of the
+       move).
+    4. Each further ratio ``ratios[j]`` (multi-shift) moves the current float position by
+       ``ratios[j]`` along the mean of the unit vectors from that position to the neighbours tied
+       for the largest value among the neighbours not visited yet (visited: the peak and the
+       cells of the earlier steps); no move when the mean vectors cancel (length <= 1e-3) or
+       every neighbour was visited. Mirrored neighbours (read in 3) sit outside the map and are
+       visited together with their in-map twins, so that their pulls (nearly) cancel. A
+       plateau's centroid (2) is final: the 3 x 3 neighbourhood of its first cell is not
+       symmetric about the centroid, so further steps would lean toward that cell's side.
+
+    "Tied" is within ``rtol`` times the map's largest absolute value.
     """
     m, ho, wo = blurred.shape
     rows = np.arange(m)
@@ -409,7 +499,8 @@ def _refine_clean(blurred: np.ndarray, shift: float, rtol: float) -> tuple[np.nd
     mx = np.clip(mx, 0, wo - 1)
     nb = blurred[rows[:, None], my, mx]  # (M, 8)
 
-    tied_peak = inside & (nb >= (v0 - tol)[:, None])
+    with_peak = nb >= (v0 - tol)[:, None]
+    tied_peak = inside & with_peak
     n_tied = tied_peak.sum(axis=1)
     cx = x0 + (tied_peak * _NB_DX).sum(axis=1) / (1 + n_tied)
     cy = y0 + (tied_peak * _NB_DY).sum(axis=1) / (1 + n_tied)
@@ -421,11 +512,32 @@ def _refine_clean(blurred: np.ndarray, shift: float, rtol: float) -> tuple[np.nd
     ln = np.hypot(ux, uy)
     move = ln > 1e-3
     safe = np.where(move, ln, 1.0)
+    shift = ratios[0]
     sx = x0 + np.where(move, shift * ux / safe, 0.0)
     sy = y0 + np.where(move, shift * uy / safe, 0.0)
 
     plateau = n_tied > 0
-    return np.where(plateau, cx, sx), np.where(plateau, cy, sy)
+    x, y = np.where(plateau, cx, sx), np.where(plateau, cy, sy)
+    if len(ratios) == 1:
+        return x, y
+    visited = with_peak | tied2 | plateau[:, None]  # a plateau's centroid is final
+    for r in ratios[1:]:
+        left = ~visited
+        best = np.where(left, nb, -np.inf).max(axis=1)
+        tied = left & (nb >= (best - tol)[:, None])
+        dx, dy = nx - x[:, None], ny - y[:, None]  # (M, 8) current position -> neighbour
+        dist = np.hypot(dx, dy)
+        far = dist > 1e-12
+        inv = np.where(far, 1.0 / np.where(far, dist, 1.0), 0.0)
+        ux = (tied * dx * inv).sum(axis=1)
+        uy = (tied * dy * inv).sum(axis=1)
+        ln = np.hypot(ux, uy)
+        move = ln > 1e-3
+        safe = np.where(move, ln, 1.0)
+        x = x + np.where(move, r * ux / safe, 0.0)
+        y = y + np.where(move, r * uy / safe, 0.0)
+        visited |= tied
+    return x, y
 
 
 # ---------------------------------------------------------------------- builders

@@ -126,6 +126,7 @@ def build_predictor(
     device: str | None = None,
     box_size: int | None = None,
     backend: str | None = None,
+    shift_ratios=None,
 ):
     """Build the :class:`~simplepose.Predictor` the demo runs, checking the option combination.
 
@@ -137,6 +138,8 @@ def build_predictor(
         mode: ``"bottomup"``/``"topdown"`` or None (whatever the checkpoint is).
         detector: top-down: a person detector ONNX (default: the bundled RTMDet-nano).
         box_size: bottom-up input height (ignored by top-down models).
+        shift_ratios: top-down decoder shifts (``TopDownHeatmapCodec.shift_ratios``); None:
+            the model's. A bottom-up model refuses them.
     """
     from ..checkpoint import read_metadata
     from ..inference.onnx_backend import read_onnx_metadata
@@ -152,6 +155,9 @@ def build_predictor(
         raise InputError(f"detector {detector} does not exist")
     if checkpoint and not Path(checkpoint).is_file():
         raise InputError(f"checkpoint {checkpoint} does not exist")
+    if shift_ratios is not None and not checkpoint:
+        raise InputError("--shift-ratios is a top-down decoding option: it needs a top-down "
+                         "--checkpoint (CPN, MSPN or RSN)")
     if not checkpoint:
         options = {"box_size": box_size} if box_size else {}
         return Predictor.from_pretrained(
@@ -164,6 +170,11 @@ def build_predictor(
             f"checkpoint {checkpoint} is a {spec.paradigm} model ({spec.name}), not {mode}"
         )
     options = {"box_size": box_size} if box_size and spec.paradigm == "bottomup" else {}
+    if shift_ratios is not None:
+        if spec.paradigm != "topdown":
+            raise InputError(f"--shift-ratios is a top-down decoding option; checkpoint "
+                             f"{checkpoint} is a {spec.paradigm} model ({spec.name})")
+        options["shift_ratios"] = tuple(shift_ratios)
     return Predictor.from_checkpoint(
         checkpoint, device=device, detector=detector or "bundled", backend=backend, **options
     )

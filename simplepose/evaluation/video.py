@@ -18,7 +18,9 @@ frame-to-frame acceleration ``p[t+1] - 2 p[t] + p[t-1]`` of each keypoint, in fr
 frame^2, over people matched (OKS >= 0.5, optimal assignment per frame) in three consecutive
 frames; it needs no track ids, so untracked predictions get one too.
 
-Frames: (H, W, 3) BGR uint8; keypoints (17, 3) x, y in frame px.
+Frames: (H, W, 3) BGR uint8; keypoints (K, 3) x, y in frame px, K from the annotations (any
+registered layout: COCO-17, CrowdPose-14, MPII-16; OKS sigmas from
+:func:`~simplepose.tracking.tracker.tracking_sigmas`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ import cv2
 import numpy as np
 
 from ..decode.nms import oks_iou
+from ..tracking.tracker import sigmas_for
 
 __all__ = [
     "SyntheticSequence",
+    "ground_truth_people",
     "keypoint_jitter",
     "oks_matrix",
     "select_images",
@@ -181,7 +185,7 @@ def _motion_blur(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
 
 def _transform_annotation(a: dict, m: np.ndarray, out_size) -> dict | None:
     w, h = out_size
-    k = np.asarray(a.get("keypoints", [0] * 51), dtype=np.float64).reshape(17, 3).copy()
+    k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3).copy()
     labelled = k[:, 2] > 0
     xy = k[:, :2] @ m[:, :2].T + m[:, 2]
     inside = labelled & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
@@ -290,20 +294,39 @@ def synthesize_sequence(
 # ------------------------------------------------------------------------- metrics
 def oks_matrix(gt: list[dict], preds) -> np.ndarray:
     """(G, P) OKS as pycocotools computes it: ground-truth visibility and area; a missing
-    predicted keypoint counts at its (0, 0) position."""
+    predicted keypoint counts at its (0, 0) position. K comes from the annotations."""
     preds = list(preds)
     out = np.zeros((len(gt), len(preds)))
     if not gt or not preds:
         return out
-    pk = np.stack([np.asarray(p.keypoints, dtype=np.float64).reshape(17, 3) for p in preds]).copy()
+    k = len(gt[0]["keypoints"]) // 3
+    pk = np.stack([np.asarray(p.keypoints, dtype=np.float64).reshape(k, 3) for p in preds]).copy()
     pk[:, :, 2] = 1.0
+    sigmas = sigmas_for(k)
     for i, g in enumerate(gt):
-        gk = np.asarray(g["keypoints"], dtype=np.float64).reshape(17, 3)
+        gk = np.asarray(g["keypoints"], dtype=np.float64).reshape(k, 3)
         if g["num_keypoints"] == 0:
             continue
         area = float(g["area"])
-        out[i] = oks_iou(gk, pk, area, np.full(len(preds), area), vis_thresh=0.0)
+        out[i] = oks_iou(gk, pk, area, np.full(len(preds), area), sigmas=sigmas, vis_thresh=0.0)
     return out
+
+
+def ground_truth_people(annotations: list[dict], rng: np.random.Generator) -> list:
+    """A frame's true poses as detections: visible keypoints scored 1, no identities, in a
+    random order (so that the list order says nothing about who is who).
+
+    Tracking these measures association alone: the detections are perfect, so every lost or
+    switched identity is the tracker's.
+    """
+    from ..structures import Person
+
+    people = []
+    for a in _tracking_gt(annotations):
+        k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3).copy()
+        k[:, 2] = (k[:, 2] > 0).astype(np.float64)
+        people.append(Person.from_keypoints(k, 1.0))
+    return [people[i] for i in rng.permutation(len(people))]
 
 
 def _tracking_gt(anns: list[dict]) -> list[dict]:
@@ -428,8 +451,8 @@ def keypoint_jitter(sequences_gt, sequences_pred, min_oks: float = 0.5) -> dict:
             tracks.append(
                 {
                     gt[g]["track_id"]: (
-                        np.asarray(gt[g]["keypoints"], float).reshape(17, 3),
-                        np.asarray(preds[p].keypoints, float).reshape(17, 3),
+                        np.asarray(gt[g]["keypoints"], float).reshape(-1, 3),
+                        np.asarray(preds[p].keypoints, float).reshape(-1, 3),
                     )
                     for g, p in m.items()
                 }

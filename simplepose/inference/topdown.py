@@ -268,6 +268,8 @@ class TopDownPipeline:
         output_adapter: forward output -> (N, K, H_out, W_out) heatmap; default
             :func:`~simplepose.spec.select_heatmap`.
         reference_padding: what ``padding="reference"`` means (default: the family's).
+        shift_ratios: the decoder's sub-cell shifts, heatmap px (``codec.shift_ratios``; e.g.
+            ``(0.25, 0.1)`` for MSPN's multi-shift test); ``None`` keeps the codec's.
     """
 
     def __init__(
@@ -284,6 +286,7 @@ class TopDownPipeline:
         reference_flip: bool = False,
         output_adapter: Callable | None = None,
         reference_padding: Sequence[float] | None = None,
+        shift_ratios: Sequence[float] | None = None,
     ):
         import torch
 
@@ -293,6 +296,8 @@ class TopDownPipeline:
             raise InputError(f"codec must be a TopDownHeatmapCodec, got {type(codec).__name__}")
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if shift_ratios is not None:
+            codec = codec.with_options(shift_ratios=shift_ratios)
         norm = input_norm if input_norm is not None else default_input_norm(codec)
         if not isinstance(norm, InputNorm):
             raise InputError(f"input_norm must be an InputNorm, got {type(norm).__name__}")

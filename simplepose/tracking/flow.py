@@ -188,7 +188,8 @@ def estimate_camera_motion(
     A grid of points on copies of the frames shrunk to ``max_side`` px is followed by
     Lucas-Kanade (with the forward-backward check; points on flat areas fail it) and a
     similarity transform (rotation, uniform scale, translation) is fitted with RANSAC, so
-    people moving on their own are outliers. About 3 ms on a 768x576 frame.
+    people moving on their own are outliers. When too few points follow (a fast pan), it
+    retries once on smaller frames with a deeper pyramid. About 3 ms on a 768x576 frame.
 
     Returns:
         (2, 3) float64 affine mapping ``prev`` px to ``nxt`` px, or None when too few points
@@ -196,21 +197,28 @@ def estimate_camera_motion(
     """
     if prev.size != nxt.size:
         raise InputError(f"flow between frames of different sizes: {prev.size} and {nxt.size}")
-    a, b = prev.small(max_side), nxt.small(max_side)
-    scale = a.size[0] / prev.size[0]
-    w, h = a.size
-    gx, gy = grid
-    xs = (np.arange(gx) + 0.5) * (w / gx)
-    ys = (np.arange(gy) + 0.5) * (h / gy)
-    pts = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    small_params = FlowParams(win_size=15, max_level=2, fb_threshold=0.5)
-    moved, ok = propagate_points(a, b, pts, small_params)
-    if ok.sum() < 8:
-        return None
-    matrix, inliers = cv2.estimateAffinePartial2D(
-        pts[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0
-    )
-    if matrix is None or inliers is None or int(inliers.sum()) < 8:
+    # A fast pan moves the image further than the first try follows (about 30 px of the
+    # shrunk frame); only then retry on frames half as large, with a deeper pyramid and a
+    # looser forward-backward check (motion blur comes with fast pans).
+    tries = ((max_side, 2, 0.5), (max_side // 2, 4, 1.0))
+    for side, max_level, fb_threshold in tries:
+        a, b = prev.small(side), nxt.small(side)
+        scale = a.size[0] / prev.size[0]
+        w, h = a.size
+        gx, gy = grid
+        xs = (np.arange(gx) + 0.5) * (w / gx)
+        ys = (np.arange(gy) + 0.5) * (h / gy)
+        pts = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+        params = FlowParams(win_size=15, max_level=max_level, fb_threshold=fb_threshold)
+        moved, ok = propagate_points(a, b, pts, params)
+        if ok.sum() < 8:
+            continue
+        matrix, inliers = cv2.estimateAffinePartial2D(
+            pts[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0
+        )
+        if matrix is not None and inliers is not None and int(inliers.sum()) >= 8:
+            break
+    else:
         return None
     matrix = matrix.astype(np.float64)
     matrix[:, 2] /= scale  # the linear part is the same at both scales

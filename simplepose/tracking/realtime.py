@@ -243,6 +243,8 @@ class VideoTracker:
             with it (lost tracks then follow a panning camera and are found again).
         min_carried: a person is carried to the next frame only when the flow keeps at least
             this fraction of their keypoints.
+        layout: the people's keypoint layout (see :class:`~simplepose.tracking.Tracker`);
+            None: from their keypoint count.
     """
 
     def __init__(
@@ -257,6 +259,7 @@ class VideoTracker:
         kpt_threshold: float = 0.0,
         camera_motion: bool = True,
         min_carried: float = 0.5,
+        layout=None,
     ):
         if (
             isinstance(keyframe_interval, bool)
@@ -271,7 +274,7 @@ class VideoTracker:
         if live and sync:
             raise InputError("a live source cannot run with sync=True (it would stall the camera)")
         self.predict = predict
-        self.tracker = Tracker(params or TrackerParams(fps=fps))
+        self.tracker = Tracker(params or TrackerParams(fps=fps), layout=layout)
         self.flow_params = flow or FlowParams()
         self.interval = keyframe_interval
         self.live = live
@@ -479,6 +482,7 @@ def track_frames(
     fps: float = 25.0,
     flow: FlowParams | None = None,
     camera_motion: bool = True,
+    layout=None,
 ) -> Iterator[TrackedFrame]:
     """Run a pose model over frames and yield tracked people, frame by frame.
 
@@ -498,11 +502,15 @@ def track_frames(
         fps: the source's frame rate (timestamps; the smoother's time base).
         flow: :class:`~simplepose.tracking.flow.FlowParams`.
         camera_motion: compensate the global image motion (see :class:`VideoTracker`).
+        layout: the people's keypoint layout; default: the predictor's ``spec.keypoints``
+            when it has one, else from the people's keypoint count.
 
     Yields:
         :class:`TrackedFrame` per output frame.
     """
     params = params or TrackerParams(fps=fps)
+    if layout is None:
+        layout = getattr(getattr(predictor, "spec", None), "keypoints", None)
     if realtime:
         engine = VideoTracker(
             predictor.predict,
@@ -513,13 +521,21 @@ def track_frames(
             sync,
             fps,
             camera_motion=camera_motion,
+            layout=layout,
         )
         yield from engine.run(LatestFrameReader(frames) if live else frames)
         return
     # every frame: the same engine with a keyframe on each frame (flow then only predicts
     # where the tracks are, for the association); live sources still drop stale frames
     engine = VideoTracker(
-        predictor.predict, params, flow, 1, sync=True, fps=fps, camera_motion=camera_motion
+        predictor.predict,
+        params,
+        flow,
+        1,
+        sync=True,
+        fps=fps,
+        camera_motion=camera_motion,
+        layout=layout,
     )
     engine.live_timestamps = live
     yield from engine.run(LatestFrameReader(frames) if live else frames)

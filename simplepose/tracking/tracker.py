@@ -8,12 +8,16 @@ for poses:
   velocity use the track's mean). While a track is unmatched its velocity decays and its
   position uncertainty grows, as a Kalman filter's would. When the caller has the frames it
   can do better (:class:`~simplepose.tracking.realtime.VideoTracker` does): poses carried
-  from the previous frame by optical flow replace the prediction (``carried``), and the
-  camera's motion moves every track, lost ones included (``camera``, as in BoT-SORT).
+  from the previous frame by optical flow join the prediction (``carried``), and the camera's
+  motion moves every track, lost ones included (``camera``, as in BoT-SORT).
 * **Association.** The similarity of a track and a detection is
-  ``(1 - iou_weight) * OKS + iou_weight * IoU`` of the predicted pose and box with the detected
-  ones; OKS uses the COCO sigmas with the track's area enlarged by its uncertainty. The optimal
-  assignment is scipy's ``linear_sum_assignment`` on ``1 - similarity``; pairs below
+  ``(1 - iou_weight) * OKS + iou_weight * IoU`` of the track's pose and box with the detected
+  ones, the best over three hypotheses of where the track is now: its pose carried by flow, its
+  motion prediction and its last observation (all moved by the camera). OKS uses the layout's
+  sigmas (:func:`tracking_sigmas`) and the person's size: the track's area from its last
+  measurement with enough keypoints (a person half out of the frame is not smaller), enlarged
+  by its uncertainty; a detection with few keypoints is compared at the track's size. The
+  optimal assignment is scipy's ``linear_sum_assignment`` on ``1 - similarity``; pairs below
   ``min_similarity`` are not matched.
 * **Two passes (ByteTrack).** People scored >= ``high_score`` are matched to the confirmed
   tracks first (lost ones included: a track unmatched for up to ``max_age`` rounds is
@@ -47,14 +51,45 @@ import numpy as np
 from ..decode.nms import oks_iou
 from ..errors import InputError
 from ..geometry import apply_affine, box_iou
+from ..skeleton import COCO_SIGMAS, LAYOUTS, get_layout
 from ..structures import Person
 from .smoothing import OneEuroFilter, OneEuroParams
 
-__all__ = ["TrackedPerson", "Tracker", "TrackerParams"]
+__all__ = ["TrackedPerson", "Tracker", "TrackerParams", "sigmas_for", "tracking_sigmas"]
 
 LOG = logging.getLogger(__name__)
 
-NUM_KEYPOINTS = 17
+#: OKS sigma of a keypoint the tracker finds in no OKS benchmark (the median COCO sigma)
+DEFAULT_SIGMA = float(np.median(COCO_SIGMAS))
+
+
+def tracking_sigmas(layout) -> np.ndarray:
+    """(K,) OKS sigmas the tracker compares poses of ``layout`` with.
+
+    The benchmark's sigmas where it defines them (COCO, CrowdPose). Otherwise (MPII) each
+    keypoint takes the sigma of the keypoint of the same name in a layout that has sigmas,
+    and :data:`DEFAULT_SIGMA` when no layout names it (MPII's head top, neck, thorax, pelvis).
+    """
+    layout = get_layout(layout)
+    if layout.sigmas is not None:
+        return np.asarray(layout.sigmas, dtype=np.float64)
+    by_name = {
+        name: sigma
+        for other in LAYOUTS.values()
+        if other.sigmas is not None
+        for name, sigma in zip(other.keypoints, other.sigmas)
+    }
+    return np.array([by_name.get(n, DEFAULT_SIGMA) for n in layout.keypoints], dtype=np.float64)
+
+
+def sigmas_for(num_keypoints: int) -> np.ndarray:
+    """(K,) tracking sigmas of the registered layout with ``num_keypoints`` keypoints
+    (:func:`tracking_sigmas`), or :data:`DEFAULT_SIGMA` for every keypoint when no single
+    registered layout has that many."""
+    found = [lay for lay in LAYOUTS.values() if lay.num_keypoints == num_keypoints]
+    if len(found) == 1:
+        return tracking_sigmas(found[0])
+    return np.full(num_keypoints, DEFAULT_SIGMA)
 
 
 @dataclass
@@ -181,7 +216,7 @@ class TrackerParams:
 @dataclass
 class _Det(Person):
     """A sanitised detection: ``keypoints`` with the keypoints the tracker ignores (score <=
-    ``kpt_threshold``) zeroed, and ``raw``: the model's (17, 3) keypoints, NaN rows zeroed."""
+    ``kpt_threshold``) zeroed, and ``raw``: the model's (K, 3) keypoints, NaN rows zeroed."""
 
     raw: np.ndarray | None = None
 
@@ -224,6 +259,8 @@ class _Track:
     track_id: int = 0  # 0 while tentative
     score: float = 0.0
     box_is_keypoint_box: bool = True
+    area: float = 1.0  # px^2, the person's size (OKS scale), from the last full measurement
+    sized: bool = False  # True once a measurement with enough keypoints set ``area``
 
     def warp(self, m: np.ndarray) -> None:
         """Apply a camera motion: (2, 3) affine from the previous frame's px to this frame's."""
@@ -238,6 +275,7 @@ class _Track:
         self.box_velocity = apply_affine(self.box_velocity.reshape(2, 2), linear).reshape(4)
         on = self.smoother.active[:, 0]
         self.smoother.x[on] = apply_affine(self.smoother.x[on], m)
+        self.area *= abs(float(np.linalg.det(m[:, :2])))
 
     def predict(self, frame: int, params: TrackerParams) -> tuple[np.ndarray, np.ndarray]:
         """Predicted (K, 3) keypoints and (4,) box at ``frame``."""
@@ -262,6 +300,10 @@ class Tracker:
 
     Args:
         params: :class:`TrackerParams` (defaults when None).
+        layout: the keypoint layout of the people (a :class:`~simplepose.skeleton.KeypointLayout`
+            or its name, e.g. a predictor's ``spec.keypoints``); it sets K and the OKS sigmas
+            (:func:`tracking_sigmas`). None: taken from the first people, by their keypoint
+            count, among the registered layouts (any other K: :data:`DEFAULT_SIGMA` for all).
 
     Example::
 
@@ -271,25 +313,37 @@ class Tracker:
                 print(person.track_id, person.keypoints)
     """
 
-    def __init__(self, params: TrackerParams | None = None):
+    def __init__(self, params: TrackerParams | None = None, layout=None):
         if params is not None and not isinstance(params, TrackerParams):
             raise InputError(f"Tracker params must be a TrackerParams, got {type(params).__name__}")
         self.params = params or TrackerParams()
+        self.num_keypoints: int | None = None
+        self._sigmas: np.ndarray | None = None
+        if layout is not None:
+            self._set_layout(get_layout(layout).num_keypoints, tracking_sigmas(layout))
         self.tracks: list[_Track] = []
         self.rounds = 0
         self.last_frame: int | None = None
         self._next_id = 1
         self._flow_pred: dict[int, _Det] = {}  # id(track) -> this frame's pose carried by flow
 
+    def _set_layout(self, num_keypoints: int, sigmas: np.ndarray) -> None:
+        self.num_keypoints = int(num_keypoints)
+        self._sigmas = sigmas
+        # a detection with fewer keypoints has no reliable size of its own (see _similarity)
+        self._full_keypoints = max(3, round(0.3 * num_keypoints))
+
     # ------------------------------------------------------------------ input checks
     def _sanitize(self, people) -> list[_Det]:
         clean, nan_people, dropped = [], 0, 0
         for p in people:
             kpts = np.array(p.keypoints, dtype=np.float64)
-            if kpts.shape != (NUM_KEYPOINTS, 3):
+            if self.num_keypoints is None and kpts.ndim == 2 and kpts.shape[1:] == (3,):
+                self._set_layout(kpts.shape[0], sigmas_for(kpts.shape[0]))
+            if kpts.shape != (self.num_keypoints, 3):
                 raise InputError(
-                    "Tracker.update: a person's keypoints must have shape (17, 3), "
-                    f"got {kpts.shape}"
+                    f"Tracker.update: a person's keypoints must have shape "
+                    f"({self.num_keypoints}, 3), got {kpts.shape}"
                 )
             score = float(p.score)
             if not math.isfinite(score):
@@ -353,6 +407,10 @@ class Tracker:
 
     # ------------------------------------------------------------------ association
     def _similarity(self, tracks: list[_Track], people: list[Person], frame: int) -> np.ndarray:
+        """(T, N) similarity of tracks and people: the best over the track's hypotheses of
+        where it is now (its pose carried by optical flow, its motion prediction and its last
+        observation, all moved by the camera), so one wrong hypothesis (flow dragged along by
+        an occluder, a velocity spoiled by a fast pan) does not lose the person."""
         sim = np.zeros((len(tracks), len(people)))
         if not tracks or not people:
             return sim
@@ -360,14 +418,24 @@ class Tracker:
         det_k = np.stack([d.keypoints for d in people])
         det_b = np.stack([d.box for d in people])
         det_area = np.array([_area(d.keypoints, d.box) for d in people])
+        # a detection with few keypoints (a person at the frame edge or behind an occluder)
+        # has no size of its own: it is compared at the track's size
+        partial = (det_k[:, :, 2] > 0).sum(axis=1) < self._full_keypoints
+        # a track never seen whole is assumed at least as large as the typical person
+        sizes = [t.area for t in self.tracks if t.sized]
+        typical = float(np.median(sizes)) if sizes else 1.0
         for i, t in enumerate(tracks):
-            flow = self._flow_pred.get(id(t))
-            kpts, box = (flow.keypoints, flow.box) if flow is not None else t.predict(frame, p)
             grow = (1.0 + p.uncertainty_growth * t.misses) ** 2
-            area = _area(kpts, box) * grow
-            oks = oks_iou(kpts, det_k, area, det_area * grow, vis_thresh=0.0)
-            iou = box_iou(box[None], det_b)[0] if p.iou_weight > 0 else 0.0
-            sim[i] = (1.0 - p.iou_weight) * oks + p.iou_weight * iou
+            area = (t.area if t.sized else max(t.area, typical)) * grow
+            areas_b = np.where(partial, area, det_area * grow)
+            hypotheses = [t.predict(frame, p), (t.kpts, t.box)]
+            flow = self._flow_pred.get(id(t))
+            if flow is not None:
+                hypotheses.append((flow.keypoints, flow.box))
+            for kpts, box in hypotheses:
+                oks = oks_iou(kpts, det_k, area, areas_b, sigmas=self._sigmas, vis_thresh=0.0)
+                iou = box_iou(box[None], det_b)[0] if p.iou_weight > 0 else 0.0
+                sim[i] = np.maximum(sim[i], (1.0 - p.iou_weight) * oks + p.iou_weight * iou)
         return sim
 
     def _assign(self, tracks, people, frame) -> list[tuple[int, int]]:
@@ -403,13 +471,18 @@ class Tracker:
         t.kpt_age[~seen & ~keep] = 0
         box_v = (person.box - t.box) / dt
         t.box_velocity = p.velocity_weight * box_v + (1 - p.velocity_weight) * t.box_velocity
+        area = _area(person.keypoints, person.box)
+        # a partial view (frame edge, occluder) shrinks the box, not the person
+        full = int(seen.sum()) >= self._full_keypoints
+        t.area = area if full else max(t.area, area)
+        t.sized |= full
         t.kpts, t.box, t.frame = kpts, np.array(person.box, dtype=np.float64), frame
         t.score = float(person.score)
         t.raw = person.raw.copy()
         t.box_is_keypoint_box = bool(np.allclose(person.box, _keypoint_box(person.raw), atol=1e-6))
 
     def _new_track(self, person: _Det, frame: int) -> _Track:
-        k = NUM_KEYPOINTS
+        k = self.num_keypoints
         return _Track(
             kpts=person.keypoints.copy(),
             raw=person.raw.copy(),
@@ -419,6 +492,8 @@ class Tracker:
             kpt_age=np.zeros(k, int), smoother=OneEuroFilter(self.params.smoother, (k, 2)),
             score=float(person.score),
             box_is_keypoint_box=bool(np.allclose(person.box, _keypoint_box(person.raw), atol=1e-6)),
+            area=_area(person.keypoints, person.box),
+            sized=int((person.keypoints[:, 2] > 0).sum()) >= self._full_keypoints,
         )  # fmt: skip
 
     def _output(self, t: _Track, person: _Det, frame: int, carried: bool) -> TrackedPerson:
@@ -459,7 +534,7 @@ class Tracker:
 
         Args:
             people: the frame's detections (:class:`~simplepose.structures.Person`, keypoints
-                (17, 3) px + score).
+                (K, 3) px + score).
             frame_index: the frame's index; must increase between calls (gaps are allowed:
                 motion is predicted over them).
             carried: optional ``{track_id: Person}`` poses carried from the previous frame by

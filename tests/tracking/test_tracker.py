@@ -189,8 +189,13 @@ def test_nan_keypoints_are_dropped_with_a_warning(caplog):
 
 
 def test_bad_keypoint_shape_is_refused():
-    with pytest.raises(InputError, match=r"\(17, 3\)"):
-        Tracker().update([Person(keypoints=np.zeros((5, 3)), score=1.0, box=np.zeros(4))], 0)
+    # K is free (it comes from the layout or the first people), the x, y, score columns not
+    with pytest.raises(InputError, match=r"got \(17, 2\)"):
+        Tracker().update([Person(keypoints=np.zeros((17, 2)), score=1.0, box=np.zeros(4))], 0)
+    tracker = Tracker()
+    tracker.update([person(100, 200)], 0)
+    with pytest.raises(InputError, match=r"\(17, 3\), got \(5, 3\)"):
+        tracker.update([Person(keypoints=np.zeros((5, 3)), score=1.0, box=np.zeros(4))], 1)
 
 
 def test_smoothing_reduces_jitter_without_lag_and_keypoint_that_vanishes_restarts():
