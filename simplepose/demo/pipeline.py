@@ -335,7 +335,7 @@ def run_demo(
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
     json_sink = open_json_sink(json_path) if json_path else None
     report = DemoReport()
-    frames = _FrameSink(
+    sink = _FrameSink(
         source,
         out,
         json_sink.write if json_sink is not None else None,
@@ -348,14 +348,14 @@ def run_demo(
     )
     try:
         if realtime:
-            _run_realtime(tracker, source, frames, max_frames, progress)
+            _run_realtime(tracker, source, sink, max_frames, progress)
         elif source.is_stream:
             _run_stream(
-                stages, source, frames, max_frames, progress, queue_size, max(1, int(workers)),
+                stages, source, sink, max_frames, progress, queue_size, max(1, int(workers)),
                 tracker,
             )
         else:
-            _run_images(stages, source, frames, progress)
+            _run_images(stages, source, sink, progress)
     finally:
         source.close()
         if window is not None:
