@@ -54,6 +54,9 @@ setup(
         "scipy>=1.9",  # MPII gt_valid.mat (scipy.io.loadmat); tracking's linear_sum_assignment
         "imageio-ffmpeg>=0.4.9",  # its ffmpeg binary writes the demo's H.264 videos
     ],
+    # trackeval (test and bench extras only) requires the GUI wheel opencv-python; it and
+    # opencv-python-headless both install the same cv2 package, so with these extras cv2 is
+    # whichever was installed last (README, "Install"). The base install stays headless.
     extras_require={
         "test": [
             "pytest>=7",

@@ -275,18 +275,47 @@ _TIMEOUT_S: float | None = None
 
 
 # ------------------------------------------------------------------ process group
-def init_distributed(device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
+def _check_device(device: str, world_size: int, option: str) -> bool:
+    """True when ``device`` (``"auto"``, ``"cpu"`` or ``"cuda"``) means CUDA here.
+
+    Raises :class:`~simplepose.errors.InputError` naming ``option`` when CUDA is asked for but
+    absent, or when a multi-process CUDA run needs NCCL and this torch build has none.
+    """
+    from simplepose.errors import InputError
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"{option} must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise InputError(
+            f"{option} is 'cuda' but no CUDA device is available; set {option} to cpu or auto"
+        )
+    if use_cuda and world_size > 1 and not dist.is_nccl_available():
+        raise InputError(
+            f"{option} is {device!r}: CUDA with {world_size} processes needs NCCL, which this "
+            f"torch build lacks; set {option} to cpu (gloo) or install a torch build with NCCL"
+        )
+    return use_cuda
+
+
+def init_distributed(
+    device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S, option: str = "train.device"
+) -> DistInfo:
     """Read the torchrun environment and initialise the process group when WORLD_SIZE > 1.
 
     Args:
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         timeout_s: collective timeout in seconds (``train.dist_timeout_s``).
+        option: how the caller's user spells ``device`` (named in error messages).
 
     A process started by a launcher also gets :func:`watch_launcher` (exit when torchrun dies)
     and, once the group exists, a heartbeat that names stopped ranks.
 
     Returns:
         :class:`DistInfo`. With CUDA the current device is set to ``cuda:LOCAL_RANK``.
+
+    Raises:
+        InputError: CUDA requested but absent, or NCCL missing for a multi-process CUDA run.
     """
     global _TIMEOUT_S
     rank = _env_int("RANK", 0)
@@ -294,11 +323,9 @@ def init_distributed(device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S)
     world_size = _env_int("WORLD_SIZE", 1)
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    use_cuda = _check_device(device, world_size, option)
     if world_size > 1 or os.environ.get("TORCHELASTIC_RUN_ID"):
         watch_launcher()
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
     if use_cuda:
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)

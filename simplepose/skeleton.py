@@ -72,6 +72,7 @@ __all__ = [
     "flip_index_from_pairs",
     "get_layout",
     "layout_from_keypoint_names",
+    "limb_flip_from",
 ]
 
 # ----------------------------------------------------------------------------- COCO-17
@@ -110,9 +111,62 @@ def flip_index_from_pairs(num: int, pairs) -> tuple[int, ...]:
 COCO_FLIP_INDEX: tuple[int, ...] = flip_index_from_pairs(17, COCO_FLIP_PAIRS)
 
 
+# ------------------------------------------------------- what every layout shares
+def _check_pairs(name: str, pairs, k: int) -> None:
+    """Every ``(a, b)`` of ``pairs`` is two different indices below ``k``."""
+    for a, b in pairs:
+        if not (0 <= a < k and 0 <= b < k) or a == b:
+            raise InputError(f"layout {name}: pair ({a}, {b}) is not two of {k} keypoints")
+
+
+def _check_permutation(name: str, what: str, index, n: int) -> None:
+    if sorted(index) != list(range(n)):
+        raise InputError(f"layout {name}: {what} is not a permutation of {n} indices")
+
+
+def limb_flip_from(limbs, keypoint_flip, name: str = "?") -> tuple[int, ...]:
+    """The limb permutation implied by a keypoint flip: limb k maps to the limb whose
+    endpoints are the mirrored endpoints of k (in either direction).
+
+    Raises:
+        InputError: a limb whose mirror image is not a limb of ``limbs``.
+    """
+    lookup: dict[tuple[int, int], int] = {}
+    for k, (a, b) in enumerate(limbs):
+        lookup[(a, b)] = k
+        lookup.setdefault((b, a), k)
+    mirrored = [(keypoint_flip[a], keypoint_flip[b]) for a, b in limbs]
+    missing = [pair for pair in mirrored if pair not in lookup]
+    if missing:
+        raise InputError(f"layout {name}: the mirror images {missing[:3]} are not limbs")
+    return tuple(lookup[pair] for pair in mirrored)
+
+
+class _LimbGraph:
+    """What both layout kinds offer: ``keypoints`` (names) and ``limbs`` (``(from, to)``
+    index pairs into a graph of parts: ``keypoints`` for a :class:`BottomUpLayout`,
+    ``graph_keypoints`` for a :class:`KeypointLayout`)."""
+
+    keypoints: tuple[str, ...]
+    limbs: tuple[tuple[int, int], ...]
+
+    @property
+    def num_keypoints(self) -> int:
+        return len(self.keypoints)
+
+    @property
+    def num_limbs(self) -> int:
+        return len(self.limbs)
+
+    @property
+    def limbs_array(self) -> np.ndarray:
+        """(L, 2) int32 limb endpoints."""
+        return np.asarray(self.limbs, dtype=np.int32).reshape(-1, 2)
+
+
 # ------------------------------------------------------------------- bottom-up layouts
 @dataclass(frozen=True)
-class BottomUpLayout:
+class BottomUpLayout(_LimbGraph):
     """An 18-part layout with limbs, as used by a bottom-up network and its grouping.
 
     Attributes:
@@ -135,18 +189,17 @@ class BottomUpLayout:
     limb_kind: str
     extra: dict = field(default_factory=dict, compare=False)
 
-    @property
-    def num_keypoints(self) -> int:
-        return len(self.keypoints)
-
-    @property
-    def num_limbs(self) -> int:
-        return len(self.limbs)
-
-    @property
-    def limbs_array(self) -> np.ndarray:
-        """(L, 2) int32 limb endpoints."""
-        return np.asarray(self.limbs, dtype=np.int32).reshape(-1, 2)
+    def __post_init__(self):
+        p = len(self.keypoints)
+        _check_pairs(self.name, self.limbs, p)
+        _check_permutation(self.name, "keypoint_flip", self.keypoint_flip, p)
+        _check_permutation(self.name, "limb_flip", self.limb_flip, len(self.limbs))
+        if len(self.to_coco) != p:
+            raise InputError(f"layout {self.name}: {len(self.to_coco)} to_coco for {p} parts")
+        if self.limb_kind not in ("gaussian", "paf"):
+            raise InputError(
+                f"layout {self.name}: limb_kind must be 'gaussian' or 'paf', got {self.limb_kind!r}"
+            )
 
     @property
     def to_coco_array(self) -> np.ndarray:
@@ -154,14 +207,8 @@ class BottomUpLayout:
         return np.asarray(self.to_coco, dtype=np.int32)
 
     def derived_limb_flip(self) -> tuple[int, ...]:
-        """Limb permutation implied by ``keypoint_flip``: limb k maps to the limb whose
-        endpoints are the mirrored endpoints of k (in either direction)."""
-        lookup = {}
-        for k, (a, b) in enumerate(self.limbs):
-            lookup[(a, b)] = k
-            lookup.setdefault((b, a), k)
-        kf = self.keypoint_flip
-        return tuple(lookup[(kf[a], kf[b])] for a, b in self.limbs)
+        """Limb permutation implied by ``keypoint_flip`` (:func:`limb_flip_from`)."""
+        return limb_flip_from(self.limbs, self.keypoint_flip, self.name)
 
 
 _CMU18_NAMES = (
@@ -211,14 +258,13 @@ _OPENPOSE_PAF_XY = (
     (6, 7), (8, 9), (10, 11), (28, 29), (30, 31), (34, 35), (32, 33), (36, 37), (18, 19),
     (26, 27),
 )  # fmt: skip
-_OPENPOSE_TMP = BottomUpLayout("tmp", _CMU18_NAMES, _OPENPOSE_LIMBS, _CMU18_FLIP, (), (), "paf")
 
 OPENPOSE18 = BottomUpLayout(
     name="openpose18",
     keypoints=_CMU18_NAMES,
     limbs=_OPENPOSE_LIMBS,
     keypoint_flip=_CMU18_FLIP,
-    limb_flip=_OPENPOSE_TMP.derived_limb_flip(),
+    limb_flip=limb_flip_from(_OPENPOSE_LIMBS, _CMU18_FLIP, "openpose18"),
     to_coco=_CMU18_TO_COCO,
     limb_kind="paf",
     extra={
@@ -352,7 +398,7 @@ def derive_limbs(
 
 
 @dataclass(frozen=True)
-class KeypointLayout:
+class KeypointLayout(_LimbGraph):
     """A benchmark's keypoint layout, as data.
 
     Attributes:
@@ -388,9 +434,7 @@ class KeypointLayout:
 
     def __post_init__(self):
         k = len(self.keypoints)
-        for a, b in tuple(self.flip_pairs) + tuple(self.skeleton):
-            if not (0 <= a < k and 0 <= b < k) or a == b:
-                raise InputError(f"layout {self.name}: pair ({a}, {b}) is not two of {k} keypoints")
+        _check_pairs(self.name, tuple(self.flip_pairs) + tuple(self.skeleton), k)
         if self.sigmas is not None and len(self.sigmas) != k:
             raise InputError(f"layout {self.name}: {len(self.sigmas)} sigmas for {k} keypoints")
         object.__setattr__(self, "flip_index", flip_index_from_pairs(k, self.flip_pairs))
@@ -399,14 +443,6 @@ class KeypointLayout:
         names, limbs = derive_limbs(self.keypoints, self.skeleton, self.plan)
         object.__setattr__(self, "graph_keypoints", names)
         object.__setattr__(self, "limbs", limbs)
-
-    @property
-    def num_keypoints(self) -> int:
-        return len(self.keypoints)
-
-    @property
-    def num_limbs(self) -> int:
-        return len(self.limbs)
 
     @property
     def sigmas_array(self) -> np.ndarray:
@@ -529,13 +565,13 @@ def bottomup_layout(layout) -> BottomUpLayout:
     p, n_limbs = len(parts), layout.num_limbs
     kflip = layout.graph_flip_index
     to_layout = tuple(i if i < layout.num_keypoints else -1 for i in range(p))
-    tmp = BottomUpLayout("tmp", parts, layout.limbs, kflip, (), to_layout, "gaussian")
+    name = f"simplepose_{layout.name}"
     return BottomUpLayout(
-        name=f"simplepose_{layout.name}",
+        name=name,
         keypoints=parts,
         limbs=layout.limbs,
         keypoint_flip=kflip,
-        limb_flip=tmp.derived_limb_flip(),
+        limb_flip=limb_flip_from(layout.limbs, kflip, name),
         to_coco=to_layout,
         limb_kind="gaussian",
         extra={

@@ -82,6 +82,18 @@ def tiny_rsn_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture
+def one_thread():
+    """torch single-threaded for the test: real-network forwards on a shared 2-core machine
+    are far faster so."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def run_cli(capsys):
     """Run a command's ``main(argv)`` in this process (no interpreter or torch start-up).
 

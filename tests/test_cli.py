@@ -195,3 +195,20 @@ def test_demo_summary_lists_every_file_or_says_how_many_more():
         "  -> out/0.jpg", "  -> out/1.jpg", "  -> out/2.jpg", "  ... and 3 more"]
     report.outputs = report.outputs[:4]
     assert summary(report).splitlines()[1:] == [f"  -> out/{i}.jpg" for i in range(4)]
+
+
+def test_bench_refuses_an_input_that_is_not_a_video_before_loading_a_model(capsys, monkeypatch,
+                                                                            tmp_path):
+    from simplepose.cli import bench
+    from simplepose.demo import pipeline
+
+    monkeypatch.setattr(pipeline, "build_predictor", lambda **_: pytest.fail("model loaded"))
+    image = REPO / "assets" / "sample_group.jpg"
+    json_path = str(tmp_path / "b.json")
+    assert bench.main(["--input", str(image), "--json", json_path]) == 2
+    prog = bench.build_parser().prog
+    assert capsys.readouterr().err.splitlines() == [
+        f"{prog}: error: --input {image}: a video file is needed, not the image"
+    ]
+    assert bench.main(["--input", str(tmp_path / "none.avi"), "--json", json_path]) == 2
+    assert "does not exist" in capsys.readouterr().err

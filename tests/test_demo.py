@@ -11,11 +11,11 @@ import json
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from helpers import FakePipelinePredictor, count_frames, numbered_frames, write_video
 
 from simplepose import demo as sdemo
 from simplepose.errors import InputError
@@ -40,23 +40,10 @@ def synthetic_image(h=96, w=128, seed=0) -> np.ndarray:
     return img
 
 
-def write_video(path: Path, frames: int = 6, size=(128, 96)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(synthetic_image(size[1], size[0], seed=i))
-    writer.release()
-    return path
-
-
-def count_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), f"{path} does not open"
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+def synthetic_video(path: Path, frames: int = 6, size=(128, 96)) -> Path:
+    """An ``mp4v`` video of ``frames`` :func:`synthetic_image` frames of ``size`` (w, h)."""
+    images = (synthetic_image(size[1], size[0], seed=i) for i in range(frames))
+    return write_video(path, images, fourcc="mp4v")
 
 
 def assert_one_line_error(proc, code=2, needle=None):
@@ -122,7 +109,7 @@ def test_folder_with_a_corrupt_file_processes_the_rest(tmp_path, run_demo_cli):
 
 
 def test_synthetic_video_pipeline(tmp_path, run_demo_cli):
-    src = write_video(tmp_path / "clip.mp4", frames=6)
+    src = synthetic_video(tmp_path / "clip.mp4", frames=6)
     out, js = tmp_path / "out.mp4", tmp_path / "frames.json"
     proc = run_demo_cli("--input", src, "--output", out, "--json", js, "--box-size", 96)
     assert proc.returncode == 0, proc.stderr
@@ -177,7 +164,7 @@ def test_real_video_first_frames(tmp_path, run_demo_cli):
 def test_errors_are_one_line_and_nonzero(tmp_path, args, needle, run_demo_cli):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), synthetic_image())
-    video = write_video(tmp_path / "v.mp4", frames=2)
+    video = synthetic_video(tmp_path / "v.mp4", frames=2)
     bad_video = tmp_path / "bad.mp4"
     bad_video.write_bytes(b"\x00" * 1000)
     bad_image = tmp_path / "bad.png"
@@ -194,26 +181,14 @@ def test_errors_are_one_line_and_nonzero(tmp_path, args, needle, run_demo_cli):
 
 
 # --------------------------------------------------------------- pipeline in process
-class FakePredictor:
+class FakePredictor(FakePipelinePredictor):
     """A "top-down" predictor whose person encodes the frame's mean value, to check order."""
 
-    mode = "topdown"
-    model_name = "fake"
-
     def __init__(self, fail_at=None, delay=0.0, jitter=0.0):
-        self.pipeline = SimpleNamespace(device="cpu")
-        self.fail_at, self.delay, self.calls = fail_at, delay, 0
+        super().__init__()
+        self.fail_at, self.delay = fail_at, delay
         self.rng = np.random.default_rng(0) if jitter else None
         self.jitter = jitter
-
-    def prepare(self, frame):
-        return frame
-
-    def forward(self, frame):
-        return self.predict(frame)
-
-    def decode(self, frame, people):
-        return people
 
     def predict(self, frame):
         self.calls += 1
@@ -226,11 +201,7 @@ class FakePredictor:
 
 
 def _numbered_video(path: Path, frames: int) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-    for i in range(frames):
-        writer.write(np.full((48, 64, 3), (10 * i + 5) % 250, np.uint8))
-    writer.release()
-    return path
+    return write_video(path, numbered_frames(frames))
 
 
 def _demo_threads():

@@ -11,11 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from helpers import FakePipelinePredictor, count_frames, write_video
 
 from simplepose import demo as sdemo
 from simplepose.errors import InputError
@@ -24,15 +24,6 @@ from simplepose.utils.video import VideoWriter, ffmpeg_executable, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 VTEST = REPO.parent / "shared" / "data" / "demo" / "vtest.avi"
-
-
-def count_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def run_cli(*args, timeout=600):
@@ -48,25 +39,15 @@ def run_cli(*args, timeout=600):
     )
 
 
-class WalkerModel:
+class WalkerModel(FakePipelinePredictor):
     """A "top-down" predictor of two 'people' whose keypoints follow two bright squares drawn
     into each frame."""
 
-    mode = "topdown"
     model_name = "walker"
 
     def __init__(self, delay: float = 0.0):
-        self.pipeline = SimpleNamespace(device="cpu")
-        self.calls, self.delay = 0, delay
-
-    def prepare(self, frame):  # the demo pipeline's split of predict
-        return frame
-
-    def forward(self, frame):
-        return self.predict(frame)
-
-    def decode(self, frame, people):
-        return people
+        super().__init__()
+        self.delay = delay
 
     def predict(self, frame):
         self.calls += 1
@@ -233,10 +214,7 @@ def test_realtime_refuses_images(tmp_path):
 
 def _corrupt_video(path: Path, frames: int = 12, bad: int = 6) -> Path:
     """An MJPG AVI whose frame ``bad`` has its JPEG data zeroed (OpenCV fails that read only)."""
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(frames):
-        w.write(np.full((48, 64, 3), i * 20, np.uint8))
-    w.release()
+    write_video(path, [np.full((48, 64, 3), i * 20, np.uint8) for i in range(frames)])
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     assert len(starts) == frames
@@ -257,10 +235,7 @@ def test_cli_corrupt_frame_one_line_nonzero_exit_and_outputs_kept(tmp_path):
 
 def test_streaming_json_survives_a_kill(tmp_path):
     src = tmp_path / "long.avi"
-    w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    for f in walker_frames(400):
-        w.write(f)
-    w.release()
+    write_video(src, walker_frames(400))
     js = tmp_path / "o.jsonl"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(

@@ -383,3 +383,37 @@ def test_cuda_training_and_resume(tmp_path, amp):
     again = Trainer(cfg, dataset=SyntheticBottomUp(8))
     again.resume()
     assert again.iteration == 3
+
+
+def test_missing_cuda_or_nccl_is_one_input_error_naming_the_option(monkeypatch, tmp_path, capsys):
+    """CUDA asked for but absent, or NCCL absent for a multi-process CUDA run: an InputError
+    naming the option (before any process group or launcher watchdog), and the train command
+    prints it as one line with status 2."""
+    from simplepose import dist
+    from simplepose.cli import train
+    from simplepose.errors import InputError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(InputError, match=r"^train\.device is 'cuda' but no CUDA device"):
+        dist.init_distributed("cuda")
+    with pytest.raises(InputError, match=r"^--device must be 'auto', 'cpu' or 'cuda'"):
+        dist.init_distributed("cuda:0", option="--device")
+    assert dist.init_distributed("auto").device == torch.device("cpu")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for device in ("auto", "cuda"):
+        with pytest.raises(InputError, match=r"needs NCCL.*set train\.device to cpu"):
+            dist.init_distributed(device)
+    assert not torch.distributed.is_initialized()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("WORLD_SIZE")
+    argv = ["--config", str(REPO / "configs" / "imhn_tiny.yaml"), "--opts", "train.device=cuda",
+            f"train.output_dir={tmp_path / 'run'}"]
+    assert train.main(argv, prog="simplepose train") == 2
+    err = capsys.readouterr().err
+    assert err == ("simplepose train: error: train.device is 'cuda' but no CUDA device is "
+                   "available; set train.device to cpu or auto\n")

@@ -116,18 +116,9 @@ def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(
     det_path = tmp_path / "dets.json"
     det_path.write_text(json.dumps(dets))
     metrics = tmp_path / "td.json"
-    proc = run_evaluate(
-        "--checkpoint",
-        tiny_rsn_checkpoint,
-        "--boxes",
-        det_path,
-        "--ann",
-        SAMPLE_ANN,
-        "--images",
-        VAL_IMAGES,
-        "--metrics",
-        metrics,
-    )
+    base = ("--checkpoint", tiny_rsn_checkpoint, "--ann", SAMPLE_ANN, "--images", VAL_IMAGES,
+            "--metrics", metrics)
+    proc = run_evaluate(*base, "--boxes", det_path)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(metrics.read_text())
     # image 463730 is not in the file: scored as an image with no detections, said in one line
@@ -135,29 +126,10 @@ def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(
     assert "--boxes: 1 of 3 images have no entry" in proc.stdout
     results = json.loads((tmp_path / "td_results.json").read_text())
     assert len(results) == len(dets) - 1 and 463730 not in {r["image_id"] for r in results}
-    proc = run_evaluate(
-        "--checkpoint",
-        tiny_rsn_checkpoint,
-        "--gt-boxes",
-        "--ann",
-        SAMPLE_ANN,
-        "--images",
-        VAL_IMAGES,
-        "--metrics",
-        metrics,
-    )
+    proc = run_evaluate(*base, "--gt-boxes")
     assert proc.returncode == 0, proc.stderr
     # no boxes given: the bundled person detector, as in the demo
-    proc = run_evaluate(
-        "--checkpoint",
-        tiny_rsn_checkpoint,
-        "--ann",
-        SAMPLE_ANN,
-        "--images",
-        VAL_IMAGES,
-        "--metrics",
-        metrics,
-    )
+    proc = run_evaluate(*base)
     assert proc.returncode == 0, proc.stderr
     assert "bundled RTMDet-nano" in proc.stdout
 

@@ -473,14 +473,11 @@ def test_topdown_boxes_clipped_and_keypoints_inside(caplog):
 
 # ---------------------------------------------------------------------- demo: inputs never lost
 def _video(path, frames=40, size=(64, 48)):
-    import cv2
+    from helpers import write_video
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
     rng = np.random.default_rng(0)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
-    writer.release()
-    return path
+    images = (rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(frames))
+    return write_video(path, images)
 
 
 def _demo(*argv) -> int:

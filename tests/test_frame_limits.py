@@ -5,36 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from helpers import FakePipelinePredictor, numbered_frames, write_video
 
 from simplepose import demo as sdemo
 from simplepose.structures import Person
 
 
-class FakePredictor:
+class FakePredictor(FakePipelinePredictor):
     """Stands in for a network: one empty person per frame."""
 
-    mode = "topdown"
-    model_name = "fake"
-
-    def __init__(self):
-        self.pipeline = SimpleNamespace(device="cpu")
-
-    def prepare(self, frame):
-        return frame
-
-    def forward(self, frame):
-        return None
-
-    def decode(self, frame, outputs):
+    def predict(self, frame):
         return [Person.from_keypoints(np.zeros((17, 3)), 1.0)]
-
-    def predict(self, frame):  # the video tracker calls the predictor whole
-        return self.decode(frame, self.forward(self.prepare(frame)))
 
 
 class CountingCapture:
@@ -63,11 +48,7 @@ def counting(monkeypatch):
 
 
 def _video(path: Path, frames: int, size=(64, 48)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), (10 * i + 5) % 250, np.uint8))
-    writer.release()
-    return path
+    return write_video(path, numbered_frames(frames, size))
 
 
 @pytest.mark.parametrize(

@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 from conftest import REPO, VAL_IMAGES
+from helpers import write_video
 
 from simplepose import Predictor
 from simplepose import demo as sdemo
 from simplepose.data.coco import load_image
 
 IMAGES = [REPO / "assets" / "sample_group.jpg", VAL_IMAGES / "000000040083.jpg"]
-
-
-@pytest.fixture
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _images(tmp_path, candidates=IMAGES):
@@ -71,10 +61,7 @@ def _check_video(predictor, image_path, tmp_path):
     compared frame by frame as decoded."""
     video = tmp_path / "clip.avi"
     frame = load_image(image_path)
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, frame.shape[1::-1])
-    for _ in range(3):
-        writer.write(frame)
-    writer.release()
+    write_video(video, [frame] * 3, fps=5.0)
     frames = {}
     sdemo.run_demo(
         predictor,

@@ -181,3 +181,32 @@ def test_body_plan_errors_name_the_problem():
         )  # fmt: skip
     with pytest.raises(sk.InputError, match="not a keypoint index below 17"):
         sk.derive_limbs(sk.COCO_KEYPOINTS, (), sk.BodyPlan(root=40, centre=(0,), chains=()))
+
+
+def test_both_layout_kinds_refuse_bad_pairs_and_flips_naming_the_layout():
+    """The checks the two layout kinds share (pairs within the keypoints, a flip that is a
+    permutation) and those of a bottom-up layout (limb flip, to_coco, limb kind)."""
+    from dataclasses import replace
+
+    coco, sp = sk.COCO17, sk.SIMPLEPOSE18
+    with pytest.raises(sk.InputError, match=r"layout coco17: pair \(3, 17\) is not two of 17"):
+        replace(coco, skeleton=coco.skeleton + ((3, 17),))
+    with pytest.raises(sk.InputError, match=r"layout coco17: flip pairs .* overlap"):
+        replace(coco, flip_pairs=((1, 2), (2, 3)))
+    with pytest.raises(sk.InputError, match=r"layout simplepose18: pair \(1, 1\) is not two of 18"):
+        replace(sp, limbs=sp.limbs[:-1] + ((1, 1),))
+    with pytest.raises(sk.InputError, match="simplepose18: keypoint_flip is not a permutation"):
+        replace(sp, keypoint_flip=(0,) * 18)
+    with pytest.raises(sk.InputError, match="simplepose18: limb_flip is not a permutation of 30"):
+        replace(sp, limb_flip=sp.limb_flip[:-1])
+    with pytest.raises(sk.InputError, match="simplepose18: 17 to_coco for 18 parts"):
+        replace(sp, to_coco=sp.to_coco[:-1])
+    with pytest.raises(sk.InputError, match="limb_kind must be 'gaussian' or 'paf'"):
+        replace(sp, limb_kind="heatmap")
+    with pytest.raises(sk.InputError, match=r"layout x: the mirror images \[\(0, 2\)\] are not"):
+        sk.limb_flip_from(((0, 1), (1, 2)), (0, 2, 1), "x")
+    assert sk.limb_flip_from(sk.OPENPOSE18.limbs, sk.OPENPOSE18.keypoint_flip) == (
+        sk.OPENPOSE18.limb_flip
+    )
+    assert sk.bottomup_layout("mpii16").limbs_array.shape == (sk.MPII16.num_limbs, 2)
+    assert sk.MPII16.limbs_array.tolist() == [list(limb) for limb in sk.MPII16.limbs]

@@ -28,15 +28,6 @@ TINY_CODEC = build_codec("rsn_256x192").with_options(
 )
 
 
-@pytest.fixture
-def one_thread():
-    """Real-network forwards on a shared 2-core machine are far faster single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _blob_image(x, y, h=480, w=640, sigma=3.0):
     """(h, w, 3) uint8 image with one Gaussian blob centred at (x, y) original px."""
     yy, xx = np.mgrid[0:h, 0:w]

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from simplepose.cli.common import add_alias, int_at_least, run_reporting_errors, setup_logging
+from simplepose.cli.common import add_alias, int_at_least, parse_and_run
 from simplepose.errors import InputError
 
 
@@ -105,14 +105,15 @@ def micro_benchmark(box_size, frame, repeats: int) -> list[dict]:
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    setup_logging()
-    return run_reporting_errors(parser.prog, lambda: run(args))
+    return parse_and_run(build_parser(prog), argv, run)
+
+
+def _check_video(source) -> None:
+    if source.kind != "video":
+        raise InputError(f"--input {source.name}: a video file is needed, not the {source.kind}")
 
 
 def run(args) -> int:
-    import cv2
     import torch
 
     from simplepose import demo as demo_lib
@@ -125,13 +126,16 @@ def run(args) -> int:
     if not json_folder.is_dir():
         raise InputError(f"--json {args.json}: folder {json_folder} does not exist")
     load_before = os.getloadavg()
-    predictor = demo_lib.build_predictor(box_size=args.box_size, device="cpu")
-    pipe = predictor.pipeline
-    cap = cv2.VideoCapture(args.input)
-    ok, frame = cap.read()
-    cap.release()
-    if not ok:
+    probe, predictor = demo_lib.open_run(
+        args.input, max_frames=1, check=_check_video, box_size=args.box_size, device="cpu"
+    )
+    try:
+        ok, frame = probe.capture.read()
+    finally:
+        probe.close()
+    if not ok or frame is None:
         raise InputError(f"--input {args.input}: cannot read a frame (not a video?)")
+    pipe = predictor.pipeline
     geometry = pipe.geometry(frame.shape[1], frame.shape[0])
     print(
         f"video {args.input} {frame.shape[1]}x{frame.shape[0]} -> network input "

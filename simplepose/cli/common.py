@@ -30,6 +30,7 @@ __all__ = [
     "float_in",
     "int_at_least",
     "is_quiet_rank",
+    "parse_and_run",
     "report_error",
     "run_reporting_errors",
     "setup_logging",
@@ -132,6 +133,14 @@ def run_reporting_errors(prog: str, fn: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
     except (SimplePoseError, OSError) as exc:
         return report_error(prog, str(exc) or type(exc).__name__)
+
+
+def parse_and_run(parser: argparse.ArgumentParser, argv, run: Callable[[object], int]) -> int:
+    """A command's ``main``: parse ``argv``, set up logging, then ``run(args)`` with errors
+    reported as one line (:func:`run_reporting_errors`)."""
+    args = parser.parse_args(argv)
+    setup_logging()
+    return run_reporting_errors(parser.prog, lambda: run(args))
 
 
 class _TqdmHandler(logging.StreamHandler):

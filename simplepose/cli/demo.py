@@ -39,8 +39,7 @@ from simplepose.cli.common import (
     add_shift_ratios,
     float_in,
     int_at_least,
-    run_reporting_errors,
-    setup_logging,
+    parse_and_run,
 )
 
 
@@ -112,10 +111,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv=None, prog: str | None = None) -> int:
-    parser = build_parser(prog)
-    args = parser.parse_args(argv)
-    setup_logging()
-    return run_reporting_errors(parser.prog, lambda: run(args))
+    return parse_and_run(build_parser(prog), argv, run)
 
 
 def run(args) -> int:
@@ -132,23 +128,16 @@ def run(args) -> int:
         raise InputError(
             "--realtime tracks the people between keyframes: it cannot run with --no-track"
         )
-    source = demo_lib.open_source(args.input, max_frames=args.max_frames)
-    try:
+
+    def check(_source) -> None:
         args.show = decide_window(args)
-        demo_lib.plan_outputs(source, args.output, args.json)  # fail before loading the model
-        predictor = demo_lib.build_predictor(
-            args.model,
-            args.checkpoint,
-            args.mode,
-            args.detector,
-            args.device,
-            args.box_size,
-            backend=args.backend,
-            shift_ratios=args.shift_ratios,
-        )
-    except BaseException:
-        source.close()
-        raise
+
+    source, predictor = demo_lib.open_run(
+        args.input, args.max_frames, args.output, args.json, check=check,
+        model=args.model, checkpoint=args.checkpoint, mode=args.mode, detector=args.detector,
+        device=args.device, box_size=args.box_size, backend=args.backend,
+        shift_ratios=args.shift_ratios,
+    )  # fmt: skip
     report = demo_lib.run_demo(
         predictor, source, output=args.output, json_path=args.json,
         kpt_threshold=args.kpt_threshold, draw_boxes=args.boxes, hud=not args.no_hud,

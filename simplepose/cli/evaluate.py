@@ -241,7 +241,7 @@ def run(args) -> int:
 
     if args.ann:
         runner.check_benchmark_inputs(ann, args.head_boxes)
-    rank, world, local_rank = init_distributed()
+    rank, world, local_rank = init_distributed(args.device)
     predictor = build_predictor(args, local_rank if world > 1 else None)
     boxes = load_boxes(args, ann)
     image_ids = selected_image_ids(args, ann)
@@ -378,13 +378,15 @@ def _image_id_of(path: str, ann, images_dir) -> int:
     return names.get(Path(path).name, -1)
 
 
-def init_distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise."""
+def init_distributed(device: str | None = None) -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) otherwise. ``device`` is
+    ``--device`` (None: CUDA when available); it picks the backend, NCCL for CUDA, else gloo."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, 0
     from simplepose.dist import init_distributed as init
 
-    info = init()
+    kind = "auto" if device is None else "cuda" if device.startswith("cuda") else "cpu"
+    info = init(kind, option="--device")
     return info.rank, info.world_size, info.local_rank
 
 

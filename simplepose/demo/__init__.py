@@ -2,11 +2,19 @@
 
 * :mod:`.sources`: :func:`open_source` (image file, image folder, video file, ``webcam:N``);
 * :mod:`.sinks`: annotated images / videos, the per-frame people JSON, output checks;
-* :mod:`.pipeline`: :func:`run_demo`, the threaded video pipeline and its
-  :class:`InferenceStages`.
+* :mod:`.pipeline`: :func:`open_run` (source + predictor, checked first), :func:`run_demo`, the
+  threaded video pipeline and its :class:`InferenceStages`.
 """
 
-from .pipeline import STAGES, DemoReport, InferenceStages, auto_workers, build_predictor, run_demo
+from .pipeline import (
+    STAGES,
+    DemoReport,
+    InferenceStages,
+    auto_workers,
+    build_predictor,
+    open_run,
+    run_demo,
+)
 from .sinks import people_to_json, plan_outputs
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, open_source
 
@@ -19,6 +27,7 @@ __all__ = [
     "InferenceStages",
     "auto_workers",
     "build_predictor",
+    "open_run",
     "open_source",
     "people_to_json",
     "plan_outputs",

@@ -62,7 +62,7 @@ from .sinks import (
     render_frame,
     write_image,
 )
-from .sources import FrameSource
+from .sources import FrameSource, open_source
 
 __all__ = [
     "STAGES",
@@ -70,6 +70,7 @@ __all__ = [
     "InferenceStages",
     "auto_workers",
     "build_predictor",
+    "open_run",
     "run_demo",
 ]
 
@@ -177,6 +178,37 @@ def build_predictor(
     return Predictor.from_checkpoint(
         checkpoint, device=device, detector=detector or "bundled", backend=backend, **options
     )
+
+
+def open_run(
+    spec: str,
+    max_frames: int | None = None,
+    output: str | None = None,
+    json_path: str | None = None,
+    check: Callable[[FrameSource], None] | None = None,
+    **predictor_options,
+):
+    """(source, predictor) of a run, every input and output checked before the model loads.
+
+    Opens ``spec`` (:func:`~simplepose.demo.sources.open_source`, ``max_frames`` as there),
+    runs ``check(source)`` (the caller's own conditions; it raises to refuse), checks
+    ``output`` and ``json_path`` (:func:`~simplepose.demo.sinks.plan_outputs`), then builds the
+    predictor with :func:`build_predictor` (``predictor_options`` are its arguments). The
+    source is closed when any of it fails.
+
+    Raises:
+        InputError: from any of those steps.
+    """
+    source = open_source(spec, max_frames=max_frames)
+    try:
+        if check is not None:
+            check(source)
+        plan_outputs(source, output, json_path)
+        predictor = build_predictor(**predictor_options)
+    except BaseException:
+        source.close()
+        raise
+    return source, predictor
 
 
 class InferenceStages:
@@ -301,121 +333,169 @@ def run_demo(
         auto_workers(predictor, workers, threads) if source.is_stream else (1, threads)
     )
     stages = InferenceStages(predictor, channels_last=channels_last, threads=threads)
-    sink = open_json_sink(json_path) if json_path else None
+    json_sink = open_json_sink(json_path) if json_path else None
     report = DemoReport()
-    emit = sink.write if sink is not None else (lambda record: None)
+    sink = _FrameSink(
+        source,
+        out,
+        json_sink.write if json_sink is not None else None,
+        report,
+        kpt_threshold=kpt_threshold,
+        draw_boxes=draw_boxes,
+        hud=hud,
+        on_frame=on_frame,
+        window=window,
+    )
     try:
         if realtime:
-            _run_realtime(
-                tracker,
-                source,
-                out,
-                emit,
-                report,
-                kpt_threshold,
-                draw_boxes,
-                hud,
-                max_frames,
-                progress,
-                on_frame,
-                window,
-            )
+            _run_realtime(tracker, source, sink, max_frames, progress)
         elif source.is_stream:
             _run_stream(
-                stages,
-                source,
-                out,
-                emit,
-                report,
-                kpt_threshold,
-                draw_boxes,
-                hud,
-                max_frames,
-                progress,
-                queue_size,
-                on_frame,
-                max(1, int(workers)),
+                stages, source, sink, max_frames, progress, queue_size, max(1, int(workers)),
                 tracker,
-                window,
             )
         else:
-            _run_images(
-                stages,
-                source,
-                out,
-                emit,
-                report,
-                kpt_threshold,
-                draw_boxes,
-                hud,
-                progress,
-                on_frame,
-                window,
-            )
+            _run_images(stages, source, sink, progress)
     finally:
         source.close()
         if window is not None:
             window.close()
-        if sink is not None:
-            sink.close()
+        if json_sink is not None:
+            json_sink.close()
             report.outputs.append(str(json_path))
     return report
 
 
-def _run_images(
-    stages,
-    source,
-    out,
-    emit,
-    report,
-    kpt_threshold,
-    draw_boxes,
-    hud,
-    progress,
-    on_frame,
-    window=None,
-):
-    from tqdm import tqdm
+class _FrameSink:
+    """Where every processed frame goes, the same for images, videos and webcams, tracked or
+    real time: render (when an output or a window wants it), write (a video, or one image per
+    input image), the JSON record, ``on_frame``, the progress bar, the window, and the frame,
+    people and ``render`` time counters of the :class:`DemoReport`.
 
+    Args:
+        source: the run's :class:`FrameSource` (streams get a video writer, a frames-per-second
+            HUD and non-blocking windows; images one written image each and a window that waits
+            for a key).
+        out: the planned output path (None: no drawn output).
+        emit: ``callback(record)`` for the JSON records (None: no JSON).
+        report: the run's report, completed by :meth:`close`.
+
+    :attr:`times` holds the summed ms per stage (:data:`STAGES`), written into ``report`` by
+    :meth:`close`; :attr:`start` is the run's start (``time.perf_counter`` s).
+    """
+
+    def __init__(
+        self, source, out, emit, report, *, kpt_threshold, draw_boxes, hud, on_frame, window
+    ):
+        self.source, self.out, self.emit, self.report = source, out, emit, report
+        self.draw = (kpt_threshold, draw_boxes, hud)
+        self.on_frame, self.window = on_frame, window
+        self.times = {s: 0.0 for s in STAGES}
+        self.writer = None
+        self.bar = None
+        self.start = time.perf_counter()
+        self._last: float | None = None
+        self._fps: float | None = None
+
+    def begin(self, total: int | None, desc: str, unit: str, progress: bool) -> None:
+        """Start the clock and the progress bar (``total`` frames, None: unknown)."""
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress)
+        self.start = time.perf_counter()
+
+    def skip(self) -> None:
+        """An input that gave no frame (a bad image of a folder): advance the progress bar."""
+        self.bar.update(1)
+
+    def put(
+        self,
+        index: int,
+        frame: np.ndarray,
+        people: list[Person],
+        timestamp: float | None = None,
+        name: str | None = None,
+    ) -> bool:
+        """Send one frame (BGR, original px) and its people (original px) to every output.
+
+        ``timestamp`` (s, streams) or ``name`` (the image file name) goes into the JSON record.
+        Returns False when the window asks to stop.
+        """
+        t0 = time.perf_counter()
+        stream = self.source.is_stream
+        if stream:  # smoothed output rate for the HUD
+            if self._last is not None:
+                inst = 1.0 / max(t0 - self._last, 1e-6)
+                self._fps = inst if self._fps is None else 0.9 * self._fps + 0.1 * inst
+            self._last = t0
+        canvas = None
+        if self.out is not None or self.window is not None:
+            canvas = render_frame(frame, people, *self.draw, self._fps)
+        if self.out is not None:
+            self._write(canvas, name)
+        if self.on_frame:
+            self.on_frame(index, frame, people)
+        if self.emit is not None:
+            if name is not None:
+                record = {"frame": index, "image": name, "people": people_to_json(people)}
+            else:
+                record = _frame_record(index, timestamp, people)
+            self.emit(record)
+        self.times["render"] += (time.perf_counter() - t0) * 1e3
+        self.report.frames += 1
+        self.report.people += len(people)
+        self.bar.update(1)
+        return self.window is None or self.window.show(canvas, wait=not stream)
+
+    def _write(self, canvas: np.ndarray, name: str | None) -> None:
+        if not self.source.is_stream:
+            target = self.out / name if self.source.kind == "folder" else self.out
+            write_image(target, canvas)
+            self.report.outputs.append(str(target))
+            return
+        if self.writer is None:
+            h, w = canvas.shape[:2]
+            self.writer = open_video_writer(self.out, self.source.fps, w, h)
+        self.writer.write(canvas)
+
+    def close(self) -> None:
+        """Close the bar and the video, and fill in the report's wall time and stage times."""
+        if self.bar is not None:
+            self.bar.close()
+        self.report.seconds = time.perf_counter() - self.start
+        self.report.stage_ms = dict(self.times)
+        if self.writer is not None:
+            self.writer.close()
+            self.report.outputs.append(str(self.out))
+
+
+def _run_images(stages, source, sink: _FrameSink, progress):
     from ..data.coco import load_image
 
-    start = time.perf_counter()
-    for index, path in enumerate(
-        tqdm(source.paths, desc="demo", unit="img", disable=not progress or len(source.paths) < 2)
-    ):
-        t0 = time.perf_counter()
-        try:
-            frame = load_image(path)
-        except InputError as exc:
-            if source.kind != "folder":
-                raise
-            LOG.info("skipping %s", exc)  # listed once, by whoever reads report.bad
-            report.bad.append(str(exc))
-            continue
-        t1 = time.perf_counter()
-        payload, pre_ms, net_ms = stages.infer(frame)
-        people, assign_ms = stages.assign(payload)
-        t2 = time.perf_counter()
-        canvas = None
-        if out is not None or window is not None:
-            canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, None)
-        if out is not None:
-            target = out / path.name if source.kind == "folder" else out
-            write_image(target, canvas)
-            report.outputs.append(str(target))
-        if on_frame:
-            on_frame(index, frame, people)
-        for k, v in zip(
-            STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms, (time.perf_counter() - t2) * 1e3)
-        ):
-            report.stage_ms[k] += v
-        emit({"frame": index, "image": path.name, "people": people_to_json(people)})
-        report.keyframes += 1
-        report.frames += 1
-        report.people += len(people)
-        if window is not None and not window.show(canvas, wait=True):
-            break
-    report.seconds = time.perf_counter() - start
+    report = sink.report
+    sink.begin(len(source.paths), "demo", "img", progress and len(source.paths) >= 2)
+    try:
+        for index, path in enumerate(source.paths):
+            t0 = time.perf_counter()
+            try:
+                frame = load_image(path)
+            except InputError as exc:
+                if source.kind != "folder":
+                    raise
+                LOG.info("skipping %s", exc)  # listed once, by whoever reads report.bad
+                report.bad.append(str(exc))
+                sink.skip()
+                continue
+            t1 = time.perf_counter()
+            payload, pre_ms, net_ms = stages.infer(frame)
+            people, assign_ms = stages.assign(payload)
+            for k, v in zip(STAGES, ((t1 - t0) * 1e3, pre_ms, net_ms, assign_ms)):
+                sink.times[k] += v
+            report.keyframes += 1
+            if not sink.put(index, frame, people, name=path.name):
+                break
+    finally:
+        sink.close()
     if report.bad:
         LOG.info("%d of %d image(s) could not be read", len(report.bad), len(source.paths))
 
@@ -491,90 +571,31 @@ def _frame_record(index: int, timestamp: float, people) -> dict:
     }
 
 
-def _run_realtime(
-    tracker,
-    source,
-    out,
-    emit,
-    report,
-    kpt_threshold,
-    draw_boxes,
-    hud,
-    max_frames,
-    progress,
-    on_frame,
-    window=None,
-):
+def _run_realtime(tracker, source, sink: _FrameSink, max_frames, progress):
     """Keyframes in a worker thread + optical flow between them; draw and write in the caller."""
-    from tqdm import tqdm
-
     from ..tracking import LatestFrameReader
 
-    times = {s: 0.0 for s in STAGES}
-    live = source.kind == "webcam"
-    frames = (frame for _, frame in _read_frames(source, max_frames, times, report))
-    writer = None
-    start = time.perf_counter()
-    last, fps = None, None
-    bar = tqdm(total=source.total, desc="demo (real time)", unit="frame", disable=not progress)
+    report = sink.report
+    frames = (frame for _, frame in _read_frames(source, max_frames, sink.times, report))
+    sink.begin(source.total, "demo (real time)", "frame", progress)
     try:
-        for item in tracker.run(LatestFrameReader(frames) if live else frames):
-            t0 = time.perf_counter()
-            if last is not None:
-                inst = 1.0 / max(t0 - last, 1e-6)
-                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
-            last = t0
-            canvas = None
-            if out is not None or window is not None:
-                canvas = render_frame(item.image, item.people, kpt_threshold, draw_boxes, hud, fps)
-            if out is not None:
-                if writer is None:
-                    writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
-                writer.write(canvas)
-            if on_frame:
-                on_frame(item.index, item.image, item.people)
-            emit(_frame_record(item.index, item.timestamp, item.people))
-            times["render"] += (time.perf_counter() - t0) * 1e3
-            report.frames += 1
-            report.people += len(item.people)
-            bar.update(1)
-            if window is not None and not window.show(canvas):
+        for item in tracker.run(LatestFrameReader(frames) if source.kind == "webcam" else frames):
+            if not sink.put(item.index, item.image, item.people, timestamp=item.timestamp):
                 break
     finally:
-        bar.close()
-        report.seconds = time.perf_counter() - start
         stats = tracker.stats
-        times["network"], times["track"] = stats.network_s * 1e3, stats.flow_s * 1e3
-        report.stage_ms = dict(times)
+        sink.times["network"], sink.times["track"] = stats.network_s * 1e3, stats.flow_s * 1e3
         report.keyframes, report.dropped = stats.keyframes, stats.dropped
-        if writer is not None:
-            writer.close()
-            report.outputs.append(str(out))
+        sink.close()
 
 
 def _run_stream(
-    stages,
-    source,
-    out,
-    emit,
-    report,
-    kpt_threshold,
-    draw_boxes,
-    hud,
-    max_frames,
-    progress,
-    queue_size,
-    on_frame,
-    workers=1,
-    tracker=None,
-    window=None,
+    stages, source, sink: _FrameSink, max_frames, progress, queue_size, workers=1, tracker=None
 ):
-    from tqdm import tqdm
-
     stop = threading.Event()
     errors: list[BaseException] = []
     q_read, q_maps, q_people = (queue.Queue(maxsize=max(1, queue_size)) for _ in range(3))
-    times = {s: 0.0 for s in STAGES}
+    times, report = sink.times, sink.report
 
     def stage(fn: Callable[[], Iterator], q_out: queue.Queue, name: str):
         def body():
@@ -641,10 +662,7 @@ def _run_stream(
     threads = [stage(read, q_read, "read")]
     threads += [stage(infer, q_maps, f"infer{i}") for i in range(workers)]
     threads += [stage(assign, q_people, "assign")]
-    writer = None
-    start = time.perf_counter()
-    last, fps = None, None
-    bar = tqdm(total=source.total, desc="demo", unit="frame", disable=not progress)
+    sink.begin(source.total, "demo", "frame", progress)
     try:
         for t in threads:
             t.start()
@@ -670,28 +688,9 @@ def _run_stream(
             if tracker is not None:
                 people = tracker.step(index, frame, people)
                 times["track"] += (time.perf_counter() - t0) * 1e3
-            stamp = t0 - start if source.kind == "webcam" else index / source.fps
-            now = time.perf_counter()
-            if last is not None:
-                inst = 1.0 / max(now - last, 1e-6)
-                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
-            last = now
-            canvas = None
-            if out is not None or window is not None:
-                canvas = render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps)
-            if out is not None:
-                if writer is None:
-                    writer = open_video_writer(out, source.fps, canvas.shape[1], canvas.shape[0])
-                writer.write(canvas)
-            if on_frame:
-                on_frame(index, frame, people)
-            emit(_frame_record(index, stamp, people))
-            times["render"] += (time.perf_counter() - now) * 1e3
-            report.frames += 1
+            stamp = t0 - sink.start if source.kind == "webcam" else index / source.fps
             report.keyframes += 1
-            report.people += len(people)
-            bar.update(1)
-            if window is not None and not window.show(canvas):
+            if not sink.put(index, frame, people, timestamp=stamp):
                 break
         if errors:
             raise errors[0]
@@ -701,12 +700,7 @@ def _run_stream(
             t.join(timeout=5.0)
             if t.is_alive():
                 LOG.warning("thread %s did not stop within 5 s", t.name)
-        bar.close()
-        report.seconds = time.perf_counter() - start
-        report.stage_ms = dict(times)
-        if writer is not None:
-            writer.close()
-            report.outputs.append(str(out))
+        sink.close()
 
 
 def auto_workers(predictor, workers: int = 0, threads: int = 0) -> tuple[int, int]:
