@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import datetime
 import platform
-import socket
 import statistics
 import sys
 import time
@@ -281,12 +280,6 @@ def imhn_train_amp(device, cfg) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ddp_smoke(device, cfg) -> dict:
     import torch
     import torch.distributed as torch_dist
@@ -295,10 +288,16 @@ def ddp_smoke(device, cfg) -> dict:
     from simplepose.spec import build_model
 
     backend = cfg["ddp_backend"]
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ["MASTER_PORT"] = str(_free_port())
     t0 = time.perf_counter()
-    torch_dist.init_process_group(backend, rank=0, world_size=1)
+    # one process: an in-memory store, so no port is bound (a port taken by another process
+    # between choosing and binding it could stall the rendezvous) and no environment is read
+    torch_dist.init_process_group(
+        backend,
+        store=torch_dist.HashStore(),
+        rank=0,
+        world_size=1,
+        timeout=datetime.timedelta(seconds=120),
+    )
     try:
         is_cuda = torch.device(device).type == "cuda"
         model = build_model("imhn", **CONFIGS["cpu_smoke"]["imhn_kwargs"]).to(device)
