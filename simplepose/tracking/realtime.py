@@ -46,10 +46,12 @@ __all__ = ["KEYFRAME_INTERVAL", "LatestFrameReader", "TrackedFrame", "VideoTrack
 
 LOG = logging.getLogger(__name__)
 
-#: Default most frames per keyframe on a file. From bench/video.py (4 x 40 synthetic frames,
-#: input 320, keyframes on a fixed schedule): COCO AP 0.258 with the network on every frame;
-#: real time with 3 / 4 / 5 / 6 / 8 frames per keyframe: 0.244 / 0.243 / 0.235 / 0.225 /
-#: 0.211. 5 keeps the cost at about 0.02 AP and leaves room above 3x the speed.
+#: Default most frames per keyframe on a file. From bench/video.py (4 x 40 synthetic 640x480
+#: frames, the bundled model at its input 432, keyframes on a fixed schedule): COCO AP 0.303
+#: with the network on every frame (0.308 tracked); real time with 2 / 3 / 4 / 5 / 6 / 8 frames
+#: per keyframe: 0.290 / 0.283 / 0.280 / 0.260 / 0.252 / 0.245. The bench's own run (keyframes
+#: as fast as the network goes): 4 gives AP -0.023 at 3.5x the speed, 5 gives -0.039 at 4.3x;
+#: 5 keeps both inside the issue's bars (-0.05 AP, 3x) with room for a slower CPU.
 KEYFRAME_INTERVAL = 5
 
 
