@@ -36,8 +36,9 @@ class Person:
     formats" lists every format in one table).
 
     Attributes:
-        keypoints: (17, 3) float COCO-17 keypoints: x, y (original px), score (the heatmap peak,
-            about 0-1); a missing keypoint is (0, 0, 0).
+        keypoints: (K, 3) float keypoints in the order of the model's layout (the spec's
+            ``keypoints``: COCO-17 for the bundled model, MPII-16, CrowdPose-14): x, y (original
+            px), score (the heatmap peak, about 0-1); a missing keypoint is (0, 0, 0).
         score: the person's ranking score (COCO result ``score``), not a probability. Bottom-up:
             (sum of its keypoint scores + sum of the scores of the limbs that joined them) /
             number of keypoints, 0 to about 2; top-down: box score x mean keypoint score, 0 to 1.

@@ -4,7 +4,7 @@ drawn output + JSON (:mod:`simplepose.demo.sinks`).
 Sources (:func:`open_source`): an image file, a folder of images, a video file, or
 ``webcam:N``. Sinks: an annotated image, a folder of annotated images, or an annotated video
 (H.264 ``.mp4``), plus optional per-frame JSON records
-``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 51 floats, "score",
+``{"frame": i, "timestamp": s, "people": [{"track_id", "keypoints": 3 K floats, "score",
 "box_xyxy"}]}``
 (``"image": name`` instead of the timestamp for images): streamed one per line to a ``.jsonl``
 path, or one list written atomically at the end for other paths; and/or a window

@@ -40,7 +40,7 @@ __all__ = [
 
 
 def people_to_json(people: list[Person]) -> list[dict]:
-    """People -> ``[{"keypoints": 51 floats (x, y original px, score), "score", "box_xyxy"}]``
+    """People -> ``[{"keypoints": 3 K floats (x, y original px, score), "score", "box_xyxy"}]``
     (``box_xyxy``: x1, y1, x2, y2 original px; see the README's "Coordinates and formats"),
     with ``"track_id"`` first for tracked people (:class:`~simplepose.tracking.TrackedPerson`)."""
     return [
