@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import sys
@@ -347,7 +348,10 @@ def main(argv=None) -> int:
     }  # fmt: skip
     from simplepose.utils.io import atomic_write_json
 
-    atomic_write_json(args.json, result, indent=2)
+    # strict JSON: a figure that is undefined here (no person matched in three consecutive
+    # frames for jitter, no real-time run for its ratio) is written as null, not NaN
+    undefined = {k for k, v in result.items() if isinstance(v, float) and not math.isfinite(v)}
+    atomic_write_json(args.json, {**result, **dict.fromkeys(undefined)}, indent=2)
     for k, v in result.items():
         if k != "settings":
             print(f"{k:>22}: {v:.4f}" if isinstance(v, float) else f"{k:>22}: {v}")

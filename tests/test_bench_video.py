@@ -53,7 +53,7 @@ def test_bench_refuses_an_output_among_its_inputs(tmp_path):
 def test_bench_reports_every_key_and_tracks_ground_truth_perfectly(tmp_path):
     out = tmp_path / "video.json"
     assert _bench().main([*ARGS, "--box-size", "180", "--json", str(out)]) == 0
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     for key in (
         "hota", "assa", "idf1", "mota", "id_switches", "ap_untracked", "ap_tracked",
         "ap_realtime", "jitter_untracked", "jitter_tracked", "fps_untracked", "fps_realtime",
