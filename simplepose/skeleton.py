@@ -60,6 +60,7 @@ __all__ = [
     "COCO_SIGMAS",
     "COCO_SKELETON",
     "CROWDPOSE14",
+    "DEFAULT_SIGMA",
     "LAYOUTS",
     "MPII16",
     "OPENPOSE18",
@@ -73,6 +74,8 @@ __all__ = [
     "get_layout",
     "layout_from_keypoint_names",
     "limb_flip_from",
+    "similarity_sigmas",
+    "similarity_sigmas_for",
 ]
 
 # ----------------------------------------------------------------------------- COCO-17
@@ -547,6 +550,39 @@ def layout_from_keypoint_names(names) -> KeypointLayout | None:
         if layout.keypoints == names:
             return layout
     return None
+
+
+#: OKS sigma of a keypoint that no OKS benchmark defines (the median COCO sigma)
+DEFAULT_SIGMA = float(np.median(COCO_SIGMAS))
+
+
+def similarity_sigmas(layout) -> np.ndarray:
+    """(K,) OKS sigmas for comparing two poses of ``layout`` (tracking, OKS-NMS).
+
+    The benchmark's sigmas where it defines them (COCO, CrowdPose). Otherwise (MPII, scored by
+    PCKh) each keypoint takes the sigma of the keypoint of the same name in a layout that has
+    sigmas, and :data:`DEFAULT_SIGMA` when none names it (MPII's head top, upper neck, thorax,
+    pelvis). Benchmark scores never use these borrowed sigmas.
+    """
+    layout = get_layout(layout)
+    if layout.sigmas is not None:
+        return np.asarray(layout.sigmas, dtype=np.float64)
+    by_name = {
+        name: sigma
+        for other in LAYOUTS.values()
+        if other.sigmas is not None
+        for name, sigma in zip(other.keypoints, other.sigmas)
+    }
+    return np.array([by_name.get(n, DEFAULT_SIGMA) for n in layout.keypoints], dtype=np.float64)
+
+
+def similarity_sigmas_for(num_keypoints: int) -> np.ndarray:
+    """(K,) :func:`similarity_sigmas` of the one registered layout with ``num_keypoints``
+    keypoints, or :data:`DEFAULT_SIGMA` for each keypoint when no single layout has that many."""
+    found = [lay for lay in LAYOUTS.values() if lay.num_keypoints == num_keypoints]
+    if len(found) == 1:
+        return similarity_sigmas(found[0])
+    return np.full(num_keypoints, DEFAULT_SIGMA)
 
 
 def bottomup_layout(layout) -> BottomUpLayout:

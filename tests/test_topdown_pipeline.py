@@ -262,3 +262,21 @@ def test_cpn_output_adapter_runs(one_thread):
     img = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
     (p,) = pipeline.predict(img, [[50, 20, 100, 160]])
     assert p.keypoints.shape == (K, 3) and np.isfinite(p.keypoints).all()
+
+
+def test_oks_nms_on_a_layout_without_benchmark_sigmas():
+    """OKS-NMS over MPII-16 people uses the borrowed similarity sigmas (no COCO-17 shape error)."""
+    from simplepose.inference.topdown import _oks_nms_people
+    from simplepose.structures import Person
+
+    rng = np.random.default_rng(0)
+    base = np.column_stack([rng.uniform(100, 200, 16), rng.uniform(100, 300, 16), np.ones(16)])
+    near = base.copy()
+    near[:, :2] += 1.0  # the same person found twice
+    far = base.copy()
+    far[:, 0] += 400.0
+    box = np.array([90.0, 90.0, 210.0, 310.0])
+    shifted = box + [400, 0, 400, 0]
+    people = [Person(base, 0.9, box), Person(near, 0.8, box), Person(far, 0.7, shifted)]
+    kept = _oks_nms_people(people, thresh=0.9)
+    assert [p.score for p in kept] == [0.9, 0.7]

@@ -20,7 +20,7 @@ frames; it needs no track ids, so untracked predictions get one too.
 
 Frames: (H, W, 3) BGR uint8; keypoints (K, 3) x, y in frame px, K from the annotations (any
 registered layout: COCO-17, CrowdPose-14, MPII-16; OKS sigmas from
-:func:`~simplepose.tracking.tracker.tracking_sigmas`).
+:func:`~simplepose.skeleton.similarity_sigmas`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from ..decode.nms import oks_iou
-from ..tracking.tracker import sigmas_for
+from ..skeleton import similarity_sigmas_for
 
 __all__ = [
     "SyntheticSequence",
@@ -302,7 +302,7 @@ def oks_matrix(gt: list[dict], preds) -> np.ndarray:
     k = len(gt[0]["keypoints"]) // 3
     pk = np.stack([np.asarray(p.keypoints, dtype=np.float64).reshape(k, 3) for p in preds]).copy()
     pk[:, :, 2] = 1.0
-    sigmas = sigmas_for(k)
+    sigmas = similarity_sigmas_for(k)
     for i, g in enumerate(gt):
         gk = np.asarray(g["keypoints"], dtype=np.float64).reshape(k, 3)
         if g["num_keypoints"] == 0:

@@ -206,13 +206,15 @@ def _oks_nms_people(people: list[Person], thresh: float) -> list[Person]:
     if len(people) < 2:
         return people
     from ..decode.nms import oks_nms
+    from ..skeleton import similarity_sigmas_for
 
     kpts = np.stack([p.keypoints for p in people])
     scores = np.array([p.score for p in people])
     boxes = np.stack([p.box for p in people])
     wh = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
     areas = wh[:, 0] * wh[:, 1]
-    keep = oks_nms(kpts, scores, areas, thresh=thresh)
+    # the layout's sigmas (MPII defines none: borrowed by keypoint name, see the function)
+    keep = oks_nms(kpts, scores, areas, thresh=thresh, sigmas=similarity_sigmas_for(kpts.shape[1]))
     return [people[i] for i in keep]
 
 

@@ -14,11 +14,11 @@ for poses:
   ``(1 - iou_weight) * OKS + iou_weight * IoU`` of the track's pose and box with the detected
   ones, the best over three hypotheses of where the track is now: its pose carried by flow, its
   motion prediction and its last observation (all moved by the camera). OKS uses the layout's
-  sigmas (:func:`tracking_sigmas`) and the person's size: the track's area from its last
-  measurement with enough keypoints (a person half out of the frame is not smaller), enlarged
-  by its uncertainty; a detection with few keypoints is compared at the track's size. The
-  optimal assignment is scipy's ``linear_sum_assignment`` on ``1 - similarity``; pairs below
-  ``min_similarity`` are not matched.
+  sigmas (:func:`~simplepose.skeleton.similarity_sigmas`) and the person's size: the track's
+  area from its last measurement with enough keypoints (a person half out of the frame is not
+  smaller), enlarged by its uncertainty; a detection with few keypoints is compared at the
+  track's size. The optimal assignment is scipy's ``linear_sum_assignment`` on
+  ``1 - similarity``; pairs below ``min_similarity`` are not matched.
 * **Two passes (ByteTrack).** People scored >= ``high_score`` are matched to the confirmed
   tracks first (lost ones included: a track unmatched for up to ``max_age`` rounds is
   re-identified when its person comes back near the prediction); people scored in
@@ -51,46 +51,13 @@ import numpy as np
 from ..decode.nms import oks_iou
 from ..errors import InputError
 from ..geometry import apply_affine, box_iou
-from ..skeleton import COCO_SIGMAS, LAYOUTS, get_layout
+from ..skeleton import get_layout, similarity_sigmas, similarity_sigmas_for
 from ..structures import Person
 from .smoothing import OneEuroFilter, OneEuroParams
 
-__all__ = ["TrackedPerson", "Tracker", "TrackerParams", "sigmas_for", "tracking_sigmas"]
+__all__ = ["TrackedPerson", "Tracker", "TrackerParams"]
 
 LOG = logging.getLogger(__name__)
-
-#: OKS sigma of a keypoint the tracker finds in no OKS benchmark (the median COCO sigma)
-DEFAULT_SIGMA = float(np.median(COCO_SIGMAS))
-
-
-def tracking_sigmas(layout) -> np.ndarray:
-    """(K,) OKS sigmas the tracker compares poses of ``layout`` with.
-
-    The benchmark's sigmas where it defines them (COCO, CrowdPose). Otherwise (MPII) each
-    keypoint takes the sigma of the keypoint of the same name in a layout that has sigmas,
-    and :data:`DEFAULT_SIGMA` when no layout names it (MPII's head top, neck, thorax, pelvis).
-    """
-    layout = get_layout(layout)
-    if layout.sigmas is not None:
-        return np.asarray(layout.sigmas, dtype=np.float64)
-    by_name = {
-        name: sigma
-        for other in LAYOUTS.values()
-        if other.sigmas is not None
-        for name, sigma in zip(other.keypoints, other.sigmas)
-    }
-    return np.array([by_name.get(n, DEFAULT_SIGMA) for n in layout.keypoints], dtype=np.float64)
-
-
-def sigmas_for(num_keypoints: int) -> np.ndarray:
-    """(K,) tracking sigmas of the registered layout with ``num_keypoints`` keypoints
-    (:func:`tracking_sigmas`), or :data:`DEFAULT_SIGMA` for every keypoint when no single
-    registered layout has that many."""
-    found = [lay for lay in LAYOUTS.values() if lay.num_keypoints == num_keypoints]
-    if len(found) == 1:
-        return tracking_sigmas(found[0])
-    return np.full(num_keypoints, DEFAULT_SIGMA)
-
 
 @dataclass
 class TrackedPerson(Person):
@@ -302,8 +269,8 @@ class Tracker:
         params: :class:`TrackerParams` (defaults when None).
         layout: the keypoint layout of the people (a :class:`~simplepose.skeleton.KeypointLayout`
             or its name, e.g. a predictor's ``spec.keypoints``); it sets K and the OKS sigmas
-            (:func:`tracking_sigmas`). None: taken from the first people, by their keypoint
-            count, among the registered layouts (any other K: :data:`DEFAULT_SIGMA` for all).
+            (:func:`~simplepose.skeleton.similarity_sigmas`). None: from the first people's
+            keypoint count (:func:`~simplepose.skeleton.similarity_sigmas_for`).
 
     Example::
 
@@ -320,7 +287,7 @@ class Tracker:
         self.num_keypoints: int | None = None
         self._sigmas: np.ndarray | None = None
         if layout is not None:
-            self._set_layout(get_layout(layout).num_keypoints, tracking_sigmas(layout))
+            self._set_layout(get_layout(layout).num_keypoints, similarity_sigmas(layout))
         self.tracks: list[_Track] = []
         self.rounds = 0
         self.last_frame: int | None = None
@@ -339,7 +306,7 @@ class Tracker:
         for p in people:
             kpts = np.array(p.keypoints, dtype=np.float64)
             if self.num_keypoints is None and kpts.ndim == 2 and kpts.shape[1:] == (3,):
-                self._set_layout(kpts.shape[0], sigmas_for(kpts.shape[0]))
+                self._set_layout(kpts.shape[0], similarity_sigmas_for(kpts.shape[0]))
             if kpts.shape != (self.num_keypoints, 3):
                 raise InputError(
                     f"Tracker.update: a person's keypoints must have shape "

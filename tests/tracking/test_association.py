@@ -9,11 +9,16 @@ import pytest
 
 from simplepose.errors import InputError
 from simplepose.evaluation.video import ground_truth_people, synthesize_sequence, tracking_metrics
-from simplepose.skeleton import COCO_SIGMAS, get_layout
+from simplepose.skeleton import (
+    COCO_SIGMAS,
+    DEFAULT_SIGMA,
+    get_layout,
+    similarity_sigmas,
+    similarity_sigmas_for,
+)
 from simplepose.structures import Person
 from simplepose.tracking import FlowFrame, Tracker, TrackerParams, track_frames
 from simplepose.tracking.flow import estimate_camera_motion
-from simplepose.tracking.tracker import DEFAULT_SIGMA, sigmas_for, tracking_sigmas
 
 
 def _pose(k: int, cx: float, cy: float, height: float = 160.0, seed: int = 0) -> np.ndarray:
@@ -34,18 +39,19 @@ def _raw(**kw) -> TrackerParams:
     return TrackerParams(smoothing=False, min_hits=1, **kw)
 
 
-def test_tracking_sigmas_come_from_the_layout():
-    np.testing.assert_allclose(tracking_sigmas("coco17"), COCO_SIGMAS)
+def test_similarity_sigmas_come_from_the_layout():
+    np.testing.assert_allclose(similarity_sigmas("coco17"), COCO_SIGMAS)
     crowd = get_layout("crowdpose14")
-    np.testing.assert_allclose(tracking_sigmas(crowd), crowd.sigmas)
+    np.testing.assert_allclose(similarity_sigmas(crowd), crowd.sigmas)
     # MPII defines no sigmas: named keypoints borrow them, the others get the default
     mpii = get_layout("mpii16")
-    sig = tracking_sigmas(mpii)
+    sig = similarity_sigmas(mpii)
     coco = dict(zip(get_layout("coco17").keypoints, COCO_SIGMAS))
     for name, s in zip(mpii.keypoints, sig):
         assert s == pytest.approx(coco.get(name, crowd_or_default(name, crowd)))
     assert sig.shape == (16,) and (sig == DEFAULT_SIGMA).sum() >= 1
-    assert sigmas_for(16).shape == (16,) and sigmas_for(5).tolist() == [DEFAULT_SIGMA] * 5
+    np.testing.assert_allclose(similarity_sigmas_for(16), sig)
+    assert similarity_sigmas_for(5).tolist() == [DEFAULT_SIGMA] * 5
 
 
 def crowd_or_default(name, crowd):
