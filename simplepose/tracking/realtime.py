@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -221,7 +221,6 @@ class RealtimeStats:
     network_s: float = 0.0
     flow_s: float = 0.0
     dropped: int = 0
-    stage_ms: dict = field(default_factory=dict)
 
 
 class VideoTracker:
