@@ -293,6 +293,13 @@ class VideoTracker:
 
     # ------------------------------------------------------------------ one frame's steps
     def _flow_frame(self, index: int, image: np.ndarray) -> FlowFrame:
+        """The frame's :class:`FlowFrame`; InputError unless it is a BGR uint8 image of the
+        earlier frames' size."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
+            raise InputError(
+                f"frame {index} is not a BGR uint8 (H, W, 3) image: "
+                f"{getattr(image, 'shape', type(image).__name__)}"
+            )
         t0 = time.perf_counter()
         ff = FlowFrame.from_image(image)
         if self._size is not None and ff.size != self._size:
@@ -338,11 +345,6 @@ class VideoTracker:
     def step(self, index: int, image: np.ndarray, detections=None) -> list[TrackedPerson]:
         """Track one frame: carry the tracks to ``image`` by flow, then apply ``detections``
         (a list of :class:`~simplepose.structures.Person`, or None on a frame without)."""
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-            raise InputError(
-                f"frame {index} is not a BGR uint8 (H, W, 3) image: "
-                f"{getattr(image, 'shape', type(image).__name__)}"
-            )
         return self._step(index, self._flow_frame(index, image), detections)
 
     def _step(self, index: int, ff: FlowFrame, detections=None) -> list[TrackedPerson]:
@@ -383,11 +385,6 @@ class VideoTracker:
         start = time.perf_counter()
         for n, item in enumerate(frames):
             index, image, dropped = item if isinstance(item, tuple) else (n, item, 0)
-            if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-                raise InputError(
-                    f"frame {index} is not a BGR uint8 (H, W, 3) image: "
-                    f"{getattr(image, 'shape', type(image).__name__)}"
-                )
             stamp = (
                 time.perf_counter() - start
                 if self.live or self.live_timestamps
