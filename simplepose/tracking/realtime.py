@@ -316,27 +316,25 @@ class VideoTracker:
         if not people:
             return []
         t0 = time.perf_counter()
-        kpts = propagate_keypoints(
-            src, dst, np.stack([p.keypoints for p in people]), self.kpt_threshold, self.flow_params
-        )
+        before = np.stack([np.asarray(p.keypoints, dtype=np.float64) for p in people])
+        moved = propagate_keypoints(src, dst, before, self.kpt_threshold, self.flow_params)
         out = []
-        for p, k in zip(people, kpts):
-            before = int((np.asarray(p.keypoints)[:, 2] > self.kpt_threshold).sum())
-            if (k[:, 2] > self.kpt_threshold).sum() < max(1, self.min_carried * before):
+        for p, b, k in zip(people, before, moved):
+            if (k[:, 2] > self.kpt_threshold).sum() < max(
+                1, self.min_carried * int((b[:, 2] > self.kpt_threshold).sum())
+            ):
                 continue  # the flow lost most of this person: do not carry a fragment
-            keep_box = not np.allclose(p.box, _keypoint_box(np.asarray(p.keypoints)), atol=1e-6)
-            box = np.asarray(p.box, float) if keep_box else _keypoint_box(k)
-            if keep_box and (k[:, 2] > 0).any() and (np.asarray(p.keypoints)[:, 2] > 0).any():
-                shift = k[k[:, 2] > 0, :2].mean(0) - np.asarray(p.keypoints)[k[:, 2] > 0, :2].mean(
-                    0
-                )
-                box = box + np.tile(shift, 2)
+            kept = k[:, 2] > 0  # a kept keypoint was present before (flow keeps its score)
+            if np.allclose(p.box, _keypoint_box(b), atol=1e-6):
+                box = _keypoint_box(k)  # a keypoint box follows the keypoints
+            else:  # a detector's box moves with the keypoints' mean displacement
+                box = np.asarray(p.box, float)
+                if kept.any():
+                    box = box + np.tile(k[kept, :2].mean(0) - b[kept, :2].mean(0), 2)
             if isinstance(p, TrackedPerson):
-                out.append(
-                    TrackedPerson(
-                        keypoints=k, score=p.score, box=box, track_id=p.track_id, carried=True
-                    )
-                )
+                out.append(TrackedPerson(
+                    keypoints=k, score=p.score, box=box, track_id=p.track_id, carried=True
+                ))  # fmt: skip
             else:
                 out.append(Person(keypoints=k, score=p.score, box=box))
         self.stats.flow_s += time.perf_counter() - t0
