@@ -129,10 +129,8 @@ class OneEuroFilter:
         if run.any():
             period = np.maximum(t - self.t[run], 1e-9)
             dx = (x[run] - self.x[run]) / period
-            dxhat = (
-                smoothing_factor(p.d_cutoff, period) * dx
-                + (1 - smoothing_factor(p.d_cutoff, period)) * self.dx[run]
-            )
+            a_d = smoothing_factor(p.d_cutoff, period)
+            dxhat = a_d * dx + (1 - a_d) * self.dx[run]
             cutoff = p.min_cutoff + p.beta * np.abs(dxhat) / max(float(scale), 1e-9)
             a = smoothing_factor(cutoff, period)
             out[run] = a * x[run] + (1 - a) * self.x[run]
