@@ -161,7 +161,7 @@ def propagate_keypoints(
 ) -> np.ndarray:
     """Move pose keypoints (P, K, 3) (x, y px, score) from ``prev`` to ``nxt``.
 
-    Keypoints scored <= ``kpt_threshold`` are left as they are; keypoints the flow loses get
+    Keypoints scored <= ``kpt_threshold`` are left as they are; keypoints the flow loses
     become (0, 0, 0) (missing). Returns a new (P, K, 3) array.
     """
     kpts = np.array(keypoints, dtype=np.float64)
@@ -170,10 +170,8 @@ def propagate_keypoints(
     if kpts.size == 0:
         return kpts
     present = kpts[..., 2] > kpt_threshold
-    flat = kpts[present][:, :2]
-    moved, ok = propagate_points(prev, nxt, flat, params)
     sel = kpts[present]
-    sel[:, :2] = moved
+    sel[:, :2], ok = propagate_points(prev, nxt, sel[:, :2], params)
     sel[~ok] = 0.0
     kpts[present] = sel
     return kpts
