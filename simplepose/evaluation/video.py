@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..decode.nms import oks_iou
+from ..geometry import apply_affine
 from ..skeleton import similarity_sigmas_for
 
 __all__ = [
@@ -187,12 +188,12 @@ def _transform_annotation(a: dict, m: np.ndarray, out_size) -> dict | None:
     w, h = out_size
     k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3).copy()
     labelled = k[:, 2] > 0
-    xy = k[:, :2] @ m[:, :2].T + m[:, 2]
+    xy = apply_affine(k[:, :2], m)
     inside = labelled & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
     k[:, :2] = np.where(inside[:, None], xy, 0.0)
     k[~inside, 2] = 0
     x, y, bw, bh = a.get("bbox", [0, 0, 0, 0])
-    corners = np.array([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]]) @ m[:, :2].T + m[:, 2]
+    corners = apply_affine([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]], m)
     x1, y1 = np.clip(corners.min(0), 0, [w, h])
     x2, y2 = np.clip(corners.max(0), 0, [w, h])
     if x2 - x1 < 1 or y2 - y1 < 1:
