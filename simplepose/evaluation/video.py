@@ -41,6 +41,7 @@ __all__ = [
     "ground_truth_people",
     "keypoint_jitter",
     "oks_matrix",
+    "oracle_identities",
     "select_images",
     "synthesize_sequence",
     "tracking_metrics",
