@@ -302,7 +302,7 @@ def oks_matrix(gt: list[dict], preds) -> np.ndarray:
     if not gt or not preds:
         return out
     k = len(gt[0]["keypoints"]) // 3
-    pk = np.stack([np.asarray(p.keypoints, dtype=np.float64).reshape(k, 3) for p in preds]).copy()
+    pk = np.stack([np.asarray(p.keypoints, dtype=np.float64).reshape(k, 3) for p in preds])
     pk[:, :, 2] = 1.0
     sigmas = similarity_sigmas_for(k)
     for i, g in enumerate(gt):
