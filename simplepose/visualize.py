@@ -10,6 +10,7 @@ Pure numpy + OpenCV (no torch), so rendering can run in a worker thread beside i
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -38,7 +39,12 @@ def layout_colors(layout) -> tuple[tuple, tuple]:
     limb on a fixed hue wheel (a limb keeps its colour across frames and images); keypoint
     dots left blue-ish, right orange-ish, centre (face, head, trunk) green. COCO's face points
     (nose, eyes, ears) are all green."""
-    layout = get_layout(layout)
+    return _layout_colors(get_layout(layout))
+
+
+@functools.lru_cache(maxsize=32)
+def _layout_colors(layout) -> tuple[tuple, tuple]:
+    """:func:`layout_colors` of a resolved layout, cached: drawing asks for every person."""
     n = len(layout.skeleton)
     limbs = tuple(
         tuple(
@@ -63,9 +69,10 @@ LIMB_COLORS, KEYPOINT_COLORS = layout_colors(COCO17)  # one per COCO17.skeleton 
 _BOX_COLOR = (60, 220, 60)
 
 
+@functools.lru_cache(maxsize=1024)
 def track_color(track_id: int) -> tuple[int, int, int]:
     """A stable, saturated BGR colour for a track id (golden-ratio hue steps, so consecutive
-    ids get clearly different colours)."""
+    ids get clearly different colours; cached per id)."""
     hue = int(180 * ((int(track_id) * 0.618033988749895) % 1.0))
     return tuple(
         int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
@@ -127,9 +134,7 @@ def draw_people(
                 f"draw_people: a person has {len(kpts)} keypoints, "
                 f"the {lay.name} layout {lay.num_keypoints}"
             )
-        limb_colors, dot_colors = (
-            (LIMB_COLORS, KEYPOINT_COLORS) if lay is COCO17 else layout_colors(lay)
-        )
+        limb_colors, dot_colors = layout_colors(lay)
         ok = (kpts[:, 2] >= kpt_threshold) & (kpts[:, 2] > 0) & np.isfinite(kpts).all(axis=1)
         # limit coordinates so cv2 never sees huge values (it draws nothing useful there anyway)
         pts = np.clip(np.nan_to_num(kpts[:, :2]), -4 * max(h, w), 4 * max(h, w))
