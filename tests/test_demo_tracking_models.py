@@ -5,10 +5,11 @@ model's layout), plain and real time."""
 from __future__ import annotations
 
 import collections
-import json
 
 import pytest
 from conftest import SHARED
+
+from simplepose.utils.video import read_jsonl
 
 VTEST = SHARED / "data" / "demo" / "vtest.avi"
 pytestmark = pytest.mark.skipif(not VTEST.exists(), reason="needs ../shared/data/demo/vtest.avi")
@@ -26,10 +27,6 @@ def tiny_rsn_mpii_checkpoint(tmp_path_factory):
     return path
 
 
-def _read_jsonl(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("layout, realtime", [("coco17", False), ("mpii16", True)])
 def test_topdown_model_tracked_on_video(
@@ -42,7 +39,7 @@ def test_topdown_model_tracked_on_video(
             "--output", out, "--json", js, "--quiet"]  # fmt: skip
     proc = run_cli("demo", *args, *(["--realtime"] if realtime else []))
     assert proc.returncode == 0, proc.stderr
-    records = _read_jsonl(js)
+    records = read_jsonl(js)
     assert [r["frame"] for r in records] == list(range(8))
     seen = collections.Counter()
     for r in records:
