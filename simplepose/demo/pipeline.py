@@ -318,7 +318,7 @@ def run_demo(
     tracker = None
     if track or realtime:
         from ..tracking import TrackerParams, VideoTracker
-        from ..tracking.realtime import KEYFRAME_INTERVAL
+        from ..tracking.realtime import KEYFRAME_INTERVAL, layout_of
 
         params = tracker_params or TrackerParams(fps=float(source.fps))
         tracker = VideoTracker(
@@ -327,6 +327,7 @@ def run_demo(
             keyframe_interval=keyframe_interval or KEYFRAME_INTERVAL,
             live=source.kind == "webcam",
             fps=float(source.fps),
+            layout=layout_of(predictor),
         )
     window = Window(source.name) if show else None
     workers, threads = (

@@ -467,6 +467,12 @@ class VideoTracker:
             yield self._emit(pending, out, detections is not None)
 
 
+def layout_of(predictor):
+    """The keypoint layout of a predictor's people (its ``spec.keypoints``), or None when it
+    has no spec (the tracker then takes the layout from the people's keypoint count)."""
+    return getattr(getattr(predictor, "spec", None), "keypoints", None)
+
+
 def track_frames(
     predictor,
     frames: Iterable,
@@ -506,7 +512,7 @@ def track_frames(
     """
     params = params or TrackerParams(fps=fps)
     if layout is None:
-        layout = getattr(getattr(predictor, "spec", None), "keypoints", None)
+        layout = layout_of(predictor)
     if realtime:
         engine = VideoTracker(
             predictor.predict,
