@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import InputError
 from ..structures import Person
 from .flow import FlowFrame, FlowParams, estimate_camera_motion, propagate_keypoints
-from .tracker import TrackedPerson, Tracker, TrackerParams, _keypoint_box
+from .tracker import TrackedPerson, Tracker, TrackerParams, _is_keypoint_box, _keypoint_box
 
 __all__ = ["KEYFRAME_INTERVAL", "LatestFrameReader", "TrackedFrame", "VideoTracker", "track_frames"]
 
@@ -325,7 +325,7 @@ class VideoTracker:
             ):
                 continue  # the flow lost most of this person: do not carry a fragment
             kept = k[:, 2] > 0  # a kept keypoint was present before (flow keeps its score)
-            if np.allclose(p.box, _keypoint_box(b), atol=1e-6):
+            if _is_keypoint_box(p.box, b):
                 box = _keypoint_box(k)  # a keypoint box follows the keypoints
             else:  # a detector's box moves with the keypoints' mean displacement
                 box = np.asarray(p.box, float)

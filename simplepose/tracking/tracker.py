@@ -208,6 +208,12 @@ def _keypoint_box(kpts: np.ndarray) -> np.ndarray:
     return np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()])
 
 
+def _is_keypoint_box(box, kpts: np.ndarray) -> bool:
+    """True when ``box`` is the box around the present keypoints (a bottom-up person's), not a
+    detector's box: such a box is recomputed from the keypoints wherever they move."""
+    return bool(np.allclose(box, _keypoint_box(kpts), atol=1e-6))
+
+
 @dataclass(eq=False)
 class _Track:
     """Internal state of one track (raw, unsmoothed measurements)."""
@@ -446,7 +452,7 @@ class Tracker:
         t.kpts, t.box, t.frame = kpts, np.array(person.box, dtype=np.float64), frame
         t.score = float(person.score)
         t.raw = person.raw.copy()
-        t.box_is_keypoint_box = bool(np.allclose(person.box, _keypoint_box(person.raw), atol=1e-6))
+        t.box_is_keypoint_box = _is_keypoint_box(person.box, person.raw)
 
     def _new_track(self, person: _Det, frame: int) -> _Track:
         k = self.num_keypoints
@@ -458,7 +464,7 @@ class Tracker:
             velocity=np.zeros((k, 2)), has_velocity=np.zeros(k, bool), box_velocity=np.zeros(4),
             kpt_age=np.zeros(k, int), smoother=OneEuroFilter(self.params.smoother, (k, 2)),
             score=float(person.score),
-            box_is_keypoint_box=bool(np.allclose(person.box, _keypoint_box(person.raw), atol=1e-6)),
+            box_is_keypoint_box=_is_keypoint_box(person.box, person.raw),
             area=_area(person.keypoints, person.box),
             sized=int((person.keypoints[:, 2] > 0).sum()) >= self._full_keypoints,
         )  # fmt: skip
