@@ -178,8 +178,7 @@ def render_frame(frame, people, kpt_threshold, draw_boxes, hud, fps):
 
 def open_video_writer(path: Path, fps: float, width: int, height: int) -> VideoWriter:
     """An H.264 (VP9 for ``.webm``) :class:`~simplepose.utils.video.VideoWriter` into a temp file:
-    ``path`` changes only when it is released (``release()``/``close()``; ``discard()`` drops
-    it)."""
+    ``path`` changes only when it is released (``release()``/``close()``)."""
     return VideoWriter(path, fps, (int(width), int(height)))
 
 

@@ -211,22 +211,6 @@ class VideoWriter:
 
     release = close
 
-    def discard(self) -> None:
-        """Stop and delete the temp file; the output path keeps what it held."""
-        if self._cv is not None:
-            self._cv.release()
-            self._cv = None
-        elif self._proc is not None:
-            proc, self._proc = self._proc, None
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            proc.kill()
-            proc.wait()
-            self._log.close()
-        self._tmp.unlink(missing_ok=True)
-
     def __enter__(self):
         return self
 
