@@ -157,6 +157,20 @@ def test_h264_output_when_ffmpeg_is_available(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
+def test_encoder_failure_names_the_encoders_error(tmp_path, monkeypatch):
+    """An encoder that stops: the one-line error carries the last line ffmpeg wrote."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho 'first line' >&2\necho 'Unknown encoder libx264' >&2\nexit 1")
+    fake.chmod(0o755)
+    monkeypatch.setattr("simplepose.utils.video.ffmpeg_executable", lambda: str(fake))
+    w = VideoWriter(tmp_path / "v.mp4", 10, (64, 48))
+    w._proc.wait(timeout=10)  # the encoder has exited: the next write hits a closed pipe
+    with pytest.raises(InputError, match="stopped: Unknown encoder libx264"):
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    w.close()  # no frame was written: nothing to keep, no error
+    assert not (tmp_path / "v.mp4").exists()
+
+
 @pytest.mark.parametrize("realtime", [False, True])
 def test_frame_size_change_keeps_what_was_written(tmp_path, realtime):
     frames = walker_frames(10, change_at=6)

@@ -176,12 +176,10 @@ class VideoWriter:
         self.frames += 1
 
     def _error_text(self) -> str:
+        """The last line the encoder wrote to its error log ("" when none)."""
         self._log.seek(0)
-        return (
-            self._log.read().decode("utf-8", "replace").strip().splitlines()[-1:][0]
-            if self._log.tell()
-            else ""
-        )
+        lines = self._log.read().decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else ""
 
     def close(self) -> None:
         """Finish the file and move it into place (kept even after an error mid-stream); a
