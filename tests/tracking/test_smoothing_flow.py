@@ -150,3 +150,26 @@ def test_camera_motion_recovers_a_similarity_transform():
     np.testing.assert_allclose(pts @ got[:, :2].T + got[:, 2], want, atol=0.5)
     blank = FlowFrame.from_image(np.zeros((100, 100), np.uint8))
     assert estimate_camera_motion(blank, blank) is None
+
+
+def test_carried_people_keep_their_kind_of_box():
+    """Flow carries a keypoint box as the new keypoints' box, and a detector's box by the
+    keypoints' mean displacement (VideoTracker._move)."""
+    from simplepose.structures import Person
+    from simplepose.tracking import TrackedPerson, VideoTracker
+
+    big = _textured(400, 500)
+    dx, dy = 6.0, -4.0
+    a = big[80:320, 90:410].copy()
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    b = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]))[80:320, 90:410].copy()
+    pts = np.random.default_rng(5).uniform([60, 60], [260, 180], (17, 2))
+    kpts = np.concatenate([pts, np.full((17, 1), 0.9)], axis=1)
+    own = Person.from_keypoints(kpts, 1.0)  # a keypoint box
+    det = TrackedPerson(keypoints=kpts, score=1.0, box=own.box + [-10, -10, 10, 10], track_id=4)
+    vt = VideoTracker(lambda image: [])
+    moved_own, moved_det = vt._move([own, det], FlowFrame.from_image(a), FlowFrame.from_image(b))
+    assert type(moved_own) is Person and isinstance(moved_det, TrackedPerson)
+    assert moved_det.track_id == 4 and moved_det.carried
+    np.testing.assert_allclose(moved_own.box, Person.from_keypoints(moved_own.keypoints, 1).box)
+    np.testing.assert_allclose(moved_det.box, det.box + [dx, dy, dx, dy], atol=0.5)
