@@ -9,7 +9,7 @@ a little rotation, fast segments, people leaving and re-entering the frame), wit
 recompression, motion blur on fast segments and brief occlusions; see
 ``simplepose/evaluation/video.py``. Same arguments, same sequences (``--seed``).
 
-Three variants, side by side in one run:
+Four variants, side by side in one run:
 
 * (a) ``untracked``: the network on every frame;
 * (b) ``tracked``: (a)'s detections through the tracker and One-Euro smoothing (the
@@ -25,11 +25,11 @@ at an OKS below HOTA's threshold, counts against the association of that person'
 ``assa_oracle_untracked`` gives (a)'s detections their true identities: no tracker can do
 better on those detections.
 
-Reported: COCO keypoint AP over all frames per variant; HOTA / DetA / AssA, IDF1, MOTA and
-ID switches of (b) (top-level keys) and (c) (``*_realtime``), matched by OKS (trackeval);
-jitter (mean acceleration error, frame px / frame^2) per variant; FPS per variant. Frames
-are synthesised before timing; FPS counts processing only. On a shared machine compare the
-ratios of one run, not absolute numbers across runs.
+Reported: COCO keypoint AP over all frames of (a), (b), (c); HOTA / DetA / AssA, IDF1, MOTA
+and ID switches of (b) (top-level keys), (c) (``*_realtime``) and (d) (``*_gt_poses``),
+matched by OKS (trackeval); jitter (mean acceleration error, frame px / frame^2) and FPS of
+(a), (b), (c). Frames are synthesised before timing; FPS counts processing only. On a shared
+machine compare the ratios of one run, not absolute numbers across runs.
 """
 
 from __future__ import annotations
