@@ -246,6 +246,8 @@ class VideoTracker:
             this fraction of their keypoints.
         layout: the people's keypoint layout (see :class:`~simplepose.tracking.Tracker`);
             None: from their keypoint count.
+        live_timestamps: timestamp frames by the clock (s since the start) as ``live`` does,
+            also with ``sync`` (a camera run with the network on every frame).
     """
 
     def __init__(
@@ -261,6 +263,7 @@ class VideoTracker:
         camera_motion: bool = True,
         min_carried: float = 0.5,
         layout=None,
+        live_timestamps: bool = False,
     ):
         if (
             isinstance(keyframe_interval, bool)
@@ -286,7 +289,7 @@ class VideoTracker:
         if not 0.0 <= min_carried <= 1.0:
             raise InputError(f"min_carried must be in [0, 1], got {min_carried!r}")
         self.min_carried = float(min_carried)
-        self.live_timestamps = False
+        self.live_timestamps = live or live_timestamps
         self.stats = RealtimeStats()
         self._prev: FlowFrame | None = None
         self._size: tuple[int, int] | None = None
@@ -385,7 +388,7 @@ class VideoTracker:
             index, image, dropped = item if isinstance(item, tuple) else (n, item, 0)
             stamp = (
                 time.perf_counter() - start
-                if self.live or self.live_timestamps
+                if self.live_timestamps
                 else index / self.fps
             )
             yield _Pending(index, image, self._flow_frame(index, image), dropped, stamp)
@@ -538,6 +541,6 @@ def track_frames(
         fps=fps,
         camera_motion=camera_motion,
         layout=layout,
+        live_timestamps=live,
     )
-    engine.live_timestamps = live
     yield from engine.run(LatestFrameReader(frames) if live else frames)
