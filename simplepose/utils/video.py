@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .io import commit_temp_file, temp_file_for
+from .io import check_writable_folder, commit_temp_file, temp_file_for
 
 __all__ = ["JsonlWriter", "VideoWriter", "ffmpeg_executable", "read_jsonl"]
 
@@ -60,9 +60,7 @@ class VideoWriter:
 
     def __init__(self, path, fps: float, size: tuple[int, int], crf: int = 23):
         self.path = Path(path)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise InputError(f"cannot write video {self.path}: folder {folder} does not exist")
+        check_writable_folder(self.path.parent, f"video {self.path}")
         self.size = (int(size[0]), int(size[1]))
         if min(self.size) < 2:
             raise InputError(f"cannot write video {self.path}: frame size {self.size} is too small")
@@ -229,9 +227,7 @@ class JsonlWriter:
 
     def __init__(self, path, flush_every: int = 1):
         self.path = Path(path)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise InputError(f"cannot write {self.path}: folder {folder} does not exist")
+        check_writable_folder(self.path.parent, str(self.path))
         self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - a long-lived stream
         self._every = max(1, int(flush_every))
         self.lines = 0
