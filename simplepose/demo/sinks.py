@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path, atomic_write_json
+from ..utils.io import atomic_path, atomic_write_json, check_writable_folder
 from ..utils.video import JsonlWriter, VideoWriter
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
@@ -79,9 +79,7 @@ def open_json_sink(path):
 
 
 def _check_parent(path: Path, what: str) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {what} {path}: folder {parent} does not exist")
+    check_writable_folder(path.parent, f"{what} {path}")
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
