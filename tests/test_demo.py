@@ -272,6 +272,14 @@ def test_max_frames_and_source_kinds(tmp_path):
         sdemo.plan_outputs(sdemo.open_source(src), str(tmp_path / "x.png"), None)
 
 
+def test_json_output_that_is_a_folder_is_refused_before_any_work(tmp_path):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), synthetic_image())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match="JSON output .*out is a folder, not a file"):
+        sdemo.plan_outputs(sdemo.open_source(img), None, str(tmp_path / "out"))
+
+
 # ------------------------------------------------------------------ top-down end to end
 def test_topdown_demo_with_bundled_detector(tmp_path, tiny_rsn_checkpoint, run_demo_cli):
     """demo.py --mode topdown runs the bundled RTMDet-nano and the top-down model end to end."""

@@ -22,7 +22,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..structures import Person
-from ..utils.io import atomic_path, atomic_write_json, check_writable_folder
+from ..utils.io import (
+    atomic_path,
+    atomic_write_json,
+    check_output_file,
+    check_writable_folder,
+)
 from ..utils.video import JsonlWriter, VideoWriter
 from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource
 
@@ -33,7 +38,6 @@ __all__ = [
     "open_video_writer",
     "people_to_json",
     "plan_outputs",
-    "refuse_input_overwrite",
     "render_frame",
     "write_image",
 ]
@@ -90,49 +94,26 @@ def write_image(path: Path, image: np.ndarray) -> None:
         Path(tmp).write_bytes(buf.tobytes())
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    resolved, base = path.resolve(), folder.resolve()
-    return resolved == base or base in resolved.parents
-
-
-def refuse_input_overwrite(source: FrameSource, path: Path, what: str) -> None:
-    """InputError when writing ``path`` could destroy the input: it is the input file (also
-    through a link), one of the input images, or lies inside the input folder."""
+def _inputs_of(source: FrameSource) -> tuple[list, list]:
+    """(input files, input folders) of ``source``: what an output must not overwrite."""
     if source.kind == "webcam":
-        return
-    where = Path(source.name)
+        return [], []
     if source.kind == "folder":
-        if _inside(path, where):
-            raise InputError(
-                f"{what} {path} lies inside the input folder {where}: write it elsewhere"
-            )
-        inputs = source.paths
-    else:
-        inputs = [where]
-    for item in inputs:
-        if _same_file(path, Path(item)):
-            raise InputError(f"{what} {path} is the input {item}: it would be overwritten")
+        return list(source.paths), [source.name]
+    return [source.name], []
 
 
 def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
     """Validate the output paths before any work; returns the resolved image/video output.
 
     Raises:
-        InputError: a missing folder, a wrong kind of output, or an output that is an input or
-            lies inside the input folder (:func:`refuse_input_overwrite`).
+        InputError: a missing or unwritable folder, a wrong kind of output (a folder where a
+            file is wanted), or an output that is an input (also through a link) or lies
+            inside the input folder (:func:`~simplepose.utils.io.check_output_file`).
     """
+    inputs, input_folders = _inputs_of(source)
     if json_path:
-        _check_parent(Path(json_path), "JSON")
-        refuse_input_overwrite(source, Path(json_path), "JSON output")
+        check_output_file(json_path, "JSON output", inputs, input_folders)
     if not output:
         return None
     out = Path(output)
@@ -140,16 +121,19 @@ def plan_outputs(source: FrameSource, output: str | None, json_path: str | None)
         if out.exists() and not out.is_dir():
             raise InputError(f"output {out} must be a folder for a folder input")
         _check_parent(out, "output folder")
-        refuse_input_overwrite(source, out, "output folder")
+        where = Path(source.name).resolve()
+        if where == out.resolve() or where in out.resolve().parents:
+            raise InputError(
+                f"output folder {out} lies inside the input folder {source.name}: "
+                "write it elsewhere"
+            )
         out.mkdir(exist_ok=True)
         return out
     if out.is_dir():
         stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
         out = out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
-        refuse_input_overwrite(source, out, "output")
-        return out
-    _check_parent(out, "output")
-    refuse_input_overwrite(source, out, "output")
+        return check_output_file(out, "output", inputs, input_folders)
+    check_output_file(out, "output", inputs, input_folders)
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(
             f"output {out} of a video must be a video file "
