@@ -75,7 +75,7 @@ def load_for_export(model: str, model_kwargs: dict | None = None):
         InputError: unknown name that is not a file either; bad builder kwargs.
         CheckpointError: unreadable checkpoint, or one of a model simplepose cannot rebuild.
     """
-    from .checkpoint import load_model
+    from .checkpoint import extra_metadata, load_model
     from .spec import available_specs, get_spec
 
     model_kwargs = dict(model_kwargs or {})
@@ -105,9 +105,7 @@ def load_for_export(model: str, model_kwargs: dict | None = None):
     if model_kwargs:
         raise InputError("--model-kwargs applies to registry names; a checkpoint has its own")
     module, meta = load_model(path, map_location="cpu")
-    skip = ("spec", "simplepose_spec", "simplepose_model", "model_kwargs", "format_version")
-    extra = {k: v for k, v in meta.items() if k not in skip}
-    return module.eval(), meta["spec"], extra
+    return module.eval(), meta["spec"], extra_metadata(meta)
 
 
 def input_description(spec, module=None) -> dict:
