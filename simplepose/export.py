@@ -124,10 +124,13 @@ def input_description(spec, module=None) -> dict:
         h, w = spec.input_hw
         desc.update(height={"fixed": h}, width={"fixed": w})
         return desc
-    pad = int(spec.inference.get("pad_multiple", 8))
+    from .inference.bottomup import DEFAULT_BOX_SIZE, DEFAULT_PAD_MULTIPLE
+
+    # the values BottomUpPipeline uses (its defaults where the spec has none)
+    pad = int(spec.inference.get("pad_multiple", DEFAULT_PAD_MULTIPLE))
     multiple = int(getattr(module, "stride_multiple", 0) or pad)
     desc.update(height={"multiple": multiple}, width={"multiple": multiple}, pad_multiple=pad,
-                box_size=int(spec.inference.get("box_size", 512)))
+                box_size=int(spec.inference.get("box_size", DEFAULT_BOX_SIZE)))
     return desc
 
 
