@@ -65,6 +65,9 @@ def test_old_flag_spellings_are_hidden_aliases():
     p = bench.build_parser()
     assert p.parse_args(["--input", "v", "--json", "j", "--frames", "7"]).max_frames == 7
     assert p.parse_args(["--input", "v", "--json", "j", "--max-frames", "7"]).max_frames == 7
+    # the bench's limit has a default (200): 0 asks for the whole video, under either spelling
+    assert p.parse_args(["--input", "v", "--json", "j", "--max-frames", "0"]).max_frames == 0
+    assert p.parse_args(["--input", "v", "--json", "j", "--frames", "0"]).max_frames == 0
     assert _hidden(p, "--frames") and "--max-frames" in p.format_help()
     assert demo.build_parser().parse_args(["--input", "x", "--max-frames", "3"]).max_frames == 3
     e = evaluate.build_parser().parse_args(

@@ -40,9 +40,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)"
     )
-    p.add_argument("--max-frames", type=int_at_least(1), default=200, metavar="N",
+    every = int_at_least(0, "0: all")
+    p.add_argument("--max-frames", type=every, default=200, metavar="N",
                    help="frames of each end-to-end pass (0: all); no frame beyond them is read")
-    add_alias(p, "--frames", dest="max_frames", type=int_at_least(1))
+    add_alias(p, "--frames", dest="max_frames", type=every)
     p.add_argument(
         "--threads",
         type=int_at_least(0, "0: fastest measured"),
