@@ -220,7 +220,7 @@ def run(args) -> int:
     load_after = os.getloadavg()
     print(f"\nbest: {best_run['fps']:.2f} fps with {best_run['workers']} worker(s); "
           f"load average before {load_before}, after {load_after}")
-    report, per_frame, threads = None, best_run["stage_ms_per_frame"], best_run["threads"]
+    per_frame, threads = best_run["stage_ms_per_frame"], best_run["threads"]
     record = {
         "fps": best_run["fps"],
         "frames": best_run["frames"],
