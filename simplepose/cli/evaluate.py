@@ -267,7 +267,9 @@ def run(args) -> int:
     if rank != 0:
         return 0
     if args.image_info:
-        processed = set(ann.image_ids) - {_image_id_of(p, ann, args.images) for p in bad}
+        # the images run (--image-ids / --max-frames select some) minus the unreadable ones:
+        # the submission check then refuses an incomplete run
+        processed = set(image_ids) - _image_ids_of(bad, ann, args.images)
         json_path, zip_path = runner.write_test_dev_submission(
             results, ann, args.out_dir, args.name, processed
         )
@@ -373,9 +375,10 @@ def load_boxes(args, ann):
     return None
 
 
-def _image_id_of(path: str, ann, images_dir) -> int:
+def _image_ids_of(paths, ann, images_dir) -> set[int]:
+    """The image ids of image paths (of ``ann``'s images under ``images_dir``)."""
     names = {ann.image_path(i, images_dir).name: i for i in ann.image_ids}
-    return names.get(Path(path).name, -1)
+    return {names.get(Path(path).name, -1) for path in paths}
 
 
 def init_distributed(device: str | None = None) -> tuple[int, int, int]:
