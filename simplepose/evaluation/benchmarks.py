@@ -23,7 +23,7 @@ import numpy as np
 from simplepose.data.coco import CocoKeypoints
 from simplepose.errors import AnnotationError, InputError
 
-from .coco import KeypointMetrics, evaluate_keypoints, format_metrics_table, load_results
+from .coco import evaluate_keypoints, format_metrics_table, load_results
 from .crowdpose import CrowdPoseMetrics, evaluate_crowdpose, format_crowdpose_table
 from .pckh import PckhMetrics, compute_pckh, format_pckh_table, match_people_to_records
 
@@ -146,6 +146,4 @@ def format_table(metrics) -> str:
         return format_pckh_table(metrics)
     if isinstance(metrics, CrowdPoseMetrics):
         return format_crowdpose_table(metrics)
-    if isinstance(metrics, KeypointMetrics):
-        return format_metrics_table(metrics)
     return format_metrics_table(metrics)
