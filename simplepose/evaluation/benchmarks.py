@@ -27,7 +27,13 @@ from .coco import evaluate_keypoints, format_metrics_table, load_results
 from .crowdpose import CrowdPoseMetrics, evaluate_crowdpose, format_crowdpose_table
 from .pckh import PckhMetrics, compute_pckh, format_pckh_table, match_people_to_records
 
-__all__ = ["evaluate_benchmark", "evaluate_mpii", "format_table", "load_mpii_predictions"]
+__all__ = [
+    "check_benchmark_inputs",
+    "evaluate_benchmark",
+    "evaluate_mpii",
+    "format_table",
+    "load_mpii_predictions",
+]
 
 
 def load_mpii_predictions(path, num_persons: int) -> np.ndarray:
@@ -64,6 +70,19 @@ def load_mpii_predictions(path, num_persons: int) -> np.ndarray:
     return preds[:, :, :2] - 1.0
 
 
+def check_benchmark_inputs(ann: CocoKeypoints, mpii_gt=None) -> None:
+    """Fail before any work when the benchmark of ``ann`` needs a file that was not given.
+
+    Raises:
+        InputError: an MPII file without ``mpii_gt`` (the head boxes PCKh needs).
+    """
+    if ann.layout.name == "mpii16" and mpii_gt is None:
+        raise InputError(
+            f"PCKh on {ann.source} needs the MPII head boxes: pass the benchmark's ground truth "
+            "(gt_valid.mat format) with --head-boxes"
+        )
+
+
 def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
     """PCKh of results on an MPII file.
 
@@ -82,11 +101,7 @@ def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
     """
     from simplepose.data.mpii import MpiiGroundTruth, load_mpii_gt
 
-    if gt is None:
-        raise InputError(
-            f"PCKh on {ann.source} needs the MPII head boxes: pass the benchmark's ground truth "
-            "(gt_valid.mat format) with --head-boxes"
-        )
+    check_benchmark_inputs(ann, gt)
     if not isinstance(gt, MpiiGroundTruth):
         gt = load_mpii_gt(gt)
     n = len(ann.annotations)
