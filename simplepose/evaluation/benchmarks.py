@@ -40,18 +40,13 @@ def load_mpii_predictions(path, num_persons: int) -> np.ndarray:
     """``preds`` (N, 16, 2) of a predictions .mat (1-based px) -> (N, 16, 2) 0-based px.
 
     Raises:
-        AnnotationError: naming the file: unreadable, no ``preds``, or a shape other than
+        AnnotationError: naming the file: missing or unreadable, no ``preds``, or a shape other than
             (N, 16, 2) / (16, 2, N) with N = ``num_persons``.
     """
-    import scipy.io
+    from simplepose.data.mpii import read_mat
 
     path = Path(path)
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except Exception as exc:  # scipy raises several types for a corrupt file
-        raise AnnotationError(
-            f"MPII predictions file {path} cannot be read as a .mat: {exc}"
-        ) from exc
+    mat = read_mat(path, "MPII predictions")
     if "preds" not in mat:
         raise AnnotationError(f"MPII predictions file {path}: no 'preds' variable")
     preds = np.asarray(mat["preds"], dtype=np.float64)
