@@ -82,6 +82,16 @@ def test_old_flag_spellings_are_hidden_aliases():
     assert "--output" in c.format_help() and "old_input" not in c.format_help()
 
 
+def test_train_refuses_a_negative_process_count(capsys):
+    from simplepose.cli import train
+
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--config", "configs/imhn_tiny.yaml", "--nproc-per-node", "-1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--nproc-per-node: must be >= 0 (0: this process only), got -1" in err
+
+
 def test_limit_aliases_of_the_dev_benches():
     for script in ("grouping.py", "tune_openpose.py"):
         spec = importlib.util.spec_from_file_location(
