@@ -92,6 +92,14 @@ def test_train_refuses_a_negative_process_count(capsys):
     assert "--nproc-per-node: must be >= 0 (0: this process only), got -1" in err
 
 
+def test_demo_refuses_a_keyframe_interval_below_1(capsys):
+    from simplepose.cli import demo
+
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--input", "x.mp4", "--keyframe-interval", "0"])
+    assert exc.value.code == 2 and "--keyframe-interval: must be >= 1" in capsys.readouterr().err
+
+
 def test_limit_aliases_of_the_dev_benches():
     for script in ("grouping.py", "tune_openpose.py"):
         spec = importlib.util.spec_from_file_location(
