@@ -197,11 +197,14 @@ def main(argv=None, prog: str | None = None) -> int:
 def check_output_folders(args) -> None:
     """Fail before any work (before the model is loaded) when an output cannot be written:
     its folder is missing or not writable, it is an input file (``--ann``, ``--results``,
-    ``--boxes``, ...) or lies inside the ``--images`` folder, or two outputs are the same file."""
+    ``--boxes``, an ONNX ``--model`` or ``--detector``, ...) or lies inside the ``--images``
+    folder, or two outputs are the same file."""
     from simplepose.evaluation.runner import default_results_path
     from simplepose.utils.io import check_output_file, check_writable_folder
 
     inputs = [args.ann, args.image_info, args.results, args.boxes, args.head_boxes, args.checkpoint]
+    # --model and --detector name a file when they are ONNX exports (else a bundled model)
+    inputs += [p for p in (args.model, args.detector) if p and p.lower().endswith(".onnx")]
     outputs = []
     if args.metrics:
         outputs.append(("--metrics", args.metrics))
