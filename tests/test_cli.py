@@ -233,3 +233,10 @@ def test_bench_refuses_an_input_that_is_not_a_video_before_loading_a_model(capsy
     ]
     assert bench.main(["--input", str(tmp_path / "none.avi"), "--json", json_path]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # the output is checked first, by the shared check: never the input video, an existing folder
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"never read")
+    for out, message in [(video, "is the input"), (tmp_path / "no" / "b.json", "does not exist")]:
+        assert bench.main(["--input", str(video), "--json", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert video.read_bytes() == b"never read"

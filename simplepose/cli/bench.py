@@ -118,14 +118,12 @@ def run(args) -> int:
     import torch
 
     from simplepose import demo as demo_lib
-    from simplepose.utils.io import atomic_write_json
+    from simplepose.utils.io import atomic_write_json, check_output_file
 
     if args.compare_workers is None and len(args.workers) > 1:  # old spelling: --workers 1 2
         args.compare_workers = args.workers
     worker_counts = args.compare_workers or args.workers[:1]
-    json_folder = Path(args.json).resolve().parent
-    if not json_folder.is_dir():
-        raise InputError(f"--json {args.json}: folder {json_folder} does not exist")
+    check_output_file(args.json, "--json", inputs=[args.input])
     load_before = os.getloadavg()
     probe, predictor = demo_lib.open_run(
         args.input, max_frames=1, check=_check_video, box_size=args.box_size, device="cpu"
