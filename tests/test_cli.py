@@ -100,6 +100,15 @@ def test_demo_refuses_a_keyframe_interval_below_1(capsys):
     assert exc.value.code == 2 and "--keyframe-interval: must be >= 1" in capsys.readouterr().err
 
 
+def test_bench_refuses_negative_counts(capsys):
+    from simplepose.cli import bench
+
+    for flag in ("--micro-repeats", "--warmup", "--workers", "--compare-workers"):
+        with pytest.raises(SystemExit) as exc:
+            bench.build_parser().parse_args(["--input", "v", "--json", "j", flag, "-1"])
+        assert exc.value.code == 2 and f"{flag}: must be >= 0" in capsys.readouterr().err
+
+
 def test_limit_aliases_of_the_dev_benches():
     for script in ("grouping.py", "tune_openpose.py"):
         spec = importlib.util.spec_from_file_location(

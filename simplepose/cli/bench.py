@@ -55,19 +55,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=int_at_least(0, "0: auto"),
         nargs="+",
         default=[0],
         metavar="N",
         help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "
         "choice; workers > 1 use 1 torch thread each)",
     )
-    p.add_argument("--compare-workers", type=int, nargs="+", default=None, metavar="N",
+    p.add_argument("--compare-workers", type=int_at_least(0, "0: auto"), nargs="+", default=None,
+                   metavar="N",
                    help="run one end-to-end pass per worker count, side by side (e.g. 1 2)")
-    p.add_argument(
-        "--micro-repeats", type=int, default=10, help="network timings per variant (0: skip)"
-    )
-    p.add_argument("--warmup", type=int, default=5, help="frames run before timing (not counted)")
+    p.add_argument("--micro-repeats", type=int_at_least(0, "0: skip"), default=10,
+                   help="network timings per variant (0: skip)")
+    p.add_argument("--warmup", type=int_at_least(0), default=5,
+                   help="frames run before timing (not counted)")
     return p
 
 
