@@ -15,6 +15,7 @@ MPII evaluation scripts take), is accepted too.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -124,10 +125,7 @@ def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
         preds = match_people_to_records(people, by_image, gt.joints, gt.visible)
         num_results = len(records)
     metrics = compute_pckh(preds, gt.joints, gt.visible, gt.head_boxes)
-    return PckhMetrics(
-        stats=metrics.stats, per_joint=metrics.per_joint, num_persons=metrics.num_persons,
-        num_missing=metrics.num_missing, num_images=ann.num_images, num_results=num_results,
-    )  # fmt: skip
+    return dataclasses.replace(metrics, num_images=ann.num_images, num_results=num_results)
 
 
 def evaluate_benchmark(ann: CocoKeypoints, results, image_ids=None, mpii_gt=None):
