@@ -1,5 +1,6 @@
-"""Evaluate COCO person keypoints: a thin wrapper around :mod:`simplepose.cli.evaluate`
-(``python evaluate.py --help`` for the options; also runs under torchrun)."""
+"""Evaluate person keypoints (COCO, OCHuman, CrowdPose, MPII): a thin wrapper around
+:mod:`simplepose.cli.evaluate` (``python evaluate.py --help`` for the options; also runs
+under torchrun)."""
 
 from simplepose.cli.evaluate import main
 

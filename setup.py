@@ -35,7 +35,7 @@ setup(
     else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # zip(strict=), itertools.pairwise
     packages=find_packages(include=["simplepose", "simplepose.*"]),
     package_data={"simplepose": ["weights/*.safetensors", "weights/*.onnx", "weights/NOTICE"]},
     ext_modules=ext_modules,

@@ -122,17 +122,12 @@ def cached_maps(pipeline, ann, images_dir, ids, size: int, cache: Path) -> dict:
     return out
 
 
-# COCO-17 skeleton (0-based keypoint pairs) for the cross-person count.
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
-
-
 def cross_person(ann, image_id, people, radius: float = 0.3) -> tuple[int, int]:
     """(limbs joining two annotated people, detections spanning two or more people) of one
     image: each detected keypoint goes to the annotated person whose same keypoint is nearest
-    in units of sqrt(area), if within ``radius``."""
+    in units of sqrt(area), if within ``radius``; limbs are COCO's skeleton."""
+    from simplepose.skeleton import COCO_SKELETON
+
     gt = ann.keypoints_array(image_id)  # (G, 17, 3) original px
     if not len(gt) or not people:
         return 0, 0

@@ -48,6 +48,7 @@ from simplepose.utils.state_dict import state_dict_diff
 __all__ = [
     "FORMAT_VERSION",
     "build_and_load",
+    "extra_metadata",
     "load_model",
     "load_state_dict_any",
     "read_metadata",
@@ -381,6 +382,12 @@ def read_metadata(path) -> dict:
         LOG.info("%s predates model specs: spec filled from simplepose_model %r and its kwargs",
                  path, raw["simplepose_model"])
     return meta
+
+
+def extra_metadata(meta: Mapping) -> dict:
+    """The entries of :func:`read_metadata`'s dict other than the rebuild recipe (``spec`` and
+    the reserved keys): what the checkpoint's writer added, e.g. ``epoch``."""
+    return {k: v for k, v in meta.items() if k != "spec" and k not in _RESERVED}
 
 
 def load_model(path, map_location="cpu", expected_model: str | None = None):

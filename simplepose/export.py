@@ -75,7 +75,7 @@ def load_for_export(model: str, model_kwargs: dict | None = None):
         InputError: unknown name that is not a file either; bad builder kwargs.
         CheckpointError: unreadable checkpoint, or one of a model simplepose cannot rebuild.
     """
-    from .checkpoint import load_model
+    from .checkpoint import extra_metadata, load_model
     from .spec import available_specs, get_spec
 
     model_kwargs = dict(model_kwargs or {})
@@ -105,9 +105,7 @@ def load_for_export(model: str, model_kwargs: dict | None = None):
     if model_kwargs:
         raise InputError("--model-kwargs applies to registry names; a checkpoint has its own")
     module, meta = load_model(path, map_location="cpu")
-    skip = ("spec", "simplepose_spec", "simplepose_model", "model_kwargs", "format_version")
-    extra = {k: v for k, v in meta.items() if k not in skip}
-    return module.eval(), meta["spec"], extra
+    return module.eval(), meta["spec"], extra_metadata(meta)
 
 
 def input_description(spec, module=None) -> dict:
@@ -126,10 +124,13 @@ def input_description(spec, module=None) -> dict:
         h, w = spec.input_hw
         desc.update(height={"fixed": h}, width={"fixed": w})
         return desc
-    pad = int(spec.inference.get("pad_multiple", 8))
+    from .inference.bottomup import DEFAULT_BOX_SIZE, DEFAULT_PAD_MULTIPLE
+
+    # the values BottomUpPipeline uses (its defaults where the spec has none)
+    pad = int(spec.inference.get("pad_multiple", DEFAULT_PAD_MULTIPLE))
     multiple = int(getattr(module, "stride_multiple", 0) or pad)
     desc.update(height={"multiple": multiple}, width={"multiple": multiple}, pad_multiple=pad,
-                box_size=int(spec.inference.get("box_size", 512)))
+                box_size=int(spec.inference.get("box_size", DEFAULT_BOX_SIZE)))
     return desc
 
 

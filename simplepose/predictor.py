@@ -114,7 +114,7 @@ class Predictor:
         """
         from pathlib import Path
 
-        from .checkpoint import load_model
+        from .checkpoint import extra_metadata, load_model
 
         is_onnx = Path(path).suffix.lower() == ".onnx"
         backend = _check_backend(backend or ("onnxruntime" if is_onnx else "torch"))
@@ -125,10 +125,8 @@ class Predictor:
             return cls.from_onnx(path, device=device, detector=detector, **options)
         model, meta = load_model(path, map_location="cpu")
         if backend == "onnxruntime":
-            skip = ("spec", "simplepose_spec", "simplepose_model", "model_kwargs", "format_version")
-            extra = {k: v for k, v in meta.items() if k not in skip}
-            return cls._exported(model, meta["spec"], extra, device=device, detector=detector,
-                                 **options)
+            return cls._exported(model, meta["spec"], extra_metadata(meta), device=device,
+                                 detector=detector, **options)
         return cls.from_spec(meta["spec"], model, device=device, detector=detector, **options)
 
     @classmethod

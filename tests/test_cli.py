@@ -65,6 +65,9 @@ def test_old_flag_spellings_are_hidden_aliases():
     p = bench.build_parser()
     assert p.parse_args(["--input", "v", "--json", "j", "--frames", "7"]).max_frames == 7
     assert p.parse_args(["--input", "v", "--json", "j", "--max-frames", "7"]).max_frames == 7
+    # the bench's limit has a default (200): 0 asks for the whole video, under either spelling
+    assert p.parse_args(["--input", "v", "--json", "j", "--max-frames", "0"]).max_frames == 0
+    assert p.parse_args(["--input", "v", "--json", "j", "--frames", "0"]).max_frames == 0
     assert _hidden(p, "--frames") and "--max-frames" in p.format_help()
     assert demo.build_parser().parse_args(["--input", "x", "--max-frames", "3"]).max_frames == 3
     e = evaluate.build_parser().parse_args(
@@ -77,6 +80,33 @@ def test_old_flag_spellings_are_hidden_aliases():
     new = c.parse_args(["--from", "rsn", "--input", "in.pth", "--output", "out.st"])
     assert (str(new.input), str(new.output)) == ("in.pth", "out.st")
     assert "--output" in c.format_help() and "old_input" not in c.format_help()
+
+
+def test_train_refuses_a_negative_process_count(capsys):
+    from simplepose.cli import train
+
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--config", "configs/imhn_tiny.yaml", "--nproc-per-node", "-1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--nproc-per-node: must be >= 0 (0: this process only), got -1" in err
+
+
+def test_demo_refuses_a_keyframe_interval_below_1(capsys):
+    from simplepose.cli import demo
+
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--input", "x.mp4", "--keyframe-interval", "0"])
+    assert exc.value.code == 2 and "--keyframe-interval: must be >= 1" in capsys.readouterr().err
+
+
+def test_bench_refuses_negative_counts(capsys):
+    from simplepose.cli import bench
+
+    for flag in ("--micro-repeats", "--warmup", "--workers", "--compare-workers"):
+        with pytest.raises(SystemExit) as exc:
+            bench.build_parser().parse_args(["--input", "v", "--json", "j", flag, "-1"])
+        assert exc.value.code == 2 and f"{flag}: must be >= 0" in capsys.readouterr().err
 
 
 def test_limit_aliases_of_the_dev_benches():
@@ -212,3 +242,10 @@ def test_bench_refuses_an_input_that_is_not_a_video_before_loading_a_model(capsy
     ]
     assert bench.main(["--input", str(tmp_path / "none.avi"), "--json", json_path]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # the output is checked first, by the shared check: never the input video, an existing folder
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"never read")
+    for out, message in [(video, "is the input"), (tmp_path / "no" / "b.json", "does not exist")]:
+        assert bench.main(["--input", str(video), "--json", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert video.read_bytes() == b"never read"

@@ -102,6 +102,20 @@ def test_test_dev_missing_image_fails_unless_skipped(tmp_path, tiny_imhn_checkpo
     assert proc.returncode == 2 and "not processed" in proc.stderr
 
 
+
+def test_test_dev_submission_refuses_a_partial_run(tmp_path, tiny_imhn_checkpoint, run_evaluate):
+    """Images left out by --max-frames leave the submission incomplete, as skipped ones do."""
+    sample = json.loads(SAMPLE_ANN.read_text())
+    info_path = tmp_path / "info.json"
+    info_path.write_text(json.dumps({k: sample[k] for k in ("images", "categories")}))
+    proc = run_evaluate(
+        "--checkpoint", tiny_imhn_checkpoint, "--image-info", info_path, "--images", VAL_IMAGES,
+        "--out-dir", tmp_path, "--box-size", 128, "--max-frames", 1,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "not processed" in proc.stderr
+    assert not list(tmp_path.glob("person_keypoints_*"))
+
+
 def test_topdown_checkpoint_with_boxes_file_and_gt_boxes(
     tmp_path, tiny_rsn_checkpoint, run_evaluate
 ):

@@ -141,6 +141,22 @@ def test_drop_in_bottomup_pipeline(tiny_imhn_onnx):
     assert _rel_diff([got], [ref]) <= ATOL
 
 
+def test_input_description_uses_the_pipeline_defaults():
+    """A bottom-up spec without ``box_size`` / ``pad_multiple`` is described with the values
+    BottomUpPipeline runs it at (one set of defaults)."""
+    from simplepose.export import input_description
+    from simplepose.inference.bottomup import BottomUpPipeline
+    from simplepose.spec import get_spec
+
+    base = get_spec("openpose_mobilenet_thin")
+    spec = base.replace(name="bare_openpose", inference={"params": base.inference["params"]})
+    desc = input_description(spec)
+    pipeline = BottomUpPipeline(None, spec)
+    assert desc["pad_multiple"] == pipeline.pad_multiple
+    assert desc["box_size"] == pipeline.box_size
+    assert desc["height"] == desc["width"] == {"multiple": pipeline.pad_multiple}
+
+
 def test_backend_rejects_wrong_input_size(tiny_imhn_onnx):
     path, _ = tiny_imhn_onnx
     with pytest.raises(InputError, match="multiple of 16"):

@@ -598,6 +598,26 @@ def test_evaluate_checks_every_output_before_the_model(tmp_path, capsys):
         assert message in err and "never_loaded" not in err, (extra, err)
 
 
+def test_evaluate_never_writes_over_an_onnx_model_or_detector(tmp_path, capsys):
+    from simplepose.cli.evaluate import main
+
+    model, detector = tmp_path / "model.onnx", tmp_path / "det.onnx"
+    for path in (model, detector):
+        path.write_bytes(b"not loaded: the outputs are checked first")
+    images = tmp_path / "images"
+    images.mkdir()
+    base = ["--ann", str(_SAMPLE_ANN), "--images", str(images), "--quiet"]
+    cases = [
+        ["--model", str(model), "--metrics", str(model)],
+        ["--model", str(model), "--metrics", str(tmp_path / "m.json"), "--results-out", str(model)],
+        ["--model", str(model), "--detector", str(detector), "--metrics", str(detector)],
+    ]
+    for extra in cases:
+        assert main(base + extra, prog="evaluate") == 2, extra
+        assert "is the input" in capsys.readouterr().err, extra
+        assert model.read_bytes() == detector.read_bytes()
+
+
 def test_metrics_name_the_results_hash(tmp_path):
     from simplepose.cli.evaluate import main
     from simplepose.utils.io import file_sha256

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("simplepose.cli.demo", "draw the people in an image, a folder, a video or a webcam"),
     "evaluate": (
         "simplepose.cli.evaluate",
-        "COCO keypoint AP of a model, an oracle or a results file",
+        "keypoint metrics (COCO AP, CrowdPose AP, MPII PCKh) of a model, an oracle or results",
     ),
     "train": (
         "simplepose.cli.train",

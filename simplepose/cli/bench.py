@@ -40,9 +40,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--box-size", type=int_at_least(8), default=None, help="input height (default: the model's)"
     )
-    p.add_argument("--max-frames", type=int_at_least(1), default=200, metavar="N",
+    every = int_at_least(0, "0: all")
+    p.add_argument("--max-frames", type=every, default=200, metavar="N",
                    help="frames of each end-to-end pass (0: all); no frame beyond them is read")
-    add_alias(p, "--frames", dest="max_frames", type=int_at_least(1))
+    add_alias(p, "--frames", dest="max_frames", type=every)
     p.add_argument(
         "--threads",
         type=int_at_least(0, "0: fastest measured"),
@@ -54,19 +55,20 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=int_at_least(0, "0: auto"),
         nargs="+",
         default=[0],
         metavar="N",
         help="network workers of the end-to-end pass, as in the demo (0: the demo's automatic "
         "choice; workers > 1 use 1 torch thread each)",
     )
-    p.add_argument("--compare-workers", type=int, nargs="+", default=None, metavar="N",
+    p.add_argument("--compare-workers", type=int_at_least(0, "0: auto"), nargs="+", default=None,
+                   metavar="N",
                    help="run one end-to-end pass per worker count, side by side (e.g. 1 2)")
-    p.add_argument(
-        "--micro-repeats", type=int, default=10, help="network timings per variant (0: skip)"
-    )
-    p.add_argument("--warmup", type=int, default=5, help="frames run before timing (not counted)")
+    p.add_argument("--micro-repeats", type=int_at_least(0, "0: skip"), default=10,
+                   help="network timings per variant (0: skip)")
+    p.add_argument("--warmup", type=int_at_least(0), default=5,
+                   help="frames run before timing (not counted)")
     return p
 
 
@@ -117,14 +119,12 @@ def run(args) -> int:
     import torch
 
     from simplepose import demo as demo_lib
-    from simplepose.utils.io import atomic_write_json
+    from simplepose.utils.io import atomic_write_json, check_output_file
 
     if args.compare_workers is None and len(args.workers) > 1:  # old spelling: --workers 1 2
         args.compare_workers = args.workers
     worker_counts = args.compare_workers or args.workers[:1]
-    json_folder = Path(args.json).resolve().parent
-    if not json_folder.is_dir():
-        raise InputError(f"--json {args.json}: folder {json_folder} does not exist")
+    check_output_file(args.json, "--json", inputs=[args.input])
     load_before = os.getloadavg()
     probe, predictor = demo_lib.open_run(
         args.input, max_frames=1, check=_check_video, box_size=args.box_size, device="cpu"
@@ -219,7 +219,7 @@ def run(args) -> int:
     load_after = os.getloadavg()
     print(f"\nbest: {best_run['fps']:.2f} fps with {best_run['workers']} worker(s); "
           f"load average before {load_before}, after {load_after}")
-    report, per_frame, threads = None, best_run["stage_ms_per_frame"], best_run["threads"]
+    per_frame, threads = best_run["stage_ms_per_frame"], best_run["threads"]
     record = {
         "fps": best_run["fps"],
         "frames": best_run["frames"],

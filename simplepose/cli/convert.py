@@ -110,14 +110,12 @@ def main(argv=None, prog: str | None = None) -> int:
     if args.input is None or args.output is None:
         parser.error("--input and --output are required")
     from simplepose.checkpoint import build_and_load, load_state_dict_any, save_model
-    from simplepose.convert import CONVERTERS, convert_state_dict
+    from simplepose.convert import convert_state_dict
     from simplepose.spec import get_spec
 
     def convert():
         from simplepose.utils.io import check_output_file
 
-        if args.source not in CONVERTERS:
-            raise SimplePoseError(f"no converter registered for {args.source!r}")
         # before reading the (large) input: a missing or unwritable folder, or the input itself
         check_output_file(args.output, "--output", inputs=[args.input])
         raw = load_state_dict_any(args.input)

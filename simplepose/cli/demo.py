@@ -104,7 +104,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true",
                    help="video/webcam: network on keyframes in its own thread, "
                         "optical flow in between")
-    p.add_argument("--keyframe-interval", type=int, default=None,
+    p.add_argument("--keyframe-interval", type=int_at_least(1), default=None,
                    help="--realtime on a file: most frames carried by flow per keyframe "
                         "(default 5)")
     return p
@@ -118,8 +118,6 @@ def run(args) -> int:
     from simplepose import demo as demo_lib
     from simplepose.errors import InputError
 
-    if args.keyframe_interval is not None and args.keyframe_interval < 1:
-        raise InputError(f"--keyframe-interval must be >= 1, got {args.keyframe_interval}")
     if args.shift_ratios is not None:
         from simplepose.codecs.topdown import check_shift_ratios
 

@@ -197,11 +197,14 @@ def main(argv=None, prog: str | None = None) -> int:
 def check_output_folders(args) -> None:
     """Fail before any work (before the model is loaded) when an output cannot be written:
     its folder is missing or not writable, it is an input file (``--ann``, ``--results``,
-    ``--boxes``, ...) or lies inside the ``--images`` folder, or two outputs are the same file."""
+    ``--boxes``, an ONNX ``--model`` or ``--detector``, ...) or lies inside the ``--images``
+    folder, or two outputs are the same file."""
     from simplepose.evaluation.runner import default_results_path
     from simplepose.utils.io import check_output_file, check_writable_folder
 
     inputs = [args.ann, args.image_info, args.results, args.boxes, args.head_boxes, args.checkpoint]
+    # --model and --detector name a file when they are ONNX exports (else a bundled model)
+    inputs += [p for p in (args.model, args.detector) if p and p.lower().endswith(".onnx")]
     outputs = []
     if args.metrics:
         outputs.append(("--metrics", args.metrics))
@@ -267,7 +270,9 @@ def run(args) -> int:
     if rank != 0:
         return 0
     if args.image_info:
-        processed = set(ann.image_ids) - {_image_id_of(p, ann, args.images) for p in bad}
+        # the images run (--image-ids / --max-frames select some) minus the unreadable ones:
+        # the submission check then refuses an incomplete run
+        processed = set(image_ids) - _image_ids_of(bad, ann, args.images)
         json_path, zip_path = runner.write_test_dev_submission(
             results, ann, args.out_dir, args.name, processed
         )
@@ -373,9 +378,10 @@ def load_boxes(args, ann):
     return None
 
 
-def _image_id_of(path: str, ann, images_dir) -> int:
+def _image_ids_of(paths, ann, images_dir) -> set[int]:
+    """The image ids of image paths (of ``ann``'s images under ``images_dir``)."""
     names = {ann.image_path(i, images_dir).name: i for i in ann.image_ids}
-    return names.get(Path(path).name, -1)
+    return {names.get(Path(path).name, -1) for path in paths}
 
 
 def init_distributed(device: str | None = None) -> tuple[int, int, int]:

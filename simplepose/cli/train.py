@@ -28,6 +28,7 @@ from simplepose.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    int_at_least,
     report_error,
     run_reporting_errors,
     setup_logging,
@@ -54,7 +55,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument(
         "--nproc-per-node",
-        type=int,
+        type=int_at_least(0, "0: this process only"),
         default=0,
         metavar="N",
         help="start N training processes on this machine (DDP; 0: this process only)",
@@ -76,8 +77,6 @@ def main(argv=None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     prog = parser.prog
     args.prog = prog
-    if args.nproc_per_node < 0:
-        parser.error(f"--nproc-per-node must be >= 0, got {args.nproc_per_node}")
 
     rank = int(os.environ.get("RANK", "0") or 0)
     _setup_logging(args.log_level, rank)

@@ -46,6 +46,7 @@ __all__ = [
     "load_mpii_gt",
     "load_mpii_json",
     "mpii_to_coco",
+    "read_mat",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -291,6 +292,23 @@ def _mat_names(value, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def read_mat(path, what: str) -> dict:
+    """The variables of a MATLAB file (``scipy.io.loadmat``).
+
+    Raises:
+        AnnotationError: naming ``what`` (e.g. "MPII ground-truth") and the path: the file does
+            not exist or cannot be read as a .mat.
+    """
+    import scipy.io
+
+    if not Path(path).is_file():
+        raise AnnotationError(f"{what} file {path} does not exist")
+    try:
+        return scipy.io.loadmat(str(path))
+    except Exception as exc:  # scipy raises several types for a corrupt file
+        raise AnnotationError(f"{what} file {path} cannot be read as a .mat: {exc}") from exc
+
+
 def load_mpii_gt(path) -> MpiiGroundTruth:
     """Read the MPII evaluation ground truth (``gt_valid.mat`` format) with scipy.
 
@@ -299,17 +317,8 @@ def load_mpii_gt(path) -> MpiiGroundTruth:
             file, a missing variable, wrong shapes or joint count, joint names other than
             MPII's, a head box that is missing (NaN) or degenerate (zero diagonal).
     """
-    import scipy.io
-
     path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"MPII ground-truth file {path} does not exist")
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except Exception as exc:  # scipy raises several types for a corrupt file
-        raise AnnotationError(
-            f"MPII ground-truth file {path} cannot be read as a .mat: {exc}"
-        ) from exc
+    mat = read_mat(path, "MPII ground-truth")
     need = ("jnt_missing", "pos_gt_src", "headboxes_src")
     missing = [k for k in need if k not in mat]
     if missing:

@@ -87,12 +87,14 @@ class GroupingParams:
         max_candidate_samples: likewise for pairs x ``limb_max_samples`` (a time bound:
             1e8 samples take about a second).
         limb_length_outlier: 0 (off) or R: after assembly, each part is given its *via*
-            limb, the first limb (processing order) joining it to another part of the same
-            person. Via-limb lengths (original px) divided by ``limb_length_priors`` estimate
-            the person's scale; a part whose normalised length is > R x their median is
-            removed with every part hanging from it (persons with < 3 via limbs are left
-            alone). It cuts limbs borrowed from a person of another size, e.g. a small
-            background skeleton reaching into a foreground arm.
+            limb, the limb that attaches it to a tree of the person's parts grown from the
+            first limb (processing order) joining two of them (passes over the limbs in order
+            attach each part not yet reached through a limb to a reached one). Via-limb
+            lengths (original px) divided by ``limb_length_priors`` estimate the person's
+            scale; a part whose normalised length is > R x their median is removed with every
+            part hanging from it (persons with < 3 via limbs are left alone). It cuts limbs
+            borrowed from a person of another size, e.g. a small background skeleton reaching
+            into a foreground arm.
         limb_length_priors: one per limb of the layout (same order), the limb's typical
             length relative to the others (dimensionless); empty means all 1.
     """

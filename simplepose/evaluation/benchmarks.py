@@ -15,6 +15,7 @@ MPII evaluation scripts take), is accepted too.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,29 +24,30 @@ import numpy as np
 from simplepose.data.coco import CocoKeypoints
 from simplepose.errors import AnnotationError, InputError
 
-from .coco import KeypointMetrics, evaluate_keypoints, format_metrics_table, load_results
+from .coco import evaluate_keypoints, format_metrics_table, load_results
 from .crowdpose import CrowdPoseMetrics, evaluate_crowdpose, format_crowdpose_table
 from .pckh import PckhMetrics, compute_pckh, format_pckh_table, match_people_to_records
 
-__all__ = ["evaluate_benchmark", "evaluate_mpii", "format_table", "load_mpii_predictions"]
+__all__ = [
+    "check_benchmark_inputs",
+    "evaluate_benchmark",
+    "evaluate_mpii",
+    "format_table",
+    "load_mpii_predictions",
+]
 
 
 def load_mpii_predictions(path, num_persons: int) -> np.ndarray:
     """``preds`` (N, 16, 2) of a predictions .mat (1-based px) -> (N, 16, 2) 0-based px.
 
     Raises:
-        AnnotationError: naming the file: unreadable, no ``preds``, or a shape other than
+        AnnotationError: naming the file: missing or unreadable, no ``preds``, or a shape other than
             (N, 16, 2) / (16, 2, N) with N = ``num_persons``.
     """
-    import scipy.io
+    from simplepose.data.mpii import read_mat
 
     path = Path(path)
-    try:
-        mat = scipy.io.loadmat(str(path))
-    except Exception as exc:  # scipy raises several types for a corrupt file
-        raise AnnotationError(
-            f"MPII predictions file {path} cannot be read as a .mat: {exc}"
-        ) from exc
+    mat = read_mat(path, "MPII predictions")
     if "preds" not in mat:
         raise AnnotationError(f"MPII predictions file {path}: no 'preds' variable")
     preds = np.asarray(mat["preds"], dtype=np.float64)
@@ -62,6 +64,19 @@ def load_mpii_predictions(path, num_persons: int) -> np.ndarray:
             f"per ground-truth person), got {preds.shape}"
         )
     return preds[:, :, :2] - 1.0
+
+
+def check_benchmark_inputs(ann: CocoKeypoints, mpii_gt=None) -> None:
+    """Fail before any work when the benchmark of ``ann`` needs a file that was not given.
+
+    Raises:
+        InputError: an MPII file without ``mpii_gt`` (the head boxes PCKh needs).
+    """
+    if ann.layout.name == "mpii16" and mpii_gt is None:
+        raise InputError(
+            f"PCKh on {ann.source} needs the MPII head boxes: pass the benchmark's ground truth "
+            "(gt_valid.mat format) with --head-boxes"
+        )
 
 
 def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
@@ -82,11 +97,7 @@ def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
     """
     from simplepose.data.mpii import MpiiGroundTruth, load_mpii_gt
 
-    if gt is None:
-        raise InputError(
-            f"PCKh on {ann.source} needs the MPII head boxes: pass the benchmark's ground truth "
-            "(gt_valid.mat format) with --head-boxes"
-        )
+    check_benchmark_inputs(ann, gt)
     if not isinstance(gt, MpiiGroundTruth):
         gt = load_mpii_gt(gt)
     n = len(ann.annotations)
@@ -114,10 +125,7 @@ def evaluate_mpii(ann: CocoKeypoints, results, gt) -> PckhMetrics:
         preds = match_people_to_records(people, by_image, gt.joints, gt.visible)
         num_results = len(records)
     metrics = compute_pckh(preds, gt.joints, gt.visible, gt.head_boxes)
-    return PckhMetrics(
-        stats=metrics.stats, per_joint=metrics.per_joint, num_persons=metrics.num_persons,
-        num_missing=metrics.num_missing, num_images=ann.num_images, num_results=num_results,
-    )  # fmt: skip
+    return dataclasses.replace(metrics, num_images=ann.num_images, num_results=num_results)
 
 
 def evaluate_benchmark(ann: CocoKeypoints, results, image_ids=None, mpii_gt=None):
@@ -146,6 +154,4 @@ def format_table(metrics) -> str:
         return format_pckh_table(metrics)
     if isinstance(metrics, CrowdPoseMetrics):
         return format_crowdpose_table(metrics)
-    if isinstance(metrics, KeypointMetrics):
-        return format_metrics_table(metrics)
     return format_metrics_table(metrics)

@@ -12,7 +12,7 @@ from ..data.coco import CocoKeypoints
 from ..data.datasets import load_annotations
 from ..geometry import xywh_to_xyxy
 from ..utils.io import atomic_write_json
-from .benchmarks import evaluate_benchmark
+from .benchmarks import check_benchmark_inputs, evaluate_benchmark
 from .coco import KeypointMetrics, write_results
 
 __all__ = [
@@ -45,17 +45,6 @@ def score_results(results_path, ann_path, mpii_gt=None) -> KeypointMetrics:
     """The benchmark metric of an existing results file (any producer's) against ``ann_path``
     (COCO / OCHuman, CrowdPose or MPII, :func:`~.benchmarks.evaluate_benchmark`)."""
     return evaluate_benchmark(load_annotations(ann_path), results_path, mpii_gt=mpii_gt)
-
-
-def check_benchmark_inputs(ann: CocoKeypoints, mpii_gt=None) -> None:
-    """Fail before any work when the benchmark of ``ann`` needs a file that was not given."""
-    from ..errors import InputError
-
-    if ann.layout.name == "mpii16" and mpii_gt is None:
-        raise InputError(
-            f"PCKh on {ann.source} needs the MPII head boxes: pass the benchmark's ground truth "
-            "(gt_valid.mat format) with --head-boxes"
-        )
 
 
 def run_oracle(kind: str, ann: CocoKeypoints | str, progress: bool = True, mpii_gt=None, **options):

@@ -39,6 +39,11 @@ __all__ = ["BottomUpInputs", "BottomUpPipeline", "flip_channel_index"]
 
 LOG = logging.getLogger(__name__)
 
+#: what a bottom-up spec whose ``inference`` omits them gets: input height at scale 1 (input
+#: px) and the multiple the padded input sides are rounded up to
+DEFAULT_BOX_SIZE = 512
+DEFAULT_PAD_MULTIPLE = 64
+
 
 @dataclass
 class BottomUpInputs:
@@ -128,8 +133,8 @@ class BottomUpPipeline:
         self.codec = spec.build_codec()
         self.device = device
         self.model = model.eval().to(device) if model is not None else None
-        self.box_size = int(box_size or spec.inference.get("box_size", 512))
-        self.pad_multiple = int(spec.inference.get("pad_multiple", 64))
+        self.box_size = int(box_size or spec.inference.get("box_size", DEFAULT_BOX_SIZE))
+        self.pad_multiple = int(spec.inference.get("pad_multiple", DEFAULT_PAD_MULTIPLE))
         self.scales = tuple(float(s) for s in scales)
         self.flip = bool(flip)
         self.params = params or GroupingParams(**spec.inference.get("params", {}))

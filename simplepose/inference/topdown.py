@@ -60,7 +60,7 @@ from ..codecs.topdown import TopDownHeatmapCodec
 from ..data.topdown_transforms import box_to_center_scale, warp_image
 from ..errors import InputError
 from ..geometry import invert_affine, xywh_to_xyxy
-from ..spec import TOPDOWN_TEST_PADDING, InputNorm, PoseModelSpec, available_specs, get_spec
+from ..spec import TOPDOWN_TEST_PADDING, InputNorm, PoseModelSpec, registered_specs
 from ..structures import Person, clip_keypoints
 from ..utils.image import check_image
 
@@ -80,8 +80,7 @@ LOG = logging.getLogger(__name__)
 def _family_spec(codec: TopDownHeatmapCodec) -> PoseModelSpec:
     """The first registered top-down spec whose codec family is the codec's."""
     family = codec.name.split("_", 1)[0]
-    for name in available_specs():
-        spec = get_spec(name)
+    for spec in registered_specs():
         if spec.paradigm == "topdown" and spec.codec_family == family:
             return spec
     raise InputError(f"no registered top-down model uses {family} codecs ({codec.name}); "

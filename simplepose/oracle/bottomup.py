@@ -16,7 +16,6 @@ from ..codecs.bottomup import SimplePoseCodec, coco_to_internal
 from ..data.coco import CocoKeypoints
 from ..data.masks import person_masks
 from ..decode.params import GroupingParams
-from ..errors import InputError
 from ..geometry import BottomUpGeometry
 from ..structures import Person
 
@@ -55,24 +54,13 @@ def person_mask_on_grid(mask_all: np.ndarray, geometry: BottomUpGeometry) -> np.
     return cv2.erode(small, np.ones((3, 3), np.uint8))
 
 
-def _known_size(ann: CocoKeypoints, image_id: int) -> tuple[int, int]:
-    """(height, width) of an image; InputError naming it when the file has no size for it."""
-    height, width = ann.image_size(image_id)
-    if height <= 0 or width <= 0:
-        raise InputError(
-            f"{ann.source}: image {ann.images[image_id]['file_name']} (id {image_id}) has no known "
-            "size (an MPII image not found beside the file: pass --images)"
-        )
-    return height, width
-
-
 def render_oracle_sample(
     ann: CocoKeypoints, image_id: int, codec: SimplePoseCodec = _CODEC, box_size: int = 512,
     geometry: BottomUpGeometry | None = None,
 ) -> OracleSample:
     """Render the ground truth of ``image_id`` as the network's training target, on
     ``geometry`` (default: the IMHN inference geometry of the image at ``box_size``)."""
-    height, width = _known_size(ann, image_id)
+    height, width = ann.image_size(image_id)
     if geometry is None:
         geometry = BottomUpGeometry.for_image(width, height, box_size=box_size, stride=codec.stride)
     anns = ann.annotations_by_image[image_id]
@@ -106,7 +94,7 @@ def oracle_pipeline(
 def oracle_people(ann: CocoKeypoints, image_id: int, pipeline) -> list[Person]:
     """Oracle people of one image: the pipeline's plan for the image size, the ground truth
     rendered on its grid as the network output, the pipeline's decode."""
-    height, width = _known_size(ann, image_id)
+    height, width = ann.image_size(image_id)
     plan = pipeline.plan(width, height)
     sample = render_oracle_sample(ann, image_id, pipeline.codec, geometry=plan.base)
     return pipeline.decode(plan, [sample.maps[None]])

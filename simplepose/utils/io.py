@@ -5,8 +5,8 @@ Temp files are named ``.<name>.<pid>@<host>.<random><suffix>.tmp``. A process ki
 writing leaves its temp file behind; the next write of the same destination removes the temp
 files of that destination whose writer (same host, pid) no longer runs.
 
-JSON is read with a nesting limit (:data:`MAX_JSON_DEPTH`): a deeply nested file is an error
-that names the file, not a ``RecursionError``.
+JSON nested too deeply for Python's parser is an error that names the file (and the line where
+the nesting passes :data:`MAX_JSON_DEPTH`), not a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-#: Deepest accepted nesting of JSON arrays / objects (COCO files nest 4 deep).
+#: The nesting named in the error for JSON too deep to parse (COCO files nest 4 deep).
 MAX_JSON_DEPTH = 100
 
 
@@ -240,8 +240,10 @@ def _json_depth_error(data, max_depth: int) -> str | None:
 
 
 def loads_json(data, what: str, max_depth: int = MAX_JSON_DEPTH):
-    """``json.loads(data)`` that refuses nesting deeper than ``max_depth`` with a ValueError
-    naming ``what`` (instead of a RecursionError). ``data`` is str or bytes.
+    """``json.loads(data)`` with a ValueError naming ``what`` instead of a RecursionError when
+    the parser gives up on deep nesting; the message gives the line where the nesting passes
+    ``max_depth`` (shallower nesting that the parser takes is accepted). ``data`` is str or
+    bytes.
 
     Raises:
         json.JSONDecodeError: invalid JSON. ValueError: nested too deeply.
