@@ -272,6 +272,19 @@ def test_max_frames_and_source_kinds(tmp_path):
         sdemo.plan_outputs(sdemo.open_source(src), str(tmp_path / "x.png"), None)
 
 
+@pytest.mark.parametrize("option", ["checkpoint", "detector", "model"])
+@pytest.mark.parametrize("output", ["json", "output"])
+def test_an_output_that_is_a_model_file_is_refused_before_any_work(tmp_path, option, output):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), synthetic_image())
+    model = tmp_path / ("m.onnx" if option == "model" else "m.png")  # --output wants an image
+    model.write_bytes(b"weights")
+    outputs = {"json_path": str(model)} if output == "json" else {"output": str(model)}
+    with pytest.raises(InputError, match="is the input"):
+        sdemo.open_run(str(img), **outputs, **{option: str(model)})
+    assert model.read_bytes() == b"weights"
+
+
 def test_json_output_that_is_a_folder_is_refused_before_any_work(tmp_path):
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), synthetic_image())

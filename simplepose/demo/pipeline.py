@@ -192,7 +192,8 @@ def open_run(
 
     Opens ``spec`` (:func:`~simplepose.demo.sources.open_source`, ``max_frames`` as there),
     runs ``check(source)`` (the caller's own conditions; it raises to refuse), checks
-    ``output`` and ``json_path`` (:func:`~simplepose.demo.sinks.plan_outputs`), then builds the
+    ``output`` and ``json_path`` (:func:`~simplepose.demo.sinks.plan_outputs`; neither may be
+    the input nor one of the model files of ``predictor_options``), then builds the
     predictor with :func:`build_predictor` (``predictor_options`` are its arguments). The
     source is closed when any of it fails.
 
@@ -203,7 +204,12 @@ def open_run(
     try:
         if check is not None:
             check(source)
-        plan_outputs(source, output, json_path)
+        # the model files the predictor will read are inputs too (--model: an ONNX file or a
+        # bundled model's name)
+        model = predictor_options.get("model")
+        files = [predictor_options.get("checkpoint"), predictor_options.get("detector")]
+        files += [model] if model and model.lower().endswith(".onnx") else []
+        plan_outputs(source, output, json_path, inputs=files)
         predictor = build_predictor(**predictor_options)
     except BaseException:
         source.close()

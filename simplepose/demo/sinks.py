@@ -103,15 +103,21 @@ def _inputs_of(source: FrameSource) -> tuple[list, list]:
     return [source.name], []
 
 
-def plan_outputs(source: FrameSource, output: str | None, json_path: str | None) -> Path | None:
+def plan_outputs(
+    source: FrameSource, output: str | None, json_path: str | None, inputs=()
+) -> Path | None:
     """Validate the output paths before any work; returns the resolved image/video output.
+
+    ``inputs``: other files the run reads (a checkpoint, a detector or model ONNX), which an
+    output must not overwrite either.
 
     Raises:
         InputError: a missing or unwritable folder, a wrong kind of output (a folder where a
             file is wanted), or an output that is an input (also through a link) or lies
             inside the input folder (:func:`~simplepose.utils.io.check_output_file`).
     """
-    inputs, input_folders = _inputs_of(source)
+    sources, input_folders = _inputs_of(source)
+    inputs = [*sources, *(p for p in inputs if p)]
     if json_path:
         check_output_file(json_path, "JSON output", inputs, input_folders)
     if not output:
