@@ -285,6 +285,17 @@ def test_an_output_that_is_a_model_file_is_refused_before_any_work(tmp_path, opt
     assert model.read_bytes() == b"weights"
 
 
+def test_drawn_output_and_json_output_must_differ(tmp_path):
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), synthetic_image())
+    out = tmp_path / "out"
+    out.mkdir()
+    for output in (out / "b.png", out):  # a file, or a folder (the image is drawn to out/a.png)
+        json_path = output if output.suffix else out / "a.png"
+        with pytest.raises(InputError, match="is also the JSON output"):
+            sdemo.plan_outputs(sdemo.open_source(img), str(output), str(json_path))
+
+
 def test_json_output_that_is_a_folder_is_refused_before_any_work(tmp_path):
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), synthetic_image())

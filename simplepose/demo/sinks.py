@@ -113,8 +113,9 @@ def plan_outputs(
 
     Raises:
         InputError: a missing or unwritable folder, a wrong kind of output (a folder where a
-            file is wanted), or an output that is an input (also through a link) or lies
-            inside the input folder (:func:`~simplepose.utils.io.check_output_file`).
+            file is wanted), an output that is an input (also through a link) or lies inside
+            the input folder (:func:`~simplepose.utils.io.check_output_file`), or a drawn
+            output that is also the JSON output.
     """
     sources, input_folders = _inputs_of(source)
     inputs = [*sources, *(p for p in inputs if p)]
@@ -138,7 +139,6 @@ def plan_outputs(
     if out.is_dir():
         stem = Path(source.name).stem if source.kind != "webcam" else "webcam"
         out = out / (Path(source.name).name if source.kind == "image" else f"{stem}.mp4")
-        return check_output_file(out, "output", inputs, input_folders)
     check_output_file(out, "output", inputs, input_folders)
     if source.is_stream and out.suffix.lower() not in VIDEO_EXTENSIONS:
         raise InputError(
@@ -150,6 +150,8 @@ def plan_outputs(
             f"output {out} of an image must be an image file "
             f"({', '.join(IMAGE_EXTENSIONS)}) or a folder"
         )
+    if json_path and out.resolve() == Path(json_path).resolve():
+        raise InputError(f"output {out} is also the JSON output: one would overwrite the other")
     return out
 
 
