@@ -289,8 +289,10 @@ def run_demo(
         predictor: a :class:`~simplepose.Predictor`.
         source: from :func:`open_source` (closed here).
         output: image file / folder / video file for the drawn frames (None: no drawing).
-        json_path: per-frame people JSON, written atomically when the run ends (also after an
-            error, with the frames done so far).
+        json_path: per-frame people JSON (:func:`~simplepose.demo.sinks.open_json_sink`): a
+            ``.jsonl`` path gets one line per frame as it goes; any other path one list,
+            written atomically when the run ends (also after an error, with the frames done so
+            far).
         max_frames: stop after this many frames (the source's own ``limit`` applies too: the
             smaller wins); no frame beyond the limit is read.
         queue_size: bound of each inter-stage queue (video pipeline).
